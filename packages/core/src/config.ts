@@ -1,0 +1,161 @@
+import { z } from 'zod';
+import { PagemigError } from './errno.js';
+import { PAGE_SIZE, PAGEBLOCK_NR_PAGES, type ZoneName, zoneNames } from './mmzone.js';
+import { MAX_PTE_PFN } from './pagetable.js';
+import { parseSize, type Size } from './units.js';
+
+/** What `createMachine()` accepts. Sizes are byte counts or strings such as '512MiB'. */
+export interface MachineConfig {
+  nodes: NodeConfig[];
+  /** Node distance matrix (SLIT): 10 on the diagonal, 11..254 elsewhere. Default: 10 local, 20 remote. */
+  distances?: number[][];
+  /** Size of one SharedArrayBuffer section of RAM, a power of two from 4MiB to 1GiB. Default 128MiB. */
+  sectionSize?: Size;
+  /** 'shared' keeps the bytes in SharedArrayBuffers; 'none' keeps only metadata. Default 'shared'. */
+  backing?: 'shared' | 'none';
+  /** Commit every page of RAM at creation so later copies run on warm memory. Default true. */
+  prefault?: boolean;
+  /** Initial sysctl values, e.g. `{ 'vm.min_free_kbytes': 4096 }`. */
+  sysctl?: Record<string, string | number>;
+  /** NR_MAX_BATCHED_MIGRATION in base pages. Default 512 (HPAGE_PMD_NR). */
+  migrationBatchPages?: number;
+}
+
+export interface NodeConfig {
+  memory: Size;
+  /** Memory tier label ('dram', 'cxl', 'pmem', ...). Default 'dram'. */
+  tier?: string;
+  /** Zones from low to high addresses; default one Normal zone with all the node's memory. */
+  zones?: { type: ZoneName; memory: Size }[];
+}
+
+export interface ResolvedNode {
+  tier: string;
+  pages: number;
+  zones: { type: ZoneName; pages: number }[];
+}
+
+export interface ResolvedConfig {
+  nodes: ResolvedNode[];
+  distances: number[][];
+  sectionSize: number;
+  backing: 'shared' | 'none';
+  prefault: boolean;
+  sysctl: Record<string, string | number>;
+  migrationBatchPages: number;
+}
+
+const size = z.union([z.number(), z.string()]);
+const zoneTypes = zoneNames.filter((n) => n !== 'DMA') as [ZoneName, ...ZoneName[]];
+const schema = z
+  .object({
+    nodes: z
+      .array(
+        z
+          .object({
+            memory: size,
+            tier: z.string().min(1).optional(),
+            zones: z
+              .array(z.object({ type: z.enum(zoneTypes), memory: size }).strict())
+              .min(1)
+              .optional(),
+          })
+          .strict(),
+      )
+      .min(1)
+      .max(64),
+    distances: z.array(z.array(z.number().int())).optional(),
+    sectionSize: size.optional(),
+    backing: z.enum(['shared', 'none']).optional(),
+    prefault: z.boolean().optional(),
+    sysctl: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
+    migrationBatchPages: z
+      .number()
+      .int()
+      .min(1)
+      .max(1 << 20)
+      .optional(),
+  })
+  .strict();
+
+function fail(path: string, message: string): never {
+  throw new PagemigError('ERR_INVALID_CONFIG', `createMachine: ${path}: ${message}`);
+}
+
+function pagesOf(value: Size, path: string): number {
+  let bytes: number;
+  try {
+    bytes = parseSize(value, path);
+  } catch (e) {
+    fail(path, (e as Error).message.replace(`${path}: `, ''));
+  }
+  if (bytes === 0 || bytes % (PAGEBLOCK_NR_PAGES * PAGE_SIZE) !== 0) {
+    fail(path, `${JSON.stringify(value)} must be a positive multiple of 2MiB (one pageblock)`);
+  }
+  return bytes / PAGE_SIZE;
+}
+
+/** Validates a machine configuration; errors name the field and the accepted values. */
+export function resolveConfig(input: MachineConfig): ResolvedConfig {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    fail(issue.path.length ? issue.path.join('.') : 'config', issue.message);
+  }
+  const cfg = parsed.data;
+  const nodes = cfg.nodes.map((n, i): ResolvedNode => {
+    const pages = pagesOf(n.memory, `nodes.${i}.memory`);
+    const zones = n.zones
+      ? n.zones.map((zc, j) => ({ type: zc.type, pages: pagesOf(zc.memory, `nodes.${i}.zones.${j}.memory`) }))
+      : [{ type: 'Normal' as ZoneName, pages }];
+    const order = zones.map((zc) => zoneNames.indexOf(zc.type));
+    if (order.some((o, j) => j > 0 && o <= order[j - 1]!)) {
+      fail(`nodes.${i}.zones`, `zones must be distinct and in the order ${zoneTypes.join(', ')}`);
+    }
+    const sum = zones.reduce((s, zc) => s + zc.pages, 0);
+    if (sum !== pages)
+      fail(`nodes.${i}.zones`, `zone sizes add up to ${sum * 4}KiB, the node has ${pages * 4}KiB`);
+    return { tier: n.tier ?? 'dram', pages, zones };
+  });
+  const total = nodes.reduce((s, n) => s + n.pages, 0);
+  if (total >= MAX_PTE_PFN)
+    fail(
+      'nodes',
+      `total memory exceeds the ${(MAX_PTE_PFN * PAGE_SIZE) / 2 ** 30}GiB the page tables can address`,
+    );
+
+  const nn = nodes.length;
+  const distances = cfg.distances ?? nodes.map((_, i) => nodes.map((_, j) => (i === j ? 10 : 20)));
+  if (distances.length !== nn || distances.some((row) => row.length !== nn)) {
+    fail('distances', `must be a ${nn}x${nn} matrix (one row and one column per node)`);
+  }
+  distances.forEach((row, i) => {
+    row.forEach((d, j) => {
+      if (i === j ? d !== 10 : d <= 10 || d > 254) {
+        fail(`distances.${i}.${j}`, i === j ? 'the local distance must be 10' : `${d} is not in 11..254`);
+      }
+    });
+  });
+
+  let sectionSize = 128 << 20;
+  if (cfg.sectionSize !== undefined) {
+    try {
+      sectionSize = parseSize(cfg.sectionSize, 'sectionSize');
+    } catch (e) {
+      fail('sectionSize', (e as Error).message);
+    }
+    const ok = sectionSize >= 4 << 20 && sectionSize <= 1 << 30 && (sectionSize & (sectionSize - 1)) === 0;
+    if (!ok)
+      fail('sectionSize', `${JSON.stringify(cfg.sectionSize)} must be a power of two from 4MiB to 1GiB`);
+  }
+  const backing = cfg.backing ?? 'shared';
+  return {
+    nodes,
+    distances,
+    sectionSize,
+    backing,
+    prefault: backing === 'shared' && (cfg.prefault ?? true),
+    sysctl: cfg.sysctl ?? {},
+    migrationBatchPages: cfg.migrationBatchPages ?? 512,
+  };
+}

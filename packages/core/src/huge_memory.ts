@@ -1,0 +1,124 @@
+import { EAGAIN, EINVAL, kernelError } from './errno.js';
+import type { Kernel } from './kernel.js';
+import { splitHugePmd } from './memory.js';
+import { HPAGE_PMD_ORDER } from './mmzone.js';
+import { PG_anon, PG_head, PG_isolated, PG_tail } from './page.js';
+import { PTE_PFN_SHIFT, PTE_PRESENT } from './pagetable.js';
+import { rmapWalk } from './rmap.js';
+
+/** Flags a folio passes on to the folios it is split into. */
+const INHERITED = ~(PG_head | PG_tail);
+
+/** The folio layout a split produces: [pfn, order] pairs in address order. */
+export function splitLayout(
+  head: number,
+  order: number,
+  newOrder: number,
+  at: number | undefined,
+  anon: boolean,
+) {
+  const out: [number, number][] = [];
+  if (at === undefined) {
+    for (let p = head; p < head + (1 << order); p += 1 << newOrder) out.push([p, newOrder]);
+    return out;
+  }
+  // Non-uniform (buddy-style) split: halve repeatedly, keeping the half without `at` whole.
+  let cur = head;
+  let o = order;
+  while (o > newOrder) {
+    let next = o - 1;
+    // Order-1 anonymous folios do not exist: go from order 2 straight to order 0.
+    if (anon && next === 1 && newOrder === 0) next = 0;
+    const size = 1 << next;
+    for (let p = cur; p < cur + (1 << o); p += size) {
+      if (at >= p && at < p + size) cur = p;
+      else out.push([p, next]);
+    }
+    o = next;
+  }
+  out.push([cur, newOrder]);
+  return out.sort((a, b) => a[0] - b[0]);
+}
+
+/**
+ * split_huge_page_to_list_to_order: splits a large folio into folios of `newOrder` (uniform), or
+ * buddy-style around page `at` (non-uniform, as folio_split does). PMD mappings become PTE
+ * mappings first. The folio must hold only its mappings' (and page cache's) references plus
+ * `callerRefs`; otherwise EAGAIN, as the kernel refuses a split with extra pins. The caller's
+ * references stay with the folio that contains `at` (or the head). Returns the new heads.
+ */
+export function splitFolio(
+  k: Kernel,
+  head: number,
+  newOrder: number,
+  opts: { at?: number; callerRefs?: number } = {},
+): number[] {
+  const p = k.pages;
+  if (!(p.flags[head]! & PG_head)) throw kernelError(EINVAL, `pfn ${head} is not the head of a large folio`);
+  const order = p.order[head]!;
+  const anon = (p.flags[head]! & PG_anon) !== 0;
+  if (!Number.isInteger(newOrder) || newOrder < 0 || newOrder >= order) {
+    throw kernelError(EINVAL, `cannot split an order-${order} folio to order ${newOrder}`);
+  }
+  if (anon && newOrder === 1) throw kernelError(EINVAL, 'anonymous folios cannot be split to order 1');
+  const nr = 1 << order;
+  const at = opts.at;
+  if (at !== undefined && (at < head || at >= head + nr))
+    throw kernelError(EINVAL, `pfn ${at} is not in the folio`);
+  const callerRefs = opts.callerRefs ?? 0;
+  const mapping = k.mappingOf(head);
+  const cacheRefs = mapping?.pageCache ? nr : 0;
+  if (p.refcount[head] !== p.mapcount[head]! + cacheRefs + callerRefs) {
+    throw kernelError(
+      EAGAIN,
+      `folio ${head} has extra references (refcount ${p.refcount[head]}, mapcount ${p.mapcount[head]})`,
+    );
+  }
+
+  // Turn PMD mappings into PTE mappings, then count PTEs per page for the new mapcounts.
+  const perPage = new Int32Array(nr);
+  if (mapping) {
+    const index = p.index[head]!;
+    const pmds: { mm: import('./mm.js').Mm; slot: number }[] = [];
+    rmapWalk(mapping, index, head, nr, (hit) => {
+      if (hit.huge) pmds.push({ mm: hit.mm, slot: hit.slot });
+    });
+    for (const { mm, slot } of pmds) splitHugePmd(k, mm, slot);
+    rmapWalk(mapping, index, head, nr, (hit) => {
+      const e = hit.mm.pt.pte[hit.slot]!;
+      if (e & PTE_PRESENT) perPage[(e >>> PTE_PFN_SHIFT) - head]!++;
+    });
+  }
+
+  const flags = p.flags[head]! & INHERITED;
+  const index = p.index[head]!;
+  const mappingId = p.mapping[head]!;
+  const keep = at ?? head;
+  const heads: number[] = [];
+  for (const [pfn, o] of splitLayout(head, order, newOrder, at, anon)) {
+    const n = 1 << o;
+    p.order.fill(o, pfn, pfn + n);
+    if (o > 0) {
+      p.flags.fill(PG_tail, pfn + 1, pfn + n);
+      p.flags[pfn] = flags | PG_head;
+    } else p.flags[pfn] = flags;
+    let maps = 0;
+    for (let i = 0; i < n; i++) maps += perPage[pfn - head + i]!;
+    p.mapcount[pfn] = maps;
+    p.refcount[pfn] = maps + (cacheRefs ? n : 0) + (keep >= pfn && keep < pfn + n ? callerRefs : 0);
+    p.mapping[pfn] = mappingId;
+    p.index[pfn] = index + (pfn - head);
+    heads.push(pfn);
+  }
+  if (order === HPAGE_PMD_ORDER) k.count('thp_split_page');
+  return heads;
+}
+
+/** Marks the folios made by splitting an isolated folio as isolated too (split_folio_to_list). */
+export function isolateSplitFolios(k: Kernel, heads: readonly number[], keep: number): void {
+  for (const h of heads) {
+    if (h === keep) continue;
+    k.pages.flags[h]! |= PG_isolated;
+    k.pages.refcount[h]!++;
+  }
+}

@@ -1,0 +1,35 @@
+export type { MachineConfig, NodeConfig } from './config.js';
+export * from './errno.js';
+export { splitLayout } from './huge_memory.js';
+export type { Kernel, VmTunables } from './kernel.js';
+export { createMachine, Machine, type NodeInfo, type Procfs } from './machine.js';
+export type { Mempolicy, MempolicyMode } from './mempolicy.js';
+export {
+  HPAGE_PMD_NR,
+  HPAGE_PMD_ORDER,
+  MAX_PAGE_ORDER,
+  MIGRATE_HIGHATOMIC,
+  MIGRATE_ISOLATE,
+  MIGRATE_MOVABLE,
+  MIGRATE_RECLAIMABLE,
+  MIGRATE_TYPES,
+  MIGRATE_UNMOVABLE,
+  migratetypeNames,
+  NR_PAGE_ORDERS,
+  PAGE_SHIFT,
+  PAGE_SIZE,
+  PAGEBLOCK_NR_PAGES,
+  PAGEBLOCK_ORDER,
+  type ZoneName,
+  zoneNames,
+} from './mmzone.js';
+export type { PgData } from './node.js';
+export type { PageArray } from './page.js';
+export * as pageFlags from './page.js';
+export { USER_BASE, ZERO_PFN } from './pagetable.js';
+export { type MmapOptions, type PageInfo, Process, type SpawnOptions } from './process.js';
+export type { Sysctl } from './sysctl.js';
+export type { TraceListener, TraceRecord, Tracer } from './trace.js';
+export { formatSize, parseSize, type Size } from './units.js';
+export { type VmstatName, vmstatEvents, vmstatGauges, vmstatNodeEvents } from './vmstat.js';
+export type { Zone } from './zone.js';

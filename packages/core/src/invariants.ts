@@ -1,0 +1,172 @@
+import { PagemigError } from './errno.js';
+import type { Kernel } from './kernel.js';
+import { HPAGE_PMD_ORDER, MIGRATE_TYPES, NR_PAGE_ORDERS } from './mmzone.js';
+import { PG_buddy, PG_head, PG_tail } from './page.js';
+import {
+  PMD_HUGE,
+  PMD_TABLE,
+  PTE_MIGRATION,
+  PTE_PFN_SHIFT,
+  PTE_PRESENT,
+  PTRS_PER_PTE,
+  ZERO_PFN,
+} from './pagetable.js';
+
+function broken(k: Kernel, pfn: number, rule: string): never {
+  const what = pfn >= 0 && pfn < k.nrPages ? k.pages.describe(pfn) : `pfn ${pfn}`;
+  throw new PagemigError('ERR_INVARIANT', `invariant broken at ${what}: ${rule}`);
+}
+
+/**
+ * Verifies the whole model: every frame is free in exactly one buddy block or part of one
+ * allocated folio; free lists, counts and buddyinfo agree; every present or migration entry
+ * points at an allocated frame of the folio its VMA's rmap owner says; mapcounts equal the
+ * mappings found; references cover mappings and page cache. Throws naming the pfn and rule.
+ */
+export function checkInvariants(k: Kernel): void {
+  const p = k.pages;
+  const n = k.nrPages;
+  const free = new Uint8Array(n);
+
+  for (const z of k.zones) {
+    let pages = 0;
+    for (let o = 0; o < NR_PAGE_ORDERS; o++) {
+      for (let mt = 0; mt < MIGRATE_TYPES; mt++) {
+        let count = 0;
+        let prev = -1;
+        for (let pfn = z.freeHead[o * MIGRATE_TYPES + mt]!; pfn >= 0; pfn = p.next[pfn]!) {
+          if (++count > n) broken(k, pfn, 'free list is cyclic');
+          if (!z.contains(pfn) || pfn + (1 << o) > z.endPfn)
+            broken(k, pfn, `free block of order ${o} outside zone ${z.type} of node ${z.nid}`);
+          if (!(p.flags[pfn]! & PG_buddy) || p.order[pfn] !== o)
+            broken(k, pfn, `block on the order-${o} free list is not a free buddy of that order`);
+          if ((pfn & ((1 << o) - 1)) !== 0) broken(k, pfn, `free block not aligned to its order ${o}`);
+          if (p.prev[pfn] !== prev) broken(k, pfn, 'free list back link is wrong');
+          if (k.pageblocks.migratetype(pfn) !== mt)
+            broken(
+              k,
+              pfn,
+              `free block on the ${mt} list but its pageblock is type ${k.pageblocks.migratetype(pfn)}`,
+            );
+          for (let i = pfn; i < pfn + (1 << o); i++) {
+            if (free[i]) broken(k, i, 'frame is in two free blocks');
+            free[i] = 1;
+          }
+          pages += 1 << o;
+          prev = pfn;
+        }
+        if (count !== z.nrFreeList[o * MIGRATE_TYPES + mt])
+          broken(
+            k,
+            -1,
+            `node ${z.nid} ${z.type}: order ${o} type ${mt} list has ${count} blocks, counted ${z.nrFreeList[o * MIGRATE_TYPES + mt]}`,
+          );
+      }
+    }
+    if (pages !== z.freePages)
+      broken(k, -1, `node ${z.nid} ${z.type}: free lists hold ${pages} pages, zone counts ${z.freePages}`);
+    let bi = 0;
+    for (let o = 0; o < NR_PAGE_ORDERS; o++) bi += k.nrFreeBlocks(z, o) << o;
+    if (bi !== z.freePages)
+      broken(k, -1, `node ${z.nid} ${z.type}: buddyinfo adds up to ${bi} pages, zone counts ${z.freePages}`);
+  }
+
+  // Every other frame belongs to an allocated folio.
+  for (let pfn = 0; pfn < n; ) {
+    if (free[pfn]) {
+      if (p.flags[pfn]! & PG_tail) broken(k, pfn, 'free frame still marked as a folio tail');
+      pfn++;
+      continue;
+    }
+    const f = p.flags[pfn]!;
+    if (f & (PG_buddy | PG_tail))
+      broken(k, pfn, f & PG_buddy ? 'buddy frame is on no free list' : 'tail page without a head');
+    if (p.refcount[pfn]! <= 0)
+      broken(k, pfn, 'allocated folio with no reference (leaked or freed without the allocator)');
+    const order = f & PG_head ? p.order[pfn]! : 0;
+    if ((pfn & ((1 << order) - 1)) !== 0) broken(k, pfn, `folio not aligned to its order ${order}`);
+    for (let i = pfn + 1; i < pfn + (1 << order); i++) {
+      if (!(p.flags[i]! & PG_tail) || p.order[i] !== order)
+        broken(k, i, `page is not a tail of the order-${order} folio at ${pfn}`);
+      if (free[i]) broken(k, i, 'tail page is also free');
+    }
+    pfn += 1 << order;
+  }
+
+  // Page tables against folios and rmap.
+  const mapped = new Int32Array(n);
+  const check = (
+    pfn: number,
+    vpn: number,
+    owner: number,
+    index: number,
+    huge: boolean,
+    migration: boolean,
+  ) => {
+    if (pfn === ZERO_PFN) return;
+    if (pfn >= n || free[pfn])
+      broken(k, pfn < n ? pfn : -1, `page table maps page ${vpn} to a free or missing frame ${pfn}`);
+    const head = p.head(pfn);
+    if (huge && (head !== pfn || k.folioOrder(head) !== HPAGE_PMD_ORDER))
+      broken(k, pfn, 'PMD maps something that is not a PMD-size folio');
+    if (p.mapping[head] !== owner)
+      broken(
+        k,
+        head,
+        `mapped at page ${vpn} of a VMA whose rmap owner is ${owner}, folio says ${p.mapping[head]}`,
+      );
+    if (p.index[head]! + (pfn - head) !== index)
+      broken(k, pfn, `rmap index ${p.index[head]! + (pfn - head)} but mapped at index ${index}`);
+    if (!migration) mapped[head]!++;
+  };
+  for (const proc of k.processes.values()) {
+    const pt = proc.mm.pt;
+    for (const vma of proc.mm.vmas) {
+      for (let vpn = vma.startVpn; vpn < vma.endVpn; ) {
+        const pmdIdx = vpn >>> 9;
+        const pmd = pt.pmd[pmdIdx]!;
+        const stop = Math.min(vma.endVpn, (pmdIdx + 1) * PTRS_PER_PTE);
+        if (pmd & PMD_HUGE) {
+          check(
+            pmd >>> PTE_PFN_SHIFT,
+            vpn,
+            vma.mapping.id,
+            vma.index(pmdIdx * PTRS_PER_PTE),
+            true,
+            !(pmd & PTE_PRESENT),
+          );
+        } else if (pmd & PMD_TABLE) {
+          for (let v = vpn; v < stop; v++) {
+            const e = pt.pte[pt.pteIndex(v)]!;
+            if (e & (PTE_PRESENT | PTE_MIGRATION))
+              check(e >>> PTE_PFN_SHIFT, v, vma.mapping.id, vma.index(v), false, !(e & PTE_PRESENT));
+          }
+        }
+        vpn = stop;
+      }
+    }
+  }
+  for (const m of k.mappings) {
+    if (!m?.pageCache) continue;
+    m.pageCache.forEach((pfn, index) => {
+      if (pfn < 0) return;
+      if (free[pfn]) broken(k, pfn, `shmem page cache index ${index} holds a free frame`);
+      const head = p.head(pfn);
+      if (p.mapping[head] !== m.id || p.index[head]! + (pfn - head) !== index)
+        broken(k, pfn, `shmem page cache index ${index} disagrees with the folio's rmap owner`);
+    });
+  }
+  for (let pfn = 0; pfn < n; ) {
+    if (free[pfn] || p.flags[pfn]! & PG_tail) {
+      pfn++;
+      continue;
+    }
+    if (p.mapcount[pfn] !== mapped[pfn])
+      broken(k, pfn, `mapcount ${p.mapcount[pfn]} but rmap finds ${mapped[pfn]} mappings`);
+    const order = p.flags[pfn]! & PG_head ? p.order[pfn]! : 0;
+    const cache = k.mappingOf(pfn)?.pageCache ? 1 << order : 0;
+    if (p.refcount[pfn]! < mapped[pfn]! + cache)
+      broken(k, pfn, `refcount ${p.refcount[pfn]} is below mappings ${mapped[pfn]} + page cache ${cache}`);
+    pfn += 1 << order;
+  }
+}

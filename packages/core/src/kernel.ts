@@ -1,0 +1,186 @@
+import type { ResolvedConfig } from './config.js';
+import { MIGRATE_TYPES, PAGEBLOCK_ORDER } from './mmzone.js';
+import { PgData } from './node.js';
+import { PageArray, PG_head, PG_tail } from './page.js';
+import { type AllocRequest, allocPages, calculateMinFreeKbytes, setupPerZoneWmarks } from './page_alloc.js';
+import { Pageblocks } from './pageblock.js';
+import type { Process } from './process.js';
+import { Mapping } from './rmap.js';
+import { PhysicalMemory } from './sparse.js';
+import { Tracer } from './trace.js';
+import { VmEvents, type VmstatEvent } from './vmstat.js';
+import { Zone } from './zone.js';
+
+/** Tunables of /proc/sys/vm that the model reads. */
+export interface VmTunables {
+  min_free_kbytes: number;
+  watermark_scale_factor: number;
+  compaction_proactiveness: number;
+  extfrag_threshold: number;
+  compact_unevictable_allowed: number;
+}
+
+/**
+ * The machine's kernel state: physical memory, struct pages, nodes and zones, counters, trace
+ * buffer and the rmap owners. The public `Machine` wraps it; the mm modules operate on it.
+ */
+export class Kernel {
+  readonly nrPages: number;
+  readonly mem: PhysicalMemory;
+  readonly pages: PageArray;
+  readonly pageblocks: Pageblocks;
+  readonly nodes: PgData[] = [];
+  readonly zones: Zone[] = [];
+  /** Global zone index of each pageblock (page_zone()). */
+  private readonly pageblockZone: Uint8Array;
+  readonly events = new VmEvents();
+  readonly trace = new Tracer();
+  readonly vm: VmTunables;
+  readonly mappings: (Mapping | undefined)[] = [undefined];
+  private readonly freeMappingIds: number[] = [];
+  readonly processes = new Map<number, Process>();
+  nextPid = 1;
+
+  constructor(readonly config: ResolvedConfig) {
+    this.nrPages = config.nodes.reduce((s, n) => s + n.pages, 0);
+    this.mem = new PhysicalMemory(
+      this.nrPages,
+      config.sectionSize,
+      config.backing === 'shared',
+      config.prefault,
+    );
+    this.pages = new PageArray(this.nrPages);
+    this.pageblocks = new Pageblocks(this.nrPages);
+    this.pageblockZone = new Uint8Array(this.nrPages >>> PAGEBLOCK_ORDER);
+    let pfn = 0;
+    config.nodes.forEach((nc, nid) => {
+      const node = new PgData(nid, nc.tier, pfn, nc.pages, config.distances[nid]!);
+      let zpfn = pfn;
+      for (const zc of nc.zones) {
+        const zone = new Zone(nid, zc.type, this.zones.length, zpfn, zc.pages, this.pages, this.pageblocks);
+        this.pageblockZone.fill(
+          this.zones.length,
+          zpfn >>> PAGEBLOCK_ORDER,
+          (zpfn + zc.pages) >>> PAGEBLOCK_ORDER,
+        );
+        node.zones.push(zone);
+        this.zones.push(zone);
+        zpfn += zc.pages;
+      }
+      this.nodes.push(node);
+      pfn += nc.pages;
+    });
+    for (const node of this.nodes) {
+      node.fallbackOrder = this.nodes
+        .map((n) => n.nid)
+        .sort((a, b) => node.distances[a]! - node.distances[b]! || a - b);
+    }
+    for (const z of this.zones) z.freeAreaInit();
+    this.vm = {
+      min_free_kbytes: calculateMinFreeKbytes(this.nodes),
+      watermark_scale_factor: 10,
+      compaction_proactiveness: 20,
+      extfrag_threshold: 500,
+      compact_unevictable_allowed: 1,
+    };
+    this.setupWatermarks();
+  }
+
+  setupWatermarks(): void {
+    setupPerZoneWmarks(this.nodes, this.vm.min_free_kbytes, this.vm.watermark_scale_factor);
+  }
+
+  zoneOf(pfn: number): Zone {
+    return this.zones[this.pageblockZone[pfn >>> PAGEBLOCK_ORDER]!]!;
+  }
+
+  nodeOf(pfn: number): number {
+    return this.zoneOf(pfn).nid;
+  }
+
+  count(name: VmstatEvent, delta = 1): void {
+    this.events.counts[name] += delta;
+  }
+
+  /**
+   * Allocates a folio of `order` (refcount 1, no mapping) and returns its head pfn, or -1.
+   * Counts pgalloc_<zone> like the kernel.
+   */
+  allocFolio(req: AllocRequest): number {
+    const got = allocPages(this.nodes, req);
+    if (!got) return -1;
+    const { pfn, zone } = got;
+    const nr = 1 << req.order;
+    const p = this.pages;
+    if (req.order > 0) {
+      p.flags.fill(PG_tail, pfn + 1, pfn + nr);
+      p.order.fill(req.order, pfn, pfn + nr);
+      p.flags[pfn] = PG_head;
+    } else {
+      p.flags[pfn] = 0;
+      p.order[pfn] = 0;
+    }
+    p.refcount[pfn] = 1;
+    p.mapcount[pfn] = 0;
+    p.mapping[pfn] = 0;
+    p.index[pfn] = 0;
+    this.count(`pgalloc_${zone.type.toLowerCase()}` as VmstatEvent, nr);
+    return pfn;
+  }
+
+  /** Returns a folio whose refcount dropped to zero to the buddy allocator. */
+  freeFolio(head: number): void {
+    const p = this.pages;
+    const order = p.flags[head]! & PG_head ? p.order[head]! : 0;
+    const nr = 1 << order;
+    p.flags.fill(0, head, head + nr);
+    p.refcount[head] = 0;
+    p.mapcount[head] = 0;
+    p.mapping[head] = 0;
+    p.index[head] = 0;
+    this.zoneOf(head).freeOnePage(head, order);
+    this.count('pgfree', nr);
+  }
+
+  /** folio_put: drops `n` references and frees the folio when none is left. */
+  folioPut(head: number, n = 1): void {
+    const left = (this.pages.refcount[head]! -= n);
+    if (left === 0) this.freeFolio(head);
+    else if (left < 0) throw new Error(`refcount underflow on ${this.pages.describe(head)}`);
+  }
+
+  folioOrder(head: number): number {
+    return this.pages.flags[head]! & PG_head ? this.pages.order[head]! : 0;
+  }
+
+  newMapping(kind: 'anon' | 'shmem', nrPages: number): Mapping {
+    const id = this.freeMappingIds.pop() ?? this.mappings.length;
+    const m = new Mapping(id, kind, nrPages);
+    this.mappings[id] = m;
+    return m;
+  }
+
+  releaseMapping(m: Mapping): void {
+    this.mappings[m.id] = undefined;
+    this.freeMappingIds.push(m.id);
+  }
+
+  mappingOf(head: number): Mapping | undefined {
+    const id = this.pages.mapping[head]!;
+    return id ? this.mappings[id] : undefined;
+  }
+
+  /** Page-table pages in use by every process (nr_page_table_pages). */
+  pageTablePages(): number {
+    let n = 0;
+    for (const p of this.processes.values()) n += p.mm.pt.tablesInUse;
+    return n;
+  }
+
+  /** Free blocks of `order` on zone `z`, over all migratetypes (free_area[order].nr_free). */
+  nrFreeBlocks(z: Zone, order: number): number {
+    let n = 0;
+    for (let mt = 0; mt < MIGRATE_TYPES; mt++) n += z.nrFreeList[order * MIGRATE_TYPES + mt]!;
+    return n;
+  }
+}

@@ -1,0 +1,416 @@
+import { EBUSY, ENOMEM, kernelError } from './errno.js';
+import type { Kernel } from './kernel.js';
+import { policyNode } from './mempolicy.js';
+import type { Mm, Vma } from './mm.js';
+import { HPAGE_PMD_ORDER, PAGE_SIZE } from './mmzone.js';
+import { PG_anon, PG_head, PG_lru, PG_mlocked, PG_swapbacked, PG_unevictable } from './page.js';
+import {
+  mkPte,
+  PMD_HUGE,
+  PMD_TABLE,
+  PTE_ACCESSED,
+  PTE_DIRTY,
+  PTE_MIGRATION,
+  PTE_PFN_SHIFT,
+  PTE_PRESENT,
+  PTE_WRITE,
+  PTRS_PER_PTE,
+  ZERO_PFN,
+} from './pagetable.js';
+
+/** mm/memory.c: page faults, copy-on-write, zapping and fork's copy of page tables. */
+
+function migrationBusy(vpn: number): never {
+  throw kernelError(
+    EBUSY,
+    `page ${vpn} is under migration (a migration entry is installed); await the migration first`,
+  );
+}
+
+/** Allocates a folio for `vma` at `vpn` following its mempolicy; -1 on failure. */
+function allocVmaFolio(k: Kernel, _mm: Mm, vma: Vma, vpn: number, order: number, localNode: number): number {
+  const { nid, allowed } = policyNode(vma.policy, localNode, vma.index(vpn), order);
+  return k.allocFolio({ order, nid, allowed });
+}
+
+/** Sets up a freshly allocated folio as anon or shmem memory of `vma` at page offset `index`. */
+function initFolio(k: Kernel, vma: Vma, head: number, order: number, index: number): void {
+  const p = k.pages;
+  k.mem.zeroPages(head, 1 << order);
+  let f = p.flags[head]! | PG_lru | PG_swapbacked | (vma.shared ? 0 : PG_anon);
+  if (vma.locked) f |= PG_mlocked | PG_unevictable;
+  p.flags[head] = f;
+  p.mapping[head] = vma.mapping.id;
+  p.index[head] = index;
+  if (vma.mapping.pageCache) {
+    const pc = vma.mapping.pageCache;
+    for (let i = 0; i < 1 << order; i++) pc[index + i] = head + i;
+    // The page cache holds one reference per page.
+    p.refcount[head] = 1 << order;
+  } else {
+    p.refcount[head] = 0;
+  }
+}
+
+/** Maps `nr` pages of a folio into `mm` and takes their references (folio_add_*_rmap + ref). */
+function mapFolioPtes(
+  k: Kernel,
+  mm: Mm,
+  head: number,
+  first: number,
+  nr: number,
+  vpn: number,
+  flags: number,
+) {
+  let idx = mm.pt.pteIndex(vpn);
+  if (idx < 0) idx = mm.pt.allocTable(vpn >>> 9);
+  const ptes = mm.pt.pte;
+  for (let i = 0; i < nr; i++) Atomics.store(ptes, idx + i, mkPte(first + i, flags));
+  k.pages.mapcount[head]! += nr;
+  k.pages.refcount[head]! += nr;
+}
+
+/**
+ * handle_mm_fault for a user access to page `vpn` of `vma`. Allocation failure raises ENOMEM
+ * (VM_FAULT_OOM); a migration entry raises EBUSY because the caller cannot sleep on it here.
+ */
+export function handleMmFault(
+  k: Kernel,
+  mm: Mm,
+  vma: Vma,
+  vpn: number,
+  write: boolean,
+  localNode: number,
+): void {
+  k.count('pgfault');
+  const pt = mm.pt;
+  const pmdIdx = vpn >>> 9;
+  let pmd = pt.pmd[pmdIdx]!;
+
+  if (pmd === 0 && vma.order === HPAGE_PMD_ORDER) {
+    const start = pmdIdx * PTRS_PER_PTE;
+    if (start >= vma.startVpn && start + PTRS_PER_PTE <= vma.endVpn && !vma.shared) {
+      if (!write) {
+        // do_huge_pmd_anonymous_page: a read maps the huge zero page.
+        Atomics.store(pt.pmd, pmdIdx, mkPte(ZERO_PFN, PTE_PRESENT | PMD_HUGE | PTE_ACCESSED));
+        return;
+      }
+      if (faultInHugePmd(k, mm, vma, pmdIdx, localNode)) return;
+    } else if (start >= vma.startVpn && start + PTRS_PER_PTE <= vma.endVpn && vma.shared) {
+      if (shmemHugeFault(k, mm, vma, pmdIdx, write, localNode)) return;
+    }
+    pmd = pt.pmd[pmdIdx]!;
+  }
+
+  if (pmd & PMD_HUGE) {
+    if (!(pmd & PTE_PRESENT)) migrationBusy(vpn);
+    if (!write || pmd & PTE_WRITE) {
+      Atomics.store(pt.pmd, pmdIdx, pmd | PTE_ACCESSED | (write ? PTE_DIRTY : 0));
+      return;
+    }
+    const pfn = pmd >>> PTE_PFN_SHIFT;
+    if (pfn === ZERO_PFN) {
+      // do_huge_zero_wp_pmd: try a real THP, else fall back to zero PTEs.
+      Atomics.store(pt.pmd, pmdIdx, 0);
+      if (faultInHugePmd(k, mm, vma, pmdIdx, localNode)) return;
+      const idx = pt.allocTable(pmdIdx);
+      for (let i = 0; i < PTRS_PER_PTE; i++) pt.pte[idx + i] = mkPte(ZERO_PFN, PTE_PRESENT);
+    } else if (k.pages.mapcount[pfn] === 1 && k.pages.refcount[pfn] === 1) {
+      // do_huge_pmd_wp_page: an exclusive THP is reused in place.
+      Atomics.store(pt.pmd, pmdIdx, pmd | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED);
+      k.count('pgreuse');
+      return;
+    } else {
+      // A shared THP is not copied whole: split the PMD and copy the 4 KiB page.
+      splitHugePmd(k, mm, pmdIdx);
+    }
+  } else if (!(pmd & PMD_TABLE)) {
+    pt.allocTable(pmdIdx);
+  }
+
+  const idx = pt.pteIndex(vpn);
+  const ptes = pt.pte;
+  const e = ptes[idx]!;
+  if (e === 0) {
+    doAnonOrShmemPage(k, mm, vma, vpn, write, localNode);
+    return;
+  }
+  if (!(e & PTE_PRESENT)) migrationBusy(vpn);
+  if (!write || e & PTE_WRITE) {
+    Atomics.store(ptes, idx, e | PTE_ACCESSED | (write ? PTE_DIRTY : 0));
+    return;
+  }
+  doWpPage(k, mm, vma, vpn, idx, e, localNode);
+}
+
+function faultInHugePmd(k: Kernel, mm: Mm, vma: Vma, pmdIdx: number, localNode: number): boolean {
+  const vpn = pmdIdx * PTRS_PER_PTE;
+  const head = allocVmaFolio(k, mm, vma, vpn, HPAGE_PMD_ORDER, localNode);
+  if (head < 0) {
+    k.count('thp_fault_fallback');
+    return false;
+  }
+  k.count('thp_fault_alloc');
+  initFolio(k, vma, head, HPAGE_PMD_ORDER, vma.index(vpn));
+  k.pages.mapcount[head] = 1;
+  k.pages.refcount[head]! += 1;
+  Atomics.store(
+    mm.pt.pmd,
+    pmdIdx,
+    mkPte(head, PTE_PRESENT | PMD_HUGE | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED),
+  );
+  return true;
+}
+
+/** shmem with huge=always: reuse a cached PMD-size folio or allocate one; false = use PTEs. */
+function shmemHugeFault(k: Kernel, mm: Mm, vma: Vma, pmdIdx: number, write: boolean, localNode: number) {
+  const vpn = pmdIdx * PTRS_PER_PTE;
+  const index = vma.index(vpn);
+  const pc = vma.mapping.pageCache!;
+  const cached = pc[index]!;
+  let head = -1;
+  if (cached >= 0) {
+    if (!(k.pages.flags[cached]! & PG_head) || k.pages.order[cached] !== HPAGE_PMD_ORDER) return false;
+    head = cached;
+  } else {
+    for (let i = 0; i < PTRS_PER_PTE; i++) if (pc[index + i]! >= 0) return false;
+    head = allocVmaFolio(k, mm, vma, vpn, HPAGE_PMD_ORDER, localNode);
+    if (head < 0) {
+      k.count('thp_fault_fallback');
+      return false;
+    }
+    k.count('thp_fault_alloc');
+    initFolio(k, vma, head, HPAGE_PMD_ORDER, index);
+  }
+  k.pages.mapcount[head]! += 1;
+  k.pages.refcount[head]! += 1;
+  const flags = PTE_PRESENT | PMD_HUGE | PTE_WRITE | PTE_ACCESSED | (write ? PTE_DIRTY : 0);
+  Atomics.store(mm.pt.pmd, pmdIdx, mkPte(head, flags));
+  return true;
+}
+
+/** do_anonymous_page / shmem_fault for a missing PTE. */
+function doAnonOrShmemPage(
+  k: Kernel,
+  mm: Mm,
+  vma: Vma,
+  vpn: number,
+  write: boolean,
+  localNode: number,
+): void {
+  const ptes = mm.pt.pte;
+  const idx = mm.pt.pteIndex(vpn);
+  if (vma.shared) {
+    const index = vma.index(vpn);
+    const pc = vma.mapping.pageCache!;
+    let pfn = pc[index]!;
+    if (pfn < 0) {
+      const got = allocOrFallback(k, mm, vma, vpn, pickOrder(k, mm, vma, vpn, idx), localNode);
+      initFolio(k, vma, got.pfn, got.order, vma.index(got.first));
+      pfn = pc[index]!;
+    }
+    const head = k.pages.head(pfn);
+    mapFolioPtes(k, mm, head, pfn, 1, vpn, PTE_PRESENT | PTE_WRITE | PTE_ACCESSED | (write ? PTE_DIRTY : 0));
+    return;
+  }
+  if (!write) {
+    // A read of untouched private anon memory maps the shared zero page.
+    Atomics.store(ptes, idx, mkPte(ZERO_PFN, PTE_PRESENT | PTE_ACCESSED));
+    return;
+  }
+  const got = allocOrFallback(k, mm, vma, vpn, pickOrder(k, mm, vma, vpn, idx), localNode);
+  initFolio(k, vma, got.pfn, got.order, vma.index(got.first));
+  mapFolioPtes(
+    k,
+    mm,
+    got.pfn,
+    got.pfn,
+    1 << got.order,
+    got.first,
+    PTE_PRESENT | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED,
+  );
+}
+
+/** The VMA's folio order if its aligned range fits in the VMA and has no PTEs yet, else 0. */
+function pickOrder(_k: Kernel, mm: Mm, vma: Vma, vpn: number, idx: number): number {
+  let order = Math.min(vma.order, HPAGE_PMD_ORDER - 1);
+  if (vma.order === HPAGE_PMD_ORDER) order = 0;
+  if (order === 0) return 0;
+  const nr = 1 << order;
+  const first = vpn & ~(nr - 1);
+  if (first < vma.startVpn || first + nr > vma.endVpn) return 0;
+  const base = idx - (vpn - first);
+  const ptes = mm.pt.pte;
+  for (let i = 0; i < nr; i++) if (ptes[base + i] !== 0) return 0;
+  if (vma.shared) {
+    const pc = vma.mapping.pageCache!;
+    const index = vma.index(first);
+    for (let i = 0; i < nr; i++) if (pc[index + i]! >= 0) return 0;
+  }
+  return order;
+}
+
+/** Allocates the folio of `order` around `vpn`, else an order-0 page; ENOMEM if both fail. */
+function allocOrFallback(k: Kernel, mm: Mm, vma: Vma, vpn: number, order: number, localNode: number) {
+  if (order > 0) {
+    const first = vpn & ~((1 << order) - 1);
+    const pfn = allocVmaFolio(k, mm, vma, first, order, localNode);
+    if (pfn >= 0) return { pfn, order, first };
+  }
+  const pfn = allocVmaFolio(k, mm, vma, vpn, 0, localNode);
+  if (pfn < 0)
+    throw kernelError(
+      ENOMEM,
+      `out of memory faulting in page at 0x${(vpn * PAGE_SIZE).toString(16)} (mempolicy ${vma.policy.mode})`,
+    );
+  return { pfn, order: 0, first: vpn };
+}
+
+/** do_wp_page: write to a read-only PTE (zero page or copy-on-write after fork). */
+function doWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, idx: number, e: number, localNode: number): void {
+  const ptes = mm.pt.pte;
+  const pfn = e >>> PTE_PFN_SHIFT;
+  const p = k.pages;
+  if (pfn !== ZERO_PFN) {
+    const head = p.head(pfn);
+    if (
+      vma.shared ||
+      (head === pfn && !(p.flags[head]! & PG_head) && p.mapcount[head] === 1 && p.refcount[head] === 1)
+    ) {
+      Atomics.store(ptes, idx, e | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED);
+      k.count('pgreuse');
+      return;
+    }
+  }
+  const got = allocVmaFolio(k, mm, vma, vpn, 0, localNode);
+  if (got < 0) throw kernelError(ENOMEM, `out of memory breaking copy-on-write at page ${vpn}`);
+  initFolio(k, vma, got, 0, vma.index(vpn));
+  if (pfn !== ZERO_PFN) k.mem.copyPages(got, pfn, 1);
+  p.mapcount[got] = 1;
+  p.refcount[got] = 1;
+  Atomics.store(ptes, idx, mkPte(got, PTE_PRESENT | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED));
+  if (pfn !== ZERO_PFN) {
+    const head = p.head(pfn);
+    p.mapcount[head]!--;
+    k.folioPut(head);
+  }
+}
+
+/** __split_huge_pmd: replaces a PMD mapping by a PTE table mapping the same 512 pages. */
+export function splitHugePmd(k: Kernel, mm: Mm, pmdIdx: number): void {
+  const pt = mm.pt;
+  const pmd = pt.pmd[pmdIdx]!;
+  if (!(pmd & PMD_HUGE)) return;
+  const pfn = pmd >>> PTE_PFN_SHIFT;
+  const flags = pmd & (PTE_PRESENT | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED | PTE_MIGRATION);
+  Atomics.store(pt.pmd, pmdIdx, 0);
+  const idx = pt.allocTable(pmdIdx);
+  const ptes = pt.pte;
+  if (pfn === ZERO_PFN) {
+    for (let i = 0; i < PTRS_PER_PTE; i++) ptes[idx + i] = mkPte(ZERO_PFN, flags);
+    return;
+  }
+  for (let i = 0; i < PTRS_PER_PTE; i++) ptes[idx + i] = mkPte(pfn + i, flags);
+  k.pages.mapcount[pfn]! += PTRS_PER_PTE - 1;
+  k.pages.refcount[pfn]! += PTRS_PER_PTE - 1;
+  k.count('thp_split_pmd');
+}
+
+/** zap_page_range: unmaps [vpn, vpn + n) of `mm`, dropping mapcounts and references. */
+export function zapRange(k: Kernel, mm: Mm, vpn: number, n: number): void {
+  const pt = mm.pt;
+  const end = vpn + n;
+  const p = k.pages;
+  // Refuse before changing anything if a page of the range is under migration.
+  for (let v = vpn; v < end; ) {
+    const pmdIdx = v >>> 9;
+    const pmd = pt.pmd[pmdIdx]!;
+    const stop = Math.min(end, (pmdIdx + 1) * PTRS_PER_PTE);
+    if (pmd & PMD_HUGE && !(pmd & PTE_PRESENT)) migrationBusy(v);
+    if (pmd & PMD_TABLE) {
+      for (let u = v; u < stop; u++) {
+        const e = pt.pte[pt.pteIndex(u)]!;
+        if (e & PTE_MIGRATION && !(e & PTE_PRESENT)) migrationBusy(u);
+      }
+    }
+    v = stop;
+  }
+  while (vpn < end) {
+    const pmdIdx = vpn >>> 9;
+    const stop = Math.min(end, (pmdIdx + 1) * PTRS_PER_PTE);
+    let pmd = pt.pmd[pmdIdx]!;
+    if (pmd & PMD_HUGE) {
+      if (vpn === pmdIdx * PTRS_PER_PTE && stop === vpn + PTRS_PER_PTE) {
+        Atomics.store(pt.pmd, pmdIdx, 0);
+        const pfn = pmd >>> PTE_PFN_SHIFT;
+        if (pfn !== ZERO_PFN) {
+          p.mapcount[pfn]!--;
+          k.folioPut(pfn);
+        }
+        vpn = stop;
+        continue;
+      }
+      splitHugePmd(k, mm, pmdIdx);
+      pmd = pt.pmd[pmdIdx]!;
+    }
+    if (pmd & PMD_TABLE) {
+      const ptes = pt.pte;
+      for (; vpn < stop; vpn++) {
+        const idx = pt.pteIndex(vpn);
+        const e = ptes[idx]!;
+        if (e === 0) continue;
+        Atomics.store(ptes, idx, 0);
+        const pfn = e >>> PTE_PFN_SHIFT;
+        if (pfn === ZERO_PFN) continue;
+        const head = p.head(pfn);
+        p.mapcount[head]!--;
+        k.folioPut(head);
+      }
+      if (pt.tableEmpty(pmdIdx)) pt.freeTable(pmdIdx);
+    }
+    vpn = stop;
+  }
+}
+
+/** copy_page_range for a private VMA at fork: share every folio read-only (copy-on-write). */
+export function copyPageRange(k: Kernel, dst: Mm, src: Mm, vma: Vma): void {
+  const p = k.pages;
+  const sp = src.pt;
+  const dp = dst.pt;
+  for (let vpn = vma.startVpn; vpn < vma.endVpn; ) {
+    const pmdIdx = vpn >>> 9;
+    const stop = Math.min(vma.endVpn, (pmdIdx + 1) * PTRS_PER_PTE);
+    const pmd = sp.pmd[pmdIdx]!;
+    if (pmd & PMD_HUGE) {
+      if (!(pmd & PTE_PRESENT)) migrationBusy(vpn);
+      const ro = pmd & ~PTE_WRITE;
+      Atomics.store(sp.pmd, pmdIdx, ro);
+      Atomics.store(dp.pmd, pmdIdx, ro);
+      const pfn = pmd >>> PTE_PFN_SHIFT;
+      if (pfn !== ZERO_PFN) {
+        p.mapcount[pfn]!++;
+        p.refcount[pfn]!++;
+      }
+    } else if (pmd & PMD_TABLE) {
+      const sbase = sp.pteIndex(pmdIdx * PTRS_PER_PTE);
+      const dbase = dp.allocTable(pmdIdx);
+      const sptes = sp.pte;
+      const dptes = dp.pte;
+      for (let v = vpn; v < stop; v++) {
+        const i = v & 511;
+        const e = sptes[sbase + i]!;
+        if (e === 0) continue;
+        if (!(e & PTE_PRESENT)) migrationBusy(v);
+        const ro = e & ~PTE_WRITE;
+        Atomics.store(sptes, sbase + i, ro);
+        dptes[dbase + i] = ro;
+        const pfn = e >>> PTE_PFN_SHIFT;
+        if (pfn === ZERO_PFN) continue;
+        const head = p.head(pfn);
+        p.mapcount[head]!++;
+        p.refcount[head]!++;
+      }
+    }
+    vpn = stop;
+  }
+}

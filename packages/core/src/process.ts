@@ -1,0 +1,405 @@
+import { EFAULT, EINVAL, ENOMEM, kernelError, PagemigError } from './errno.js';
+import type { Kernel } from './kernel.js';
+import { copyPageRange, handleMmFault, zapRange } from './memory.js';
+import { defaultPolicy, type Mempolicy, validatePolicy } from './mempolicy.js';
+import { addrToVpn, Mm, Vma, vpnToAddr } from './mm.js';
+import { HPAGE_PMD_ORDER, PAGE_SIZE } from './mmzone.js';
+import {
+  PMD_HUGE,
+  PMD_TABLE,
+  PTE_ACCESSED,
+  PTE_DIRTY,
+  PTE_PFN_SHIFT,
+  PTE_PRESENT,
+  PTE_WRITE,
+  ZERO_PFN,
+} from './pagetable.js';
+import { parseSize, type Size } from './units.js';
+
+export interface SpawnOptions {
+  uid?: number;
+  /** CAP_SYS_NICE: may move other users' pages and shared pages (MPOL_MF_MOVE_ALL). */
+  privileged?: boolean;
+  /** The cpuset's mems_allowed. Default: every node. */
+  memsAllowed?: number[];
+  /** The node the process runs on (its local node). Default: the first allowed node. */
+  node?: number;
+  comm?: string;
+}
+
+export interface MmapOptions {
+  /** MAP_SHARED|MAP_ANONYMOUS (shmem) instead of MAP_PRIVATE|MAP_ANONYMOUS. */
+  shared?: boolean;
+  /** 'always' = 2 MiB THP, 'never' = 4 KiB pages, or an mTHP size ('16KiB' .. '1MiB'). */
+  thp?: 'always' | 'never' | Size;
+  /** Shorthand for `policy: { mode: 'bind', nodes: [node] }`. */
+  node?: number;
+  policy?: Mempolicy;
+  /** MAP_LOCKED: populate now and keep the pages mlocked (unevictable). */
+  mlock?: boolean;
+  /** false models a VM_IO/VM_PFNMAP area that migration must leave alone. */
+  migratable?: boolean;
+}
+
+/** Where an address is backed right now (like /proc/pid/pagemap plus kpageflags). */
+export interface PageInfo {
+  pfn: number;
+  node: number;
+  /** Order of the folio that holds the page. */
+  order: number;
+  headPfn: number;
+  zeroPage: boolean;
+  huge: boolean;
+  writable: boolean;
+  dirty: boolean;
+  accessed: boolean;
+}
+
+function segv(addr: number, why: string): never {
+  throw kernelError(EFAULT, `segmentation fault at 0x${addr.toString(16)}: ${why}`);
+}
+
+export function thpOrder(thp: MmapOptions['thp']): number {
+  if (thp === undefined || thp === 'never') return 0;
+  if (thp === 'always') return HPAGE_PMD_ORDER;
+  const bytes = parseSize(thp, 'mmap thp');
+  const order = Math.log2(bytes / PAGE_SIZE);
+  if (!Number.isInteger(order) || order < 2 || order > HPAGE_PMD_ORDER) {
+    throw kernelError(
+      EINVAL,
+      `thp ${JSON.stringify(thp)} is not an anonymous folio size (16KiB..2MiB, a power of two; 'always' or 'never')`,
+    );
+  }
+  return order;
+}
+
+/** A process: an address space plus the identity syscalls check (uid, CAP_SYS_NICE, cpuset). */
+export class Process {
+  readonly mm = new Mm();
+  readonly uid: number;
+  readonly privileged: boolean;
+  readonly memsAllowed: readonly number[];
+  readonly node: number;
+  readonly comm: string;
+  exited = false;
+
+  constructor(
+    protected readonly k: Kernel,
+    readonly pid: number,
+    opts: SpawnOptions,
+  ) {
+    const nn = k.nodes.length;
+    this.uid = opts.uid ?? 1000;
+    this.privileged = opts.privileged ?? false;
+    const mems = opts.memsAllowed ?? k.nodes.map((n) => n.nid);
+    if (mems.length === 0 || mems.some((n) => !Number.isInteger(n) || n < 0 || n >= nn)) {
+      throw kernelError(
+        EINVAL,
+        `memsAllowed ${JSON.stringify(mems)} must list existing nodes (0..${nn - 1})`,
+      );
+    }
+    this.memsAllowed = [...new Set(mems)].sort((a, b) => a - b);
+    this.node = opts.node ?? this.memsAllowed[0]!;
+    if (!this.memsAllowed.includes(this.node))
+      throw kernelError(EINVAL, `node ${this.node} is not in memsAllowed`);
+    this.comm = opts.comm ?? `proc${pid}`;
+  }
+
+  private alive(): void {
+    if (this.exited) throw new PagemigError('ERR_PROCESS_EXITED', `process ${this.pid} has exited`);
+  }
+
+  /** mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_ANONYMOUS|..., -1, 0). Returns the address. */
+  mmap(len: number, opts: MmapOptions = {}): number {
+    this.alive();
+    if (!Number.isSafeInteger(len) || len <= 0)
+      throw kernelError(EINVAL, `mmap length ${len} must be a positive integer`);
+    const npages = Math.ceil(len / PAGE_SIZE);
+    const order = thpOrder(opts.thp);
+    let policy = defaultPolicy;
+    if (opts.node !== undefined && opts.policy !== undefined)
+      throw kernelError(EINVAL, 'give either node or policy, not both');
+    if (opts.node !== undefined)
+      policy = validatePolicy({ mode: 'bind', nodes: [opts.node] }, this.k.nodes.length);
+    if (opts.policy !== undefined) policy = validatePolicy(opts.policy, this.k.nodes.length);
+    const outside = policy.nodes.filter((n) => !this.memsAllowed.includes(n));
+    if (outside.length)
+      throw kernelError(EINVAL, `policy nodes ${outside.join(',')} are not in the cpuset's mems_allowed`);
+    const align = Math.max(1 << order, npages >= 512 ? 512 : 1);
+    const startVpn = this.mm.getUnmappedArea(npages, align);
+    if (startVpn < 0)
+      throw kernelError(ENOMEM, `no room for ${npages} pages in the 256GiB user address space`);
+    const shared = opts.shared ?? false;
+    const mapping = this.k.newMapping(shared ? 'shmem' : 'anon', shared ? npages : 0);
+    const vma = new Vma(
+      this.mm,
+      startVpn,
+      npages,
+      shared,
+      order,
+      policy,
+      opts.mlock ?? false,
+      opts.migratable ?? true,
+      mapping,
+      shared ? 0 : startVpn,
+    );
+    this.mm.insert(vma);
+    if (vma.locked) {
+      try {
+        for (let v = startVpn; v < startVpn + npages; v++) this.translate(v, true);
+      } catch (e) {
+        this.munmap(vma.start, npages * PAGE_SIZE);
+        throw e;
+      }
+    }
+    return vma.start;
+  }
+
+  /** munmap(addr, len): addr must be page aligned; partial unmaps split areas. */
+  munmap(addr: number, len: number): void {
+    this.alive();
+    if (!Number.isSafeInteger(len) || len <= 0)
+      throw kernelError(EINVAL, `munmap length ${len} must be a positive integer`);
+    const vpn = addrToVpn(addr);
+    if (vpn < 0 || addr % PAGE_SIZE !== 0)
+      throw kernelError(EINVAL, `munmap address 0x${addr.toString(16)} is not a page-aligned user address`);
+    const end = vpn + Math.ceil(len / PAGE_SIZE);
+    for (const vma of [...this.mm.vmas]) {
+      const lo = Math.max(vpn, vma.startVpn);
+      const hi = Math.min(end, vma.endVpn);
+      if (lo >= hi) continue;
+      zapRange(this.k, this.mm, lo, hi - lo);
+      this.trimVma(vma, lo, hi);
+    }
+  }
+
+  private trimVma(vma: Vma, lo: number, hi: number): void {
+    const k = this.k;
+    const mapping = vma.mapping;
+    if (lo === vma.startVpn && hi === vma.endVpn) {
+      this.mm.remove(vma);
+      if (mapping.vmas.size === 0) releaseMapping(k, mapping);
+      return;
+    }
+    if (lo === vma.startVpn) {
+      vma.pgoff += hi - vma.startVpn;
+      vma.npages -= hi - vma.startVpn;
+      vma.startVpn = hi;
+      return;
+    }
+    if (hi === vma.endVpn) {
+      vma.npages = lo - vma.startVpn;
+      return;
+    }
+    const tail = new Vma(
+      this.mm,
+      hi,
+      vma.endVpn - hi,
+      vma.shared,
+      vma.order,
+      vma.policy,
+      vma.locked,
+      vma.migratable,
+      mapping,
+      vma.index(hi),
+    );
+    vma.npages = lo - vma.startVpn;
+    this.mm.insert(tail);
+  }
+
+  /** Translates page `vpn` for an access, faulting as needed; returns the pfn (or ZERO_PFN). */
+  protected translate(vpn: number, write: boolean): number {
+    const pt = this.mm.pt;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const pmd = pt.pmd[vpn >>> 9]!;
+      if (pmd & PMD_HUGE && pmd & PTE_PRESENT && (!write || pmd & PTE_WRITE)) {
+        const want = PTE_ACCESSED | (write ? PTE_DIRTY : 0);
+        if ((pmd & want) !== want) Atomics.or(pt.pmd, vpn >>> 9, want);
+        const pfn = pmd >>> PTE_PFN_SHIFT;
+        return pfn === ZERO_PFN ? ZERO_PFN : pfn + (vpn & 511);
+      }
+      if (pmd & PMD_TABLE) {
+        const idx = pt.pteIndex(vpn);
+        const e = pt.pte[idx]!;
+        if (e & PTE_PRESENT && (!write || e & PTE_WRITE)) {
+          const want = PTE_ACCESSED | (write ? PTE_DIRTY : 0);
+          if ((e & want) !== want) Atomics.or(pt.pte, idx, want);
+          return e >>> PTE_PFN_SHIFT;
+        }
+      }
+      const vma = this.mm.findVma(vpn);
+      if (!vma) segv(vpnToAddr(vpn), 'no mapping');
+      handleMmFault(this.k, this.mm, vma, vpn, write, this.node);
+    }
+    throw new Error(`fault at page ${vpn} did not resolve`);
+  }
+
+  private checkRange(addr: number, n: number, what: string): number {
+    this.alive();
+    if (!Number.isSafeInteger(n) || n < 0)
+      throw kernelError(EINVAL, `${what} length ${n} must be a non-negative integer`);
+    const vpn = addrToVpn(addr);
+    if (vpn < 0 || !Number.isSafeInteger(addr)) segv(addr, 'address outside the user address space');
+    return vpn;
+  }
+
+  private needBytes(): void {
+    if (!this.k.mem.backed) {
+      throw new PagemigError(
+        'ERR_NO_BACKING',
+        "this machine was created with backing: 'none' and holds no bytes; use touch()",
+      );
+    }
+  }
+
+  /** Copies `bytes` into the process's memory at `addr` (write faults as needed). */
+  write(addr: number, bytes: Uint8Array): void {
+    this.checkRange(addr, bytes.length, 'write');
+    this.needBytes();
+    let done = 0;
+    while (done < bytes.length) {
+      const a = addr + done;
+      const off = a % PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - off, bytes.length - done);
+      const pfn = this.translate(addrToVpn(a), true);
+      this.k.mem.view(pfn).set(bytes.subarray(done, done + n), off);
+      done += n;
+    }
+  }
+
+  /** Reads `n` bytes at `addr` (read faults map the zero page where nothing was written). */
+  read(addr: number, n: number): Uint8Array {
+    this.checkRange(addr, n, 'read');
+    this.needBytes();
+    const out = new Uint8Array(n);
+    let done = 0;
+    while (done < n) {
+      const a = addr + done;
+      const off = a % PAGE_SIZE;
+      const len = Math.min(PAGE_SIZE - off, n - done);
+      const pfn = this.translate(addrToVpn(a), false);
+      if (pfn !== ZERO_PFN) out.set(this.k.mem.view(pfn).subarray(off, off + len), done);
+      done += len;
+    }
+    return out;
+  }
+
+  /** Touches every page of [addr, addr + n) with a read or a write access (no data changes). */
+  touch(addr: number, n: number, kind: 'read' | 'write' = 'write'): void {
+    const first = this.checkRange(addr, n, 'touch');
+    if (kind !== 'read' && kind !== 'write')
+      throw kernelError(EINVAL, `touch kind ${JSON.stringify(kind)} is not 'read' or 'write'`);
+    if (n === 0) return;
+    const last = addrToVpn(addr + n - 1);
+    for (let v = first; v <= last; v++) this.translate(v, kind === 'write');
+  }
+
+  /** The backing of `addr` without faulting, or null when nothing is mapped there. */
+  pageInfo(addr: number): PageInfo | null {
+    const vpn = addrToVpn(addr);
+    if (vpn < 0) return null;
+    const pt = this.mm.pt;
+    const pmd = pt.pmd[vpn >>> 9]!;
+    let e = 0;
+    let huge = false;
+    if (pmd & PMD_HUGE) {
+      e = pmd;
+      huge = true;
+    } else if (pmd & PMD_TABLE) e = pt.pte[pt.pteIndex(vpn)]!;
+    if (!(e & PTE_PRESENT)) return null;
+    const base = e >>> PTE_PFN_SHIFT;
+    const zero = base === ZERO_PFN;
+    const pfn = zero ? ZERO_PFN : huge ? base + (vpn & 511) : base;
+    const head = zero ? ZERO_PFN : this.k.pages.head(pfn);
+    return {
+      pfn,
+      node: zero ? -1 : this.k.nodeOf(pfn),
+      order: zero ? (huge ? HPAGE_PMD_ORDER : 0) : this.k.folioOrder(head),
+      headPfn: head,
+      zeroPage: zero,
+      huge,
+      writable: (e & PTE_WRITE) !== 0,
+      dirty: (e & PTE_DIRTY) !== 0,
+      accessed: (e & PTE_ACCESSED) !== 0,
+    };
+  }
+
+  /** The VMAs as [start, end) byte ranges with their settings (like /proc/pid/maps). */
+  maps(): {
+    start: number;
+    end: number;
+    shared: boolean;
+    order: number;
+    locked: boolean;
+    policy: Mempolicy;
+  }[] {
+    return this.mm.vmas.map((v) => ({
+      start: v.start,
+      end: v.end,
+      shared: v.shared,
+      order: v.order,
+      locked: v.locked,
+      policy: v.policy,
+    }));
+  }
+
+  /** fork(): a child with the same identity; shared mappings stay shared, private ones COW. */
+  fork(): Process {
+    this.alive();
+    const child = new Process(this.k, this.k.nextPid++, {
+      uid: this.uid,
+      privileged: this.privileged,
+      memsAllowed: [...this.memsAllowed],
+      node: this.node,
+      comm: this.comm,
+    });
+    this.k.processes.set(child.pid, child);
+    for (const vma of this.mm.vmas) {
+      // mlock is not inherited (VM_LOCKED is cleared in the child).
+      const cv = new Vma(
+        child.mm,
+        vma.startVpn,
+        vma.npages,
+        vma.shared,
+        vma.order,
+        vma.policy,
+        false,
+        vma.migratable,
+        vma.mapping,
+        vma.pgoff,
+      );
+      child.mm.insert(cv);
+      if (!vma.shared) copyPageRange(this.k, child.mm, this.mm, vma);
+    }
+    return child;
+  }
+
+  /** exit(): unmaps everything; the pid is gone afterwards. */
+  exit(): void {
+    if (this.exited) return;
+    for (const vma of [...this.mm.vmas]) this.munmap(vma.start, vma.npages * PAGE_SIZE);
+    this.exited = true;
+    this.k.processes.delete(this.pid);
+  }
+}
+
+/** Drops an rmap owner once nothing maps it: shmem's page cache lets go of its folios. */
+function releaseMapping(k: Kernel, mapping: Vma['mapping']): void {
+  const pc = mapping.pageCache;
+  if (pc) {
+    for (let i = 0; i < pc.length; ) {
+      const pfn = pc[i]!;
+      if (pfn < 0) {
+        i++;
+        continue;
+      }
+      const head = k.pages.head(pfn);
+      const nr = 1 << k.folioOrder(head);
+      const first = i - (pfn - head);
+      pc.fill(-1, Math.max(first, 0), first + nr);
+      k.folioPut(head, nr);
+      i = first + nr;
+    }
+  }
+  k.releaseMapping(mapping);
+}

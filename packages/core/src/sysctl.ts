@@ -1,0 +1,104 @@
+import { EACCES, EINVAL, ENOENT, kernelError } from './errno.js';
+import type { Kernel, VmTunables } from './kernel.js';
+
+/** A sysctl handler that a subsystem (kcompactd) installs for a write-triggered action. */
+export type SysctlAction = (value: number) => number;
+
+interface Knob {
+  min: number;
+  max: number;
+  /** Write-only files (mode 0200) refuse reads with EACCES. */
+  writeOnly?: boolean;
+  get?: () => number;
+  set: (v: number) => number;
+}
+
+/** Parses an integer the way proc_dointvec does: optional sign, decimal digits, trailing newline. */
+function parseInt10(value: string | number): number | null {
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? value : null;
+  const m = /^\s*([+-]?\d+)\s*$/.exec(value);
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * /proc/sys/vm with the kernel's ranges: out of range or unparsable → EINVAL, an unknown name →
+ * ENOENT. `write` returns 0 or an errno, as the write(2) on the file would.
+ */
+export class Sysctl {
+  private readonly knobs = new Map<string, Knob>();
+  private readonly actions = new Map<string, SysctlAction>();
+
+  constructor(k: Kernel) {
+    const tunable = (name: keyof VmTunables, min: number, max: number, after?: (v: number) => number) =>
+      this.knobs.set(`vm.${name}`, {
+        min,
+        max,
+        get: () => k.vm[name],
+        set: (v) => {
+          k.vm[name] = v;
+          return after ? after(v) : 0;
+        },
+      });
+    tunable('min_free_kbytes', 0, 2 ** 31 - 1, () => {
+      k.setupWatermarks();
+      return 0;
+    });
+    tunable('watermark_scale_factor', 1, 3000, () => {
+      k.setupWatermarks();
+      return 0;
+    });
+    tunable(
+      'compaction_proactiveness',
+      0,
+      100,
+      (v) => this.actions.get('vm.compaction_proactiveness')?.(v) ?? 0,
+    );
+    tunable('extfrag_threshold', 0, 1000);
+    tunable('compact_unevictable_allowed', 0, 1);
+    // compact_memory accepts only 1 (recent kernels) and needs the compaction subsystem attached.
+    this.knobs.set('vm.compact_memory', {
+      min: 1,
+      max: 1,
+      writeOnly: true,
+      set: (v) => this.actions.get('vm.compact_memory')?.(v) ?? ENOENT,
+    });
+  }
+
+  /** Installs the action behind a knob (e.g. kcompactd for vm.compact_memory). Returns undo. */
+  setAction(name: string, action: SysctlAction): () => void {
+    this.actions.set(name, action);
+    return () => {
+      if (this.actions.get(name) === action) this.actions.delete(name);
+    };
+  }
+
+  private knob(name: string): Knob | undefined {
+    return this.knobs.get(normalize(name));
+  }
+
+  names(): string[] {
+    return [...this.knobs.keys()];
+  }
+
+  /** The file's content (value and newline); throws ENOENT/EACCES like open(2) would fail. */
+  read(name: string): string {
+    const knob = this.knob(name);
+    if (!knob) throw kernelError(ENOENT, `${name}: no such sysctl`);
+    if (knob.writeOnly || !knob.get) throw kernelError(EACCES, `${name}: write-only file`);
+    return `${knob.get()}\n`;
+  }
+
+  /** Writes a value; 0 on success or the errno the kernel returns. */
+  write(name: string, value: string | number): number {
+    const knob = this.knob(name);
+    if (!knob) return ENOENT;
+    if (normalize(name) === 'vm.compact_memory' && !this.actions.has('vm.compact_memory')) return ENOENT;
+    const v = parseInt10(value);
+    if (v === null || v < knob.min || v > knob.max) return EINVAL;
+    return knob.set(v);
+  }
+}
+
+function normalize(name: string): string {
+  return name.replace(/^\/?proc\/sys\//, '').replace(/\//g, '.');
+}

@@ -1,0 +1,76 @@
+/**
+ * Tracepoints (include/trace/events/*.h): each event is kept with the kernel's printed text and
+ * rendered like a line of /sys/kernel/tracing/trace.
+ */
+export interface TraceRecord {
+  /** `system:event`, e.g. `migrate:mm_migrate_pages`. */
+  readonly name: string;
+  readonly system: string;
+  readonly event: string;
+  readonly fields: Readonly<Record<string, string | number>>;
+  /** The event's TP_printk text, exactly as the kernel prints it. */
+  readonly text: string;
+  /** Seconds since the machine was created. */
+  readonly ts: number;
+  readonly pid: number;
+  readonly comm: string;
+}
+
+export type TraceListener = (record: TraceRecord) => void;
+
+export class Tracer {
+  private readonly t0 = performance.now();
+  private readonly listeners = new Map<string, Set<TraceListener>>();
+  private readonly records: TraceRecord[] = [];
+  /** Ring capacity, like the trace buffer: the oldest records are dropped first. */
+  capacity = 100_000;
+  /** Who is "current" when an event fires (the issuing process, or a kernel thread). */
+  current: { pid: number; comm: string } = { pid: 0, comm: '<idle>' };
+
+  /** Subscribe to `system:event`, a bare event name, a system (`migrate`), or `*`. Returns off(). */
+  on(name: string, cb: TraceListener): () => void {
+    let set = this.listeners.get(name);
+    if (!set) this.listeners.set(name, (set = new Set()));
+    set.add(cb);
+    return () => set.delete(cb);
+  }
+
+  emit(system: string, event: string, fields: Record<string, string | number>, text: string): void {
+    const name = `${system}:${event}`;
+    const rec: TraceRecord = {
+      name,
+      system,
+      event,
+      fields,
+      text,
+      ts: (performance.now() - this.t0) / 1000,
+      pid: this.current.pid,
+      comm: this.current.comm,
+    };
+    this.records.push(rec);
+    if (this.records.length > this.capacity) this.records.splice(0, this.records.length - this.capacity);
+    for (const key of [name, event, system, '*']) {
+      const set = this.listeners.get(key);
+      if (set) for (const cb of set) cb(rec);
+    }
+  }
+
+  /** Records so far, optionally only those of one event or system. */
+  events(filter?: string): TraceRecord[] {
+    return filter
+      ? this.records.filter((r) => r.name === filter || r.event === filter || r.system === filter)
+      : [...this.records];
+  }
+
+  /** Lines in the trace file's format: `comm-pid [cpu] flags timestamp: event: text`. */
+  lines(filter?: string): string[] {
+    return this.events(filter).map(
+      (r) =>
+        `${`${r.comm}-${r.pid}`.padStart(22)} [000] ..... ${r.ts.toFixed(6).padStart(12)}: ${r.event}: ${r.text}`,
+    );
+  }
+
+  clear(): void {
+    this.records.length = 0;
+  }
+}
