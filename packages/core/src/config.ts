@@ -121,7 +121,7 @@ export function resolveConfig(input: MachineConfig): ResolvedConfig {
   if (total >= MAX_PTE_PFN)
     fail(
       'nodes',
-      `total memory exceeds the ${(MAX_PTE_PFN * PAGE_SIZE) / 2 ** 30}GiB the page tables can address`,
+      `total memory must be below ${((MAX_PTE_PFN + 1) * PAGE_SIZE) / 2 ** 30}GiB, what the page tables can address`,
     );
 
   const nn = nodes.length;
@@ -142,7 +142,7 @@ export function resolveConfig(input: MachineConfig): ResolvedConfig {
     try {
       sectionSize = parseSize(cfg.sectionSize, 'sectionSize');
     } catch (e) {
-      fail('sectionSize', (e as Error).message);
+      fail('sectionSize', (e as Error).message.replace('sectionSize: ', ''));
     }
     const ok = sectionSize >= 4 << 20 && sectionSize <= 1 << 30 && (sectionSize & (sectionSize - 1)) === 0;
     if (!ok)

@@ -45,7 +45,9 @@ export function splitLayout(
  * buddy-style around page `at` (non-uniform, as folio_split does). PMD mappings become PTE
  * mappings first. The folio must hold only its mappings' (and page cache's) references plus
  * `callerRefs`; otherwise EAGAIN, as the kernel refuses a split with extra pins. The caller's
- * references stay with the folio that contains `at` (or the head). Returns the new heads.
+ * references stay with the folio that contains `at` (or the head). Returns the heads of the new
+ * folios still in use: unless the folio is isolated (split onto a list, see isolateSplitFolios),
+ * pieces left with no reference are freed, as the kernel's split does.
  */
 export function splitFolio(
   k: Kernel,
@@ -111,7 +113,17 @@ export function splitFolio(
     heads.push(pfn);
   }
   if (order === HPAGE_PMD_ORDER) k.count('thp_split_page');
-  return heads;
+  // An isolated folio is split onto the caller's list (lru_add_split_folio takes a reference on
+  // every piece; isolateSplitFolios does that here). Otherwise __folio_split ends with a
+  // folio_put of each new folio but the caller's: a piece that no mapping, page cache or caller
+  // holds is freed (e.g. the unmapped part of a partially unmapped THP).
+  if (flags & PG_isolated) return heads;
+  const live: number[] = [];
+  for (const h of heads) {
+    if (p.refcount[h] === 0) k.freeFolio(h);
+    else live.push(h);
+  }
+  return live;
 }
 
 /** Marks the folios made by splitting an isolated folio as isolated too (split_folio_to_list). */

@@ -33,3 +33,42 @@ export type { TraceListener, TraceRecord, Tracer } from './trace.js';
 export { formatSize, parseSize, type Size } from './units.js';
 export { type VmstatName, vmstatEvents, vmstatGauges, vmstatNodeEvents } from './vmstat.js';
 export type { Zone } from './zone.js';
+export {
+  MigrateMode,
+  MigrateReason,
+  migrateModeNames,
+  migrateReasonNames,
+  parseReasonMask,
+  formatReasonMask,
+  REASON_MASK_ALL,
+  type MigrateModeName,
+  type MigrateReasonName,
+  type MigrateModeValue,
+  type MigrateReasonValue,
+} from './migrate_mode.js';
+export {
+  NR_MAX_MIGRATE_PAGES_RETRY,
+  GUP_PIN_COUNTING_BIAS,
+  type MigrateOptions,
+  type MigrationResult,
+  type MigrationPhases,
+} from './migrate.js';
+export {
+  MIGRATOR_API_VERSION,
+  BATCH_ROW_INTS,
+  BATCH_SRC,
+  BATCH_DST,
+  BATCH_NR,
+  BATCH_FLAGS,
+  BATCH_COPIED,
+  MigrationBatch,
+  defineMigrator,
+  type Migrator,
+  type MigratorCapabilities,
+  type MigratorContext,
+  type MigratorLogger,
+  type OffloadInfo,
+} from './migrator.js';
+export { validateMigrator, MigratorErrorCode, CORE_VERSION } from './migrator_validate.js';
+export { OffloadHost, MIGRATOR_MAX_CONSECUTIVE_FAILURES, type MigratorStatus } from './migrate_offload.js';
+export { MPOL_MF_STRICT, MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MPOL_MF_LAZY, MAX_NUMNODES, type MovePagesResult, type SyscallResult } from './move_pages.js';

@@ -13,7 +13,9 @@ import {
 } from './pagetable.js';
 
 function broken(k: Kernel, pfn: number, rule: string): never {
-  const what = pfn >= 0 && pfn < k.nrPages ? k.pages.describe(pfn) : `pfn ${pfn}`;
+  // Zone-wide rules (list counts, free page totals) have no pfn: their text names the zone.
+  if (pfn < 0) throw new PagemigError('ERR_INVARIANT', `invariant broken: ${rule}`);
+  const what = pfn < k.nrPages ? k.pages.describe(pfn) : `pfn ${pfn}`;
   throw new PagemigError('ERR_INVARIANT', `invariant broken at ${what}: ${rule}`);
 }
 

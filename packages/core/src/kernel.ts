@@ -2,6 +2,7 @@ import type { ResolvedConfig } from './config.js';
 import { MIGRATE_TYPES, PAGEBLOCK_ORDER } from './mmzone.js';
 import { PgData } from './node.js';
 import { PageArray, PG_head, PG_tail } from './page.js';
+import { OffloadHost } from './migrate_offload.js';
 import { type AllocRequest, allocPages, calculateMinFreeKbytes, setupPerZoneWmarks } from './page_alloc.js';
 import { Pageblocks } from './pageblock.js';
 import type { Process } from './process.js';
@@ -39,6 +40,7 @@ export class Kernel {
   readonly mappings: (Mapping | undefined)[] = [undefined];
   private readonly freeMappingIds: number[] = [];
   readonly processes = new Map<number, Process>();
+  readonly offload: OffloadHost = new OffloadHost(this);
   nextPid = 1;
 
   constructor(readonly config: ResolvedConfig) {
@@ -86,6 +88,14 @@ export class Kernel {
     this.setupWatermarks();
   }
 
+  /** Batched TLB flushes issued (try_to_unmap_flush). */
+  tlbFlushes = 0;
+
+  /** try_to_unmap_flush: one shootdown for everything unmapped since the last flush. */
+  tlbFlush(): void {
+    this.tlbFlushes++;
+  }
+
   setupWatermarks(): void {
     setupPerZoneWmarks(this.nodes, this.vm.min_free_kbytes, this.vm.watermark_scale_factor);
   }
@@ -124,7 +134,7 @@ export class Kernel {
     p.mapcount[pfn] = 0;
     p.mapping[pfn] = 0;
     p.index[pfn] = 0;
-    this.count(`pgalloc_${zone.type.toLowerCase()}` as VmstatEvent, nr);
+    this.events.counts[zone.pgallocEvent] += nr;
     return pfn;
   }
 
@@ -133,13 +143,14 @@ export class Kernel {
     const p = this.pages;
     const order = p.flags[head]! & PG_head ? p.order[head]! : 0;
     const nr = 1 << order;
-    p.flags.fill(0, head, head + nr);
+    if (nr === 1) p.flags[head] = 0;
+    else p.flags.fill(0, head, head + nr);
     p.refcount[head] = 0;
     p.mapcount[head] = 0;
     p.mapping[head] = 0;
     p.index[head] = 0;
     this.zoneOf(head).freeOnePage(head, order);
-    this.count('pgfree', nr);
+    this.events.counts.pgfree += nr;
   }
 
   /** folio_put: drops `n` references and frees the folio when none is left. */

@@ -9,6 +9,8 @@ import { Process, type SpawnOptions } from './process.js';
 import { buddyinfo, pagetypeinfo, vmstat, vmstatValues, zoneinfo } from './procfs.js';
 import { Sysctl } from './sysctl.js';
 import type { Tracer } from './trace.js';
+import { GUP_PIN_COUNTING_BIAS, type MigrateOptions, type MigrationResult, migrateFolios } from './migrate.js';
+import type { OffloadHost } from './migrate_offload.js';
 import type { VmstatName } from './vmstat.js';
 
 export interface NodeInfo {
@@ -65,6 +67,46 @@ export class Machine {
       zones: n.zones.map((z) => ({ type: z.type, startPfn: z.startPfn, pages: z.spanned })),
       distances: n.distances,
     }));
+  }
+
+  /** Copy offload: register / unregister / route migrators (migrate_copy_offload). */
+  get offload(): OffloadHost {
+    return this.kernel.offload;
+  }
+
+  /** In-kernel migrate_pages() of the folios containing `pfns` to `opts.node`. */
+  migrateFolios(pfns: ArrayLike<number>, opts: MigrateOptions): Promise<MigrationResult> {
+    this.open();
+    return migrateFolios(this.kernel, this.kernel.offload, pfns, opts);
+  }
+
+  /** get_page: takes an extra reference on the folio of `pfn` (migration then retries -EAGAIN). */
+  folioGet(pfn: number): void {
+    this.kernel.pages.refcount[this.liveHead(pfn)]!++;
+  }
+
+  /** put_page: drops a reference taken with folioGet. */
+  folioPut(pfn: number): void {
+    this.kernel.folioPut(this.liveHead(pfn));
+  }
+
+  /** pin_user_pages (FOLL_PIN): a DMA pin that keeps the folio from being migrated until unpinned. */
+  pinFolio(pfn: number): () => void {
+    const head = this.liveHead(pfn);
+    this.kernel.pages.refcount[head]! += GUP_PIN_COUNTING_BIAS;
+    let pinned = true;
+    return () => {
+      if (!pinned) return;
+      pinned = false;
+      this.kernel.folioPut(head, GUP_PIN_COUNTING_BIAS);
+    };
+  }
+
+  private liveHead(pfn: number): number {
+    if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.nrPages) throw kernelError(EINVAL, `pfn ${pfn} is not RAM`);
+    const head = this.kernel.pages.head(pfn);
+    if (this.kernel.pages.refcount[head]! <= 0) throw kernelError(EINVAL, `pfn ${pfn} is not in an allocated folio`);
+    return head;
   }
 
   get trace(): Tracer {
@@ -137,8 +179,9 @@ export class Machine {
   /** Ends every process and releases the machine. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
-    for (const p of [...this.kernel.processes.values()]) p.exit();
     this.closed = true;
+    await this.kernel.offload.closeAll();
+    for (const p of [...this.kernel.processes.values()]) p.exit();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

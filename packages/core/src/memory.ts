@@ -303,6 +303,8 @@ export function splitHugePmd(k: Kernel, mm: Mm, pmdIdx: number): void {
   if (!(pmd & PMD_HUGE)) return;
   const pfn = pmd >>> PTE_PFN_SHIFT;
   const flags = pmd & (PTE_PRESENT | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED | PTE_MIGRATION);
+  // __split_huge_pmd_locked counts every split, the huge zero page's included.
+  k.count('thp_split_pmd');
   Atomics.store(pt.pmd, pmdIdx, 0);
   const idx = pt.allocTable(pmdIdx);
   const ptes = pt.pte;
@@ -313,7 +315,6 @@ export function splitHugePmd(k: Kernel, mm: Mm, pmdIdx: number): void {
   for (let i = 0; i < PTRS_PER_PTE; i++) ptes[idx + i] = mkPte(pfn + i, flags);
   k.pages.mapcount[pfn]! += PTRS_PER_PTE - 1;
   k.pages.refcount[pfn]! += PTRS_PER_PTE - 1;
-  k.count('thp_split_pmd');
 }
 
 /** zap_page_range: unmaps [vpn, vpn + n) of `mm`, dropping mapcounts and references. */
@@ -393,7 +394,9 @@ export function copyPageRange(k: Kernel, dst: Mm, src: Mm, vma: Vma): void {
       }
     } else if (pmd & PMD_TABLE) {
       const sbase = sp.pteIndex(pmdIdx * PTRS_PER_PTE);
-      const dbase = dp.allocTable(pmdIdx);
+      // Two small VMAs can share a PMD: reuse the child's table made for the first one.
+      const have = dp.pteIndex(pmdIdx * PTRS_PER_PTE);
+      const dbase = have >= 0 ? have : dp.allocTable(pmdIdx);
       const sptes = sp.pte;
       const dptes = dp.pte;
       for (let v = vpn; v < stop; v++) {

@@ -86,13 +86,14 @@ export class Mm {
     let i = 0;
     while (i < this.vmas.length && this.vmas[i]!.startVpn < vma.startVpn) i++;
     this.vmas.splice(i, 0, vma);
-    vma.mapping.vmas.add(vma);
+    vma.mapping.vmas.push(vma);
   }
 
   remove(vma: Vma): void {
     const i = this.vmas.indexOf(vma);
     if (i >= 0) this.vmas.splice(i, 1);
-    vma.mapping.vmas.delete(vma);
+    const j = vma.mapping.vmas.indexOf(vma);
+    if (j >= 0) vma.mapping.vmas.splice(j, 1);
     if (this.cache === vma) this.cache = undefined;
   }
 }

@@ -23,8 +23,9 @@ export function allocPages(nodes: readonly PgData[], req: AllocRequest): { pfn: 
   const mt = req.mt ?? MIGRATE_MOVABLE;
   const preferred = nodes[req.nid]!;
   const order = preferred.fallbackOrder;
-  for (const wmark of [WMARK_LOW, WMARK_MIN]) {
-    for (const nid of order) {
+  for (let wmark = WMARK_LOW; wmark >= WMARK_MIN; wmark--) {
+    for (let ni = 0; ni < order.length; ni++) {
+      const nid = order[ni]!;
       if (req.thisNode && nid !== req.nid) break;
       if (req.allowed && !req.allowed.includes(nid)) continue;
       const zones = nodes[nid]!.zones;

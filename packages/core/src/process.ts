@@ -15,6 +15,8 @@ import {
   ZERO_PFN,
 } from './pagetable.js';
 import { parseSize, type Size } from './units.js';
+import { migratePagesSyscall } from './migrate_pages_syscall.js';
+import { movePages, type MovePagesResult, type SyscallResult } from './move_pages.js';
 
 export interface SpawnOptions {
   uid?: number;
@@ -178,7 +180,7 @@ export class Process {
     const mapping = vma.mapping;
     if (lo === vma.startVpn && hi === vma.endVpn) {
       this.mm.remove(vma);
-      if (mapping.vmas.size === 0) releaseMapping(k, mapping);
+      if (mapping.vmas.length === 0) releaseMapping(k, mapping);
       return;
     }
     if (lo === vma.startVpn) {
@@ -292,6 +294,22 @@ export class Process {
     if (n === 0) return;
     const last = addrToVpn(addr + n - 1);
     for (let v = first; v <= last; v++) this.translate(v, kind === 'write');
+  }
+
+  /**
+   * move_pages(2) issued by this process: `pid` 0 is itself. With `nodes` null it only reports
+   * where each page is. `status`, if given, is written in place like the user buffer; entries
+   * the kernel does not write keep their value (default -123, numactl's "impossible value").
+   */
+  movePages(pid: number, addrs: readonly number[], nodes: readonly number[] | null, flags: number, status?: number[]): Promise<MovePagesResult> {
+    this.alive();
+    return movePages(this.k, this, pid, addrs, nodes, flags, status);
+  }
+
+  /** migrate_pages(2) issued by this process; node masks as lists of node ids. */
+  migratePages(pid: number, oldNodes: readonly number[], newNodes: readonly number[]): Promise<SyscallResult> {
+    this.alive();
+    return migratePagesSyscall(this.k, this, pid, oldNodes, newNodes);
   }
 
   /** The backing of `addr` without faulting, or null when nothing is mapped there. */

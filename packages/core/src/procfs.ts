@@ -24,33 +24,40 @@ export function buddyinfo(k: Kernel): string {
   return out;
 }
 
-/** /proc/pagetypeinfo (pagetypeinfo_show without CONFIG_PAGE_OWNER). */
+/**
+ * /proc/pagetypeinfo (pagetypeinfo_show without CONFIG_PAGE_OWNER). The seq_file walks the
+ * nodes: every node with memory prints the whole block (header, free counts, block counts).
+ */
 export function pagetypeinfo(k: Kernel): string {
-  let out = `Page block order: ${PAGEBLOCK_ORDER}\nPages per block:  ${PAGEBLOCK_NR_PAGES}\n\n`;
-  out += `${'Free pages count per migrate type at order'.padEnd(43)} `;
-  for (let o = 0; o < NR_PAGE_ORDERS; o++) out += `${pad(o, 6)} `;
-  out += '\n';
-  for (const z of k.zones) {
-    for (let mt = 0; mt < MIGRATE_TYPES; mt++) {
-      out += `Node ${pad(z.nid, 4)}, zone ${pad(z.type, 8)}, type ${pad(migratetypeNames[mt]!, 12)} `;
-      for (let o = 0; o < NR_PAGE_ORDERS; o++) {
-        // The kernel stops counting a list at 100000 entries and prints ">100000".
-        const n = z.nrFreeList[o * MIGRATE_TYPES + mt]!;
-        out += n >= 100000 ? `>${pad(100000, 6)} ` : `${pad(n, 6)} `;
+  let out = '';
+  for (const node of k.nodes) {
+    if (node.zones.length === 0) continue;
+    out += `Page block order: ${PAGEBLOCK_ORDER}\nPages per block:  ${PAGEBLOCK_NR_PAGES}\n\n`;
+    out += `${'Free pages count per migrate type at order'.padEnd(43)} `;
+    for (let o = 0; o < NR_PAGE_ORDERS; o++) out += `${pad(o, 6)} `;
+    out += '\n';
+    for (const z of node.zones) {
+      for (let mt = 0; mt < MIGRATE_TYPES; mt++) {
+        out += `Node ${pad(z.nid, 4)}, zone ${pad(z.type, 8)}, type ${pad(migratetypeNames[mt]!, 12)} `;
+        for (let o = 0; o < NR_PAGE_ORDERS; o++) {
+          // The kernel stops counting a list at 100000 entries and prints ">100000".
+          const n = z.nrFreeList[o * MIGRATE_TYPES + mt]!;
+          out += n >= 100000 ? `>${pad(100000, 6)} ` : `${pad(n, 6)} `;
+        }
+        out += '\n';
       }
+    }
+    out += `\n${'Number of blocks type '.padEnd(23)}`;
+    for (const name of migratetypeNames) out += `${pad(name, 12)} `;
+    out += '\n';
+    for (const z of node.zones) {
+      const counts = new Array<number>(MIGRATE_TYPES).fill(0);
+      for (let pfn = z.startPfn; pfn < z.endPfn; pfn += PAGEBLOCK_NR_PAGES)
+        counts[k.pageblocks.migratetype(pfn)]!++;
+      out += `Node ${z.nid}, zone ${pad(z.type, 8)} `;
+      for (const c of counts) out += `${pad(c, 12)} `;
       out += '\n';
     }
-  }
-  out += `\n${'Number of blocks type '.padEnd(23)}`;
-  for (const name of migratetypeNames) out += `${pad(name, 12)} `;
-  out += '\n';
-  for (const z of k.zones) {
-    const counts = new Array<number>(MIGRATE_TYPES).fill(0);
-    for (let pfn = z.startPfn; pfn < z.endPfn; pfn += PAGEBLOCK_NR_PAGES)
-      counts[k.pageblocks.migratetype(pfn)]!++;
-    out += `Node ${z.nid}, zone ${pad(z.type, 8)} `;
-    for (const c of counts) out += `${pad(c, 12)} `;
-    out += '\n';
   }
   return out;
 }

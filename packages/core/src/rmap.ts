@@ -8,7 +8,8 @@ import { PMD_HUGE, PMD_TABLE, PTE_MIGRATION, PTE_PFN_SHIFT, PTE_PRESENT, PTRS_PE
  * are found from the folio alone (mm/rmap.c).
  */
 export class Mapping {
-  readonly vmas = new Set<Vma>();
+  /** The VMAs mapping this owner (an array: rmap walks iterate it on every migration). */
+  readonly vmas: Vma[] = [];
   /** shmem only: page offset -> pfn of the page cached there, -1 if none. */
   readonly pageCache: Int32Array | null;
 
@@ -31,6 +32,9 @@ export interface RmapHit {
   /** First virtual page the entry maps. */
   vpn: number;
 }
+
+// One hit record reused by every walk (walks do not nest), so a walk allocates nothing.
+const walkHit: RmapHit = { mm: undefined as unknown as Mm, vma: undefined as unknown as Vma, slot: 0, huge: false, vpn: 0 };
 
 /**
  * rmap_walk: calls `visit` for every PMD or PTE (present or migration entry) that maps a page of

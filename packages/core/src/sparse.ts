@@ -49,9 +49,9 @@ export class PhysicalMemory {
     const ds = dstPfn >>> this.pagesPerSectionShift;
     const so = (srcPfn & this.sectionMask) << PAGE_SHIFT;
     const dof = (dstPfn & this.sectionMask) << PAGE_SHIFT;
-    const len = nr << PAGE_SHIFT;
-    if (ss === ds) this.bytes[ss]!.copyWithin(dof, so, so + len);
-    else this.bytes[ds]!.set(this.bytes[ss]!.subarray(so, so + len), dof);
+    // TypedArray.set between two buffers is V8's fastest copy; within one buffer (and
+    // copyWithin) it runs at about half the speed, but there is no faster way to do it.
+    this.bytes[ds]!.set(this.bytes[ss]!.subarray(so, so + (nr << PAGE_SHIFT)), dof);
   }
 
   zeroPages(pfn: number, nr: number): void {

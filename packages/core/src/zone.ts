@@ -27,6 +27,8 @@ export class Zone {
   /** WMARK_MIN, WMARK_LOW, WMARK_HIGH, WMARK_PROMO in pages. */
   readonly watermark = [0, 0, 0, 0];
   watermarkBoost = 0;
+  /** The vmstat event this zone's allocations count in (pgalloc_<zone>). */
+  readonly pgallocEvent: 'pgalloc_dma' | 'pgalloc_dma32' | 'pgalloc_normal' | 'pgalloc_movable';
   /** Filled in by kcompactd; kept here because the kernel keeps it in struct zone. */
   readonly compact = { considered: 0, deferShift: 0, orderFailed: 0 };
 
@@ -38,7 +40,9 @@ export class Zone {
     readonly spanned: number,
     private readonly pages: PageArray,
     private readonly pageblocks: Pageblocks,
-  ) {}
+  ) {
+    this.pgallocEvent = `pgalloc_${type.toLowerCase()}` as Zone['pgallocEvent'];
+  }
 
   get endPfn(): number {
     return this.startPfn + this.spanned;

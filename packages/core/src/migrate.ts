@@ -1,0 +1,566 @@
+import { readFileSync } from 'node:fs';
+import { EAGAIN, EINVAL, ENOMEM, kernelError } from './errno.js';
+import { isolateSplitFolios, splitFolio } from './huge_memory.js';
+import type { Kernel } from './kernel.js';
+import {
+  MigrateMode,
+  type MigrateModeName,
+  type MigrateModeValue,
+  MigrateReason,
+  type MigrateReasonName,
+  type MigrateReasonValue,
+  migrateModeNames,
+  migrateReasonNames,
+  resolveMode,
+  resolveReason,
+} from './migrate_mode.js';
+import type { MigratorEntry, OffloadHost } from './migrate_offload.js';
+import { BATCH_COPIED, BATCH_FLAGS, BATCH_ROW_INTS, MigrationBatch } from './migrator.js';
+import { HPAGE_PMD_ORDER, MIGRATE_MOVABLE } from './mmzone.js';
+import {
+  PG_buddy,
+  PG_content_copied,
+  PG_head,
+  PG_isolated,
+  PG_lru,
+  PG_tail,
+} from './page.js';
+import { mkPte, PMD_HUGE, PTE_MIGRATION, PTE_PFN_SHIFT, PTE_PRESENT } from './pagetable.js';
+import { type Mapping, type RmapHit, rmapWalk } from './rmap.js';
+
+/** mm/migrate.c constants. */
+export const NR_MAX_MIGRATE_PAGES_RETRY = 10;
+export const NR_MAX_MIGRATE_ASYNC_RETRY = 3;
+export const NR_MAX_MIGRATE_SYNC_RETRY = NR_MAX_MIGRATE_PAGES_RETRY - NR_MAX_MIGRATE_ASYNC_RETRY;
+/** GUP_PIN_COUNTING_BIAS: a FOLL_PIN adds this many references. */
+export const GUP_PIN_COUNTING_BIAS = 1024;
+
+export interface MigrateOptions {
+  /** Target node; allocation never falls back to another node (__GFP_THISNODE). */
+  node: number;
+  mode?: MigrateModeName | MigrateModeValue;
+  reason?: MigrateReasonName | MigrateReasonValue;
+  /** Which reclaim path demotes (MR_DEMOTION only): counts pgdemote_<origin>. Default 'kswapd'. */
+  demoteOrigin?: 'kswapd' | 'direct' | 'khugepaged' | 'proactive';
+  /** Abort a migrator's batch copy after this long (the CPU copies it). Default 10 s, as dcbm. */
+  copyTimeoutMs?: number;
+}
+
+/** Per-phase wall time in seconds. */
+export interface MigrationPhases {
+  unmap: number;
+  flush: number;
+  /** Waiting for the migrator's batch copy. */
+  batchCopy: number;
+  /** CPU copies of folios the migrator did not mark. */
+  fallbackCopy: number;
+  /** Metadata move, remap and free. */
+  move: number;
+}
+
+export interface MigrationResult {
+  /** migrate_pages(): folios not migrated (>= 0), or a negative errno. */
+  ret: number;
+  errno?: number;
+  nrSucceeded: number;
+  nrFailed: number;
+  nrThpSucceeded: number;
+  nrThpFailed: number;
+  nrThpSplit: number;
+  nrSplit: number;
+  /** Input pfns that could not be isolated (free, not user memory, already isolated). */
+  notIsolated: number;
+  phases: MigrationPhases;
+  /** The engine thread's own CPU time (/proc/thread-self/schedstat on Linux). */
+  cpuSeconds: number;
+  wallSeconds: number;
+  offload: { migrator: string | null; batches: number; foliosOffered: number; foliosCopied: number; failures: number };
+}
+
+/** The calling thread's on-CPU time in seconds. */
+export function threadCpuSeconds(): number {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[0]) / 1e9;
+  } catch {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  }
+}
+
+interface Stats {
+  nrSucceeded: number;
+  nrFailedPages: number;
+  nrThpSucceeded: number;
+  nrThpFailed: number;
+  nrThpSplit: number;
+  nrSplit: number;
+  /** Folios not migrated, counted like migrate_pages()'s return (a split folio counts once). */
+  nrFailedFolios: number;
+}
+
+// rmap visitors share state through module variables: no closure is created per folio.
+let vk: Kernel;
+let vFrom = 0;
+let vTo = 0;
+function unmapOne(hit: RmapHit): void {
+  const pt = hit.mm.pt;
+  const arr = hit.huge ? pt.pmd : pt.pte;
+  const e = arr[hit.slot]!;
+  if (!(e & PTE_PRESENT)) return;
+  // try_to_migrate_one: the mapping becomes a migration entry and drops its rmap and reference.
+  Atomics.store(arr, hit.slot, (e & ~PTE_PRESENT) | PTE_MIGRATION);
+  vk.pages.mapcount[vFrom]!--;
+  vk.pages.refcount[vFrom]!--;
+}
+function remapOne(hit: RmapHit): void {
+  const pt = hit.mm.pt;
+  const arr = hit.huge ? pt.pmd : pt.pte;
+  const e = arr[hit.slot]!;
+  if (!(e & PTE_MIGRATION) || e & PTE_PRESENT) return;
+  // remove_migration_pte: a PTE (or PMD) to the same offset of the new folio.
+  const pfn = vTo + ((e >>> PTE_PFN_SHIFT) - vFrom);
+  Atomics.store(arr, hit.slot, mkPte(pfn, (e & 0x7f & ~PTE_MIGRATION) | PTE_PRESENT | (hit.huge ? PMD_HUGE : 0)));
+  vk.pages.mapcount[vTo]!++;
+  vk.pages.refcount[vTo]!++;
+}
+
+/**
+ * The batched migration engine (migrate_pages() after the batch-copy series): batches of
+ * NR_MAX_BATCHED_MIGRATION base pages; per batch unmap → one TLB flush → batch copy by the
+ * routed migrator → move (CPU copy of unmarked folios, metadata, remap, free) with retries,
+ * THP split on ENOMEM, and the kernel's vmstat and tracepoint accounting.
+ */
+export class MigrationRun {
+  readonly stats: Stats = {
+    nrSucceeded: 0,
+    nrFailedPages: 0,
+    nrThpSucceeded: 0,
+    nrThpFailed: 0,
+    nrThpSplit: 0,
+    nrSplit: 0,
+    nrFailedFolios: 0,
+  };
+  readonly phases: MigrationPhases = { unmap: 0, flush: 0, batchCopy: 0, fallbackCopy: 0, move: 0 };
+  readonly offload = { migrator: null as string | null, batches: 0, foliosOffered: 0, foliosCopied: 0, failures: 0 };
+  private readonly table: Int32Array;
+  private readonly topTier: boolean;
+  private rc = 0;
+
+  constructor(
+    private readonly k: Kernel,
+    private readonly host: OffloadHost,
+    readonly node: number,
+    readonly mode: MigrateModeValue,
+    readonly reason: MigrateReasonValue,
+    private readonly opts: { demoteOrigin: string; copyTimeoutMs: number },
+  ) {
+    this.table = new Int32Array(new SharedArrayBuffer(Math.max(k.config.migrationBatchPages, 1) * BATCH_ROW_INTS * 4));
+    this.topTier = k.nodes[node]!.tier === 'dram';
+  }
+
+  /** migrate_pages(): migrates isolated folios (heads); puts back what did not move. */
+  async migratePages(heads: readonly number[]): Promise<number> {
+    const k = this.k;
+    k.trace.emit('migrate', 'mm_migrate_pages_start', { mode: this.mode, reason: this.reason },
+      `mode=${migrateModeNames[this.mode]} reason=${migrateReasonNames[this.reason]}`);
+    const batchPages = k.config.migrationBatchPages;
+    let i = 0;
+    while (i < heads.length && this.rc >= 0) {
+      // Cut a chunk that reaches NR_MAX_BATCHED_MIGRATION base pages (the folio reaching it included).
+      const chunk: number[] = [];
+      let pages = 0;
+      while (i < heads.length && pages < batchPages) {
+        const h = heads[i++]!;
+        chunk.push(h);
+        pages += 1 << k.folioOrder(h);
+      }
+      const split: number[] = [];
+      if (this.mode === MigrateMode.MIGRATE_ASYNC) {
+        await this.batch(chunk, MigrateMode.MIGRATE_ASYNC, NR_MAX_MIGRATE_PAGES_RETRY, split, false);
+      } else {
+        // migrate_pages_sync: the batch async first, then each leftover alone in the requested mode.
+        const left = await this.batch(chunk, MigrateMode.MIGRATE_ASYNC, NR_MAX_MIGRATE_ASYNC_RETRY, split, true);
+        for (const h of left) {
+          if (this.rc < 0) {
+            this.putback(h);
+            continue;
+          }
+          await this.batch([h], this.mode, NR_MAX_MIGRATE_SYNC_RETRY, split, false);
+        }
+      }
+      if (split.length) {
+        // Pieces of a split folio: minimal effort, async, one pass. Their failures are not counted
+        // as folios: the large folio already counted as one failure.
+        const failedBefore = this.stats.nrFailedFolios;
+        await this.batch(split, MigrateMode.MIGRATE_ASYNC, 1, [], false);
+        this.stats.nrFailedFolios = failedBefore;
+      }
+    }
+    for (; i < heads.length; i++) this.putback(heads[i]!);
+    const s = this.stats;
+    k.count('pgmigrate_success', s.nrSucceeded);
+    k.count('pgmigrate_fail', s.nrFailedPages);
+    k.count('thp_migration_success', s.nrThpSucceeded);
+    k.count('thp_migration_fail', s.nrThpFailed);
+    k.count('thp_migration_split', s.nrThpSplit);
+    if (this.reason === MigrateReason.MR_NUMA_MISPLACED) k.count('numa_pages_migrated', s.nrSucceeded);
+    if (this.reason === MigrateReason.MR_DEMOTION) k.count(`pgdemote_${this.opts.demoteOrigin}` as 'pgdemote_kswapd', s.nrSucceeded);
+    k.trace.emit(
+      'migrate',
+      'mm_migrate_pages',
+      {
+        succeeded: s.nrSucceeded,
+        failed: s.nrFailedPages,
+        thp_succeeded: s.nrThpSucceeded,
+        thp_failed: s.nrThpFailed,
+        thp_split: s.nrThpSplit,
+        large_folio_split: s.nrSplit,
+        mode: this.mode,
+        reason: this.reason,
+      },
+      `nr_succeeded=${s.nrSucceeded} nr_failed=${s.nrFailedPages} nr_thp_succeeded=${s.nrThpSucceeded} nr_thp_failed=${s.nrThpFailed} nr_thp_split=${s.nrThpSplit} nr_split=${s.nrSplit} mode=${migrateModeNames[this.mode]} reason=${migrateReasonNames[this.reason]}`,
+    );
+    return this.rc < 0 ? this.rc : s.nrFailedFolios;
+  }
+
+  /** putback_movable_pages for one folio. */
+  private putback(head: number): void {
+    const p = this.k.pages;
+    p.flags[head] = (p.flags[head]! & ~PG_isolated) | PG_lru;
+    this.k.folioPut(head);
+  }
+
+  /**
+   * migrate_pages_batch(): returns the folios left for a retry when `keepRetries` (the async
+   * first pass of a sync migration); otherwise those count as failed and are put back.
+   */
+  private async batch(list: number[], mode: MigrateModeValue, passes: number, split: number[], keepRetries: boolean): Promise<number[]> {
+    const k = this.k;
+    const p = k.pages;
+    const s = this.stats;
+    const src: number[] = [];
+    const dst: number[] = [];
+    /** References each source holds when nothing else does: isolation + page cache. */
+    const expected: number[] = [];
+    const owners: (Mapping | undefined)[] = [];
+    let pending = list;
+    let t = performance.now();
+
+    // Phase A: allocate destinations and unmap, retrying -EAGAIN up to `passes` times.
+    let enomem = false;
+    for (let pass = 0; pass < passes && pending.length && !enomem; pass++) {
+      const retry: number[] = [];
+      for (let i = 0; i < pending.length; i++) {
+        const head = pending[i]!;
+        const order = k.folioOrder(head);
+        const nr = 1 << order;
+        if (enomem) {
+          retry.push(head);
+          continue;
+        }
+        const mapping = k.mappingOf(head);
+        const exp = mapping?.pageCache ? 1 + nr : 1;
+        if (p.refcount[head] === 1 && p.mapcount[head] === 0 && exp === 1) {
+          // Freed from under us (unmapped while isolated): done.
+          p.flags[head]! &= ~PG_isolated;
+          k.folioPut(head);
+          s.nrSucceeded += nr;
+          if (order === HPAGE_PMD_ORDER) s.nrThpSucceeded++;
+          continue;
+        }
+        // A DMA-pinned anon folio cannot be unmapped for migration (try_to_migrate fails).
+        if (p.refcount[head]! - p.mapcount[head]! - exp >= GUP_PIN_COUNTING_BIAS) {
+          retry.push(head);
+          continue;
+        }
+        const d = k.allocFolio({ order, nid: this.node, thisNode: true, mt: MIGRATE_MOVABLE });
+        if (d < 0) {
+          const isThp = order === HPAGE_PMD_ORDER ? 1 : 0;
+          s.nrFailedFolios++;
+          s.nrThpFailed += isThp;
+          if (order > 0 && this.reason !== MigrateReason.MR_NUMA_MISPLACED && this.trySplit(head, split)) {
+            s.nrThpSplit += isThp;
+            s.nrSplit++;
+            continue;
+          }
+          // Out of memory on the target: stop unmapping, move what is unmapped, then give up.
+          s.nrFailedPages += nr;
+          this.putback(head);
+          this.rc = -ENOMEM;
+          enomem = true;
+          continue;
+        }
+        vk = k;
+        vFrom = head;
+        if (mapping) rmapWalk(mapping, p.index[head]!, head, nr, unmapOne);
+        src.push(head);
+        dst.push(d);
+        expected.push(exp);
+        owners.push(mapping);
+      }
+      pending = retry;
+    }
+    // Folios that never unmapped.
+    const leftover: number[] = [];
+    for (const head of pending) {
+      if (enomem) this.putback(head);
+      else if (keepRetries) leftover.push(head);
+      else this.fail(head);
+    }
+    const t1 = performance.now();
+    this.phases.unmap += (t1 - t) / 1000;
+
+    // Phase B: one batched TLB flush for every folio unmapped above.
+    k.tlbFlush();
+    t = performance.now();
+    this.phases.flush += (t - t1) / 1000;
+
+    // Phase B': batch copy by the migrator routed for this reason.
+    const entry = src.length ? this.host.entryFor(this.reason) : null;
+    if (entry) await this.batchCopy(entry, src, dst, expected, mode);
+
+    // Phase C: move, up to `passes` passes for -EAGAIN (extra references).
+    let todo = src.length;
+    const state = new Uint8Array(src.length); // 0 pending, 1 done
+    for (let pass = 0; pass < passes && todo; pass++) {
+      let tc = performance.now();
+      const ready: number[] = [];
+      for (let i = 0; i < src.length; i++) {
+        if (state[i]) continue;
+        const from = src[i]!;
+        const to = dst[i]!;
+        // The content-copied mark is consumed on first read: a retried pair is copied afresh.
+        const copied = (p.flags[to]! & PG_content_copied) !== 0;
+        p.flags[to]! &= ~PG_content_copied;
+        if (p.refcount[from] !== expected[i]) continue;
+        if (!copied) k.mem.copyPages(to, from, p.flags[from]! & PG_head ? 1 << p.order[from]! : 1);
+        ready.push(i);
+      }
+      let tm = performance.now();
+      this.phases.fallbackCopy += (tm - tc) / 1000;
+      for (const i of ready) {
+        this.moveFolio(src[i]!, dst[i]!, owners[i]);
+        state[i] = 1;
+        todo--;
+      }
+      tc = performance.now();
+      this.phases.move += (tc - tm) / 1000;
+      tm = tc;
+    }
+    // migrate_folios_undo: restore the source mappings of what did not move.
+    for (let i = 0; i < src.length; i++) {
+      if (state[i]) continue;
+      const from = src[i]!;
+      vk = k;
+      vFrom = from;
+      vTo = from;
+      const mapping = owners[i];
+      if (mapping) rmapWalk(mapping, p.index[from]!, from, 1 << k.folioOrder(from), remapOne);
+      k.folioPut(dst[i]!);
+      if (keepRetries) leftover.push(from);
+      else this.fail(from);
+    }
+    return leftover;
+  }
+
+  private fail(head: number): void {
+    const nr = 1 << this.k.folioOrder(head);
+    this.stats.nrFailedPages += nr;
+    this.stats.nrFailedFolios++;
+    if (nr === 1 << HPAGE_PMD_ORDER) this.stats.nrThpFailed++;
+    this.putback(head);
+  }
+
+  /** try_split_folio on ENOMEM: the pieces go on `split`, isolated. */
+  private trySplit(head: number, split: number[]): boolean {
+    try {
+      const heads = splitFolio(this.k, head, 0, { callerRefs: 1 });
+      isolateSplitFolios(this.k, heads, head);
+      split.push(...heads);
+      return true;
+    } catch (e) {
+      if ((e as { errno?: number }).errno === EAGAIN) return false;
+      throw e;
+    }
+  }
+
+  /** Metadata, page cache and mappings move to `to`; the source is freed. */
+  private moveFolio(from: number, to: number, mapping: Mapping | undefined): void {
+    const k = this.k;
+    const p = k.pages;
+    const order = p.flags[from]! & PG_head ? p.order[from]! : 0;
+    const nr = 1 << order;
+    // folio_migrate_flags + __folio_migrate_mapping.
+    const keep = p.flags[to]! & (PG_head | PG_tail);
+    p.flags[to] = (p.flags[from]! & ~(PG_isolated | PG_head | PG_tail | PG_buddy)) | keep | PG_lru;
+    p.mapping[to] = p.mapping[from]!;
+    p.index[to] = p.index[from]!;
+    let refs = 0;
+    if (mapping?.pageCache) {
+      const pc = mapping.pageCache;
+      const index = p.index[from]!;
+      for (let j = 0; j < nr; j++) pc[index + j] = to + j;
+      refs = nr;
+    }
+    // The new folio holds the page cache's references; its allocation reference is dropped.
+    p.refcount[to] = refs;
+    p.mapcount[to] = 0;
+    vk = k;
+    vFrom = from;
+    vTo = to;
+    if (mapping) rmapWalk(mapping, p.index[from]!, from, nr, remapOne);
+    if (p.refcount[to] === 0) {
+      // Nothing maps or caches it any more (unmapped during migration): it is freed.
+      k.freeFolio(to);
+    }
+    // The source: drop the page cache's and the isolation references; it is freed.
+    p.refcount[from] = 1;
+    p.mapping[from] = 0;
+    p.flags[from]! &= ~(PG_isolated | PG_lru);
+    k.folioPut(from);
+    const s = this.stats;
+    s.nrSucceeded += nr;
+    if (order === HPAGE_PMD_ORDER) s.nrThpSucceeded++;
+    if (this.reason === MigrateReason.MR_NUMA_MISPLACED && this.topTier && k.nodes[k.nodeOf(from)]!.tier !== 'dram') {
+      k.count('pgpromote_success', nr);
+    }
+  }
+
+  private async batchCopy(entry: MigratorEntry, src: number[], dst: number[], expected: number[], mode: MigrateModeValue): Promise<void> {
+    const k = this.k;
+    const p = k.pages;
+    const table = this.table;
+    const m = entry.migrator;
+    let rows = 0;
+    let pages = 0;
+    let maxFolio = 0;
+    for (let i = 0; i < src.length; i++) {
+      const from = src[i]!;
+      // Batch eligibility: refcount as expected, so the copy is not wasted.
+      if (p.refcount[from] !== expected[i]) continue;
+      const nr = 1 << k.folioOrder(from);
+      const o = rows * BATCH_ROW_INTS;
+      table[o] = from;
+      table[o + 1] = dst[i]!;
+      table[o + 2] = nr;
+      table[o + BATCH_FLAGS] = 0;
+      rows++;
+      pages += nr;
+      if (nr > maxFolio) maxFolio = nr;
+    }
+    if (!rows) return;
+    const info = { reason: this.reason, mode, folios: rows, pages, maxFolioPages: maxFolio };
+    try {
+      if (m.shouldOffload && !m.shouldOffload(info)) return;
+    } catch (e) {
+      this.host.recordBatch(entry, 0, 0, e);
+      this.offload.failures++;
+      return;
+    }
+    this.offload.migrator = m.name;
+    const t = performance.now();
+    const batch = new MigrationBatch(table, rows, this.reason, mode);
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new Error(`batch copy timed out after ${this.opts.copyTimeoutMs} ms`)), this.opts.copyTimeoutMs);
+    let error: unknown;
+    const run = (async () => m.copyBatch(batch, { signal: ac.signal }))();
+    entry.inFlight.add(run);
+    try {
+      await run;
+      if (ac.signal.aborted) error = ac.signal.reason;
+    } catch (e) {
+      error = e;
+    } finally {
+      clearTimeout(timer);
+      entry.inFlight.delete(run);
+    }
+    let copied = 0;
+    if (error === undefined) {
+      for (let i = 0; i < rows; i++) {
+        if (Atomics.load(table, i * BATCH_ROW_INTS + BATCH_FLAGS) & BATCH_COPIED) {
+          p.flags[table[i * BATCH_ROW_INTS + 1]!]! |= PG_content_copied;
+          copied++;
+        }
+      }
+    }
+    this.host.recordBatch(entry, rows, copied, error);
+    this.offload.batches++;
+    this.offload.foliosOffered += rows;
+    this.offload.foliosCopied += copied;
+    if (error !== undefined) this.offload.failures++;
+    this.phases.batchCopy += (performance.now() - t) / 1000;
+  }
+}
+
+/** Isolates the folios containing `pfns` (isolate_lru_page); returns heads and the count refused. */
+export function isolateFolios(k: Kernel, pfns: ArrayLike<number>): { heads: number[]; refused: number } {
+  const p = k.pages;
+  const heads: number[] = [];
+  let refused = 0;
+  for (let i = 0; i < pfns.length; i++) {
+    const pfn = pfns[i]!;
+    if (!Number.isInteger(pfn) || pfn < 0 || pfn >= k.nrPages) throw kernelError(EINVAL, `pfn ${pfn} is not RAM (0..${k.nrPages - 1})`);
+    const head = p.head(pfn);
+    const f = p.flags[head]!;
+    if (f & PG_buddy || !(f & PG_lru) || f & PG_isolated || p.refcount[head]! <= 0) {
+      refused++;
+      continue;
+    }
+    p.flags[head] = (f & ~PG_lru) | PG_isolated;
+    p.refcount[head]!++;
+    heads.push(head);
+  }
+  return { heads, refused };
+}
+
+/** m.migrateFolios(): in-kernel migrate_pages() of the folios that contain `pfns`. */
+export async function migrateFolios(k: Kernel, host: OffloadHost, pfns: ArrayLike<number>, opts: MigrateOptions): Promise<MigrationResult> {
+  const node = opts.node;
+  if (!Number.isInteger(node) || node < 0 || node >= k.nodes.length) {
+    throw kernelError(EINVAL, `target node ${node} does not exist (nodes 0..${k.nodes.length - 1})`);
+  }
+  const mode = resolveMode(opts.mode);
+  const reason = resolveReason(opts.reason);
+  const origins = ['kswapd', 'direct', 'khugepaged', 'proactive'];
+  const demoteOrigin = opts.demoteOrigin ?? 'kswapd';
+  if (!origins.includes(demoteOrigin)) throw kernelError(EINVAL, `demoteOrigin ${JSON.stringify(demoteOrigin)} is not one of ${origins.join(', ')}`);
+  const t0 = performance.now();
+  const c0 = threadCpuSeconds();
+  const { heads, refused } = isolateFolios(k, pfns);
+  const run = new MigrationRun(k, host, node, mode, reason, { demoteOrigin, copyTimeoutMs: opts.copyTimeoutMs ?? 10_000 });
+  const ret = await run.migratePages(heads);
+  const result = runResult(run, ret, refused, t0, c0);
+  emitPhases(k, result);
+  return result;
+}
+
+export function runResult(run: MigrationRun, ret: number, refused: number, t0: number, c0: number): MigrationResult {
+  const s = run.stats;
+  return {
+    ret,
+    ...(ret < 0 ? { errno: -ret } : {}),
+    nrSucceeded: s.nrSucceeded,
+    nrFailed: s.nrFailedPages,
+    nrThpSucceeded: s.nrThpSucceeded,
+    nrThpFailed: s.nrThpFailed,
+    nrThpSplit: s.nrThpSplit,
+    nrSplit: s.nrSplit,
+    notIsolated: refused,
+    phases: { ...run.phases },
+    cpuSeconds: threadCpuSeconds() - c0,
+    wallSeconds: (performance.now() - t0) / 1000,
+    offload: { ...run.offload },
+  };
+}
+
+/** pagemig's own tracepoint with the phase breakdown of one migration. */
+export function emitPhases(k: Kernel, r: MigrationResult): void {
+  const us = (s: number) => Math.round(s * 1e6);
+  const ph = r.phases;
+  k.trace.emit(
+    'pagemig',
+    'migrate_phases',
+    { ...Object.fromEntries(Object.entries(ph).map(([n, v]) => [n, us(v)])), cpu: us(r.cpuSeconds), wall: us(r.wallSeconds) },
+    `unmap_us=${us(ph.unmap)} flush_us=${us(ph.flush)} batch_copy_us=${us(ph.batchCopy)} fallback_copy_us=${us(ph.fallbackCopy)} move_us=${us(ph.move)} cpu_us=${us(r.cpuSeconds)} wall_us=${us(r.wallSeconds)} migrator=${r.offload.migrator ?? 'none'}`,
+  );
+}

@@ -1,0 +1,236 @@
+import { EBUSY, EINVAL, EOPNOTSUPP, kernelError } from './errno.js';
+import type { Kernel } from './kernel.js';
+import {
+  formatReasonMask,
+  type MigrateReasonName,
+  migrateReasonNames,
+  parseReasonMask,
+  REASON_MASK_ALL,
+  resolveReason,
+} from './migrate_mode.js';
+import { MIGRATOR_API_VERSION, type Migrator, type MigratorContext } from './migrator.js';
+import { CORE_VERSION, validateMigrator } from './migrator_validate.js';
+
+/** A migrator that keeps failing is disabled after this many consecutive failed batches. */
+export const MIGRATOR_MAX_CONSECUTIVE_FAILURES = 3;
+
+/** Host-side state of one initialised migrator. */
+export interface MigratorEntry {
+  readonly migrator: Migrator;
+  inFlight: Set<Promise<unknown>>;
+  batches: number;
+  foliosOffered: number;
+  foliosCopied: number;
+  failures: number;
+  consecutiveFailures: number;
+  disabled: string | null;
+  counters: Record<string, number>;
+}
+
+export interface MigratorStatus {
+  name: string;
+  version: string;
+  /** Reasons it serves: the default migrator's mask plus reasons routed to it. */
+  reasons: string;
+  isDefault: boolean;
+  batches: number;
+  foliosOffered: number;
+  foliosCopied: number;
+  failures: number;
+  disabled: string | null;
+  counters: Record<string, number>;
+  stats?: Record<string, unknown>;
+}
+
+/**
+ * migrate_copy_offload.c, plus routing: one default migrator registered with a reason mask
+ * (EBUSY while one is active), `unregister` that waits for in-flight batches, and a routing table
+ * that can send a reason to another migrator.
+ */
+export class OffloadHost {
+  private readonly entries = new Map<Migrator, MigratorEntry>();
+  private defaultEntry: MigratorEntry | null = null;
+  private mask = 0;
+  private readonly routes = new Map<number, MigratorEntry>();
+  readonly log: string[] = [];
+
+  constructor(private readonly k: Kernel) {}
+
+  private context(m: Migrator, entry: () => MigratorEntry): MigratorContext {
+    const say = (level: string) => (message: string) => {
+      this.log.push(`${level}: ${m.name}: ${message}`);
+    };
+    return {
+      sections: this.k.mem.sections,
+      sectionPfnShift: this.k.mem.pagesPerSectionShift,
+      pageSize: 4096,
+      nrPages: this.k.nrPages,
+      logger: { info: say('info'), warn: say('warn'), error: say('error') },
+      count: (name, delta = 1) => {
+        const c = entry().counters;
+        c[name] = (c[name] ?? 0) + delta;
+      },
+      host: { coreVersion: CORE_VERSION, apiVersion: MIGRATOR_API_VERSION },
+    };
+  }
+
+  private async acquire(m: Migrator): Promise<MigratorEntry> {
+    const have = this.entries.get(m);
+    if (have) return have;
+    validateMigrator(m);
+    if (m.capabilities.needsSharedMemory && !this.k.mem.backed) {
+      throw kernelError(EOPNOTSUPP, `migrator ${m.name} needs shared memory, but this machine has backing: 'none'`);
+    }
+    const entry: MigratorEntry = {
+      migrator: m,
+      inFlight: new Set(),
+      batches: 0,
+      foliosOffered: 0,
+      foliosCopied: 0,
+      failures: 0,
+      consecutiveFailures: 0,
+      disabled: null,
+      counters: {},
+    };
+    for (const other of this.entries.keys()) {
+      if (other.name === m.name) throw kernelError(EBUSY, `another migrator named ${m.name} is already in use`);
+    }
+    this.entries.set(m, entry);
+    try {
+      await m.init(this.context(m, () => entry));
+    } catch (e) {
+      this.entries.delete(m);
+      throw e;
+    }
+    return entry;
+  }
+
+  private async release(entry: MigratorEntry): Promise<void> {
+    if (this.defaultEntry === entry || [...this.routes.values()].includes(entry)) return;
+    while (entry.inFlight.size) await Promise.allSettled([...entry.inFlight]);
+    this.entries.delete(entry.migrator);
+    const m = entry.migrator;
+    await (m[Symbol.asyncDispose] ? m[Symbol.asyncDispose]!() : m.dispose());
+  }
+
+  /** migrate_offload_register: EBUSY while another default migrator is registered. */
+  async register(m: Migrator, reasonMask: string | number | readonly string[] = 'all'): Promise<void> {
+    const mask = parseReasonMask(reasonMask);
+    if (this.defaultEntry) {
+      throw kernelError(EBUSY, `migrator ${this.defaultEntry.migrator.name} is registered; unregister it first`);
+    }
+    const entry = await this.acquire(m);
+    // Another register may have won while this migrator's init was running.
+    const raced = this.defaultEntry as MigratorEntry | null;
+    if (raced) {
+      await this.release(entry);
+      throw kernelError(EBUSY, `migrator ${raced.migrator.name} is registered; unregister it first`);
+    }
+    this.defaultEntry = entry;
+    this.mask = mask;
+  }
+
+  /** migrate_offload_unregister: stops new batches, waits for in-flight ones, disposes. */
+  async unregister(m: Migrator): Promise<void> {
+    const entry = this.defaultEntry;
+    if (!entry || entry.migrator !== m) throw kernelError(EINVAL, `migrator ${m?.name} is not the registered migrator`);
+    this.defaultEntry = null;
+    this.mask = 0;
+    await this.release(entry);
+  }
+
+  /** migrate_offload_set_reason_mask: only the registered migrator's mask can change. */
+  setReasonMask(m: Migrator, reasonMask: string | number | readonly string[]): void {
+    if (!this.defaultEntry || this.defaultEntry.migrator !== m) throw kernelError(EINVAL, `migrator ${m?.name} is not the registered migrator`);
+    this.mask = parseReasonMask(reasonMask);
+  }
+
+  /** The registered migrator's reason mask, printed with the kernel's reason names. */
+  get reasonMask(): string {
+    return formatReasonMask(this.mask);
+  }
+
+  /** The registered (default) migrator, or null. */
+  get active(): Migrator | null {
+    return this.defaultEntry?.migrator ?? null;
+  }
+
+  /** Sends one reason to `m` instead of the default migrator; null removes the route. */
+  async route(reason: MigrateReasonName | number, m: Migrator | null): Promise<void> {
+    const r = resolveReason(reason);
+    const old = this.routes.get(r);
+    if (m === null) {
+      this.routes.delete(r);
+      if (old) await this.release(old);
+      return;
+    }
+    const entry = await this.acquire(m);
+    this.routes.set(r, entry);
+    if (old && old !== entry) await this.release(old);
+  }
+
+  /** The routing table: reason name → migrator name (the default's mask included). */
+  routing(): Record<string, string | null> {
+    const out: Record<string, string | null> = {};
+    migrateReasonNames.forEach((name, r) => {
+      out[name] = this.entryFor(r)?.migrator.name ?? null;
+    });
+    return out;
+  }
+
+  /** The migrator that copies batches of `reason`, if any and not disabled. */
+  entryFor(reason: number): MigratorEntry | null {
+    const routed = this.routes.get(reason);
+    if (routed) return routed.disabled ? null : routed;
+    const d = this.defaultEntry;
+    if (d && !d.disabled && this.mask & (1 << reason) & REASON_MASK_ALL) return d;
+    return null;
+  }
+
+  /** Records the outcome of a batch; repeated failures disable the migrator with a logged reason. */
+  recordBatch(entry: MigratorEntry, offered: number, copied: number, error: unknown): void {
+    entry.batches++;
+    entry.foliosOffered += offered;
+    entry.foliosCopied += copied;
+    if (error === undefined) {
+      entry.consecutiveFailures = 0;
+      return;
+    }
+    entry.failures++;
+    entry.consecutiveFailures++;
+    const why = error instanceof Error ? error.message : String(error);
+    this.log.push(`warn: ${entry.migrator.name}: batch failed, copied on the CPU instead: ${why}`);
+    if (entry.consecutiveFailures >= MIGRATOR_MAX_CONSECUTIVE_FAILURES && !entry.disabled) {
+      entry.disabled = `disabled after ${entry.consecutiveFailures} consecutive failed batches; last error: ${why}`;
+      this.log.push(`error: ${entry.migrator.name}: ${entry.disabled}`);
+    }
+  }
+
+  status(): MigratorStatus[] {
+    return [...this.entries.values()].map((e) => {
+      const reasons = migrateReasonNames.filter((_, r) => this.routes.get(r) === e || (this.defaultEntry === e && this.mask & (1 << r)));
+      return {
+        name: e.migrator.name,
+        version: e.migrator.version,
+        reasons: reasons.length ? reasons.join(',') : 'none',
+        isDefault: this.defaultEntry === e,
+        batches: e.batches,
+        foliosOffered: e.foliosOffered,
+        foliosCopied: e.foliosCopied,
+        failures: e.failures,
+        disabled: e.disabled,
+        counters: { ...e.counters },
+        ...(e.migrator.stats ? { stats: e.migrator.stats() } : {}),
+      };
+    });
+  }
+
+  /** Unregisters and disposes everything (machine.close()). */
+  async closeAll(): Promise<void> {
+    this.defaultEntry = null;
+    this.mask = 0;
+    const entries = [...this.entries.values()];
+    this.routes.clear();
+    for (const e of entries) await this.release(e);
+  }
+}
