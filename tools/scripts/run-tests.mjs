@@ -12,7 +12,9 @@ const reports = ['packages', 'tools', 'examples']
 
 for (const file of reports) rmSync(file, { force: true });
 
-const turbo = spawnSync('pnpm', ['exec', 'turbo', 'run', 'test', ...process.argv.slice(2)], {
+// Lint and types are part of the suite: a change that breaks either fails the run.
+const lint = spawnSync('pnpm', ['exec', 'biome', 'ci', '.'], { cwd: root, stdio: 'inherit' });
+const turbo = spawnSync('pnpm', ['exec', 'turbo', 'run', 'typecheck', 'test', ...process.argv.slice(2)], {
   cwd: root,
   stdio: 'inherit',
   env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' },
@@ -31,4 +33,5 @@ for (const file of reports) {
   if (r.numFailedTestSuites > 0 && r.numFailedTests === 0) failed += r.numFailedTestSuites;
 }
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
-process.exit(turbo.status !== 0 || failed > 0 || passed === 0 ? 1 : 0);
+if (lint.status !== 0) console.error('biome found lint or format problems (see above)');
+process.exit(lint.status !== 0 || turbo.status !== 0 || failed > 0 || passed === 0 ? 1 : 0);

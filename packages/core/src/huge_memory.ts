@@ -30,7 +30,8 @@ export function splitLayout(
     // Order-1 anonymous folios do not exist: go from order 2 straight to order 0.
     if (anon && next === 1 && newOrder === 0) next = 0;
     const size = 1 << next;
-    for (let p = cur; p < cur + (1 << o); p += size) {
+    const start = cur;
+    for (let p = start; p < start + (1 << o); p += size) {
       if (at >= p && at < p + size) cur = p;
       else out.push([p, next]);
     }

@@ -5,6 +5,44 @@ export type { Kernel, VmTunables } from './kernel.js';
 export { createMachine, Machine, type NodeInfo, type Procfs } from './machine.js';
 export type { Mempolicy, MempolicyMode } from './mempolicy.js';
 export {
+  GUP_PIN_COUNTING_BIAS,
+  type MigrateOptions,
+  type MigrationPhases,
+  type MigrationResult,
+  NR_MAX_MIGRATE_PAGES_RETRY,
+} from './migrate.js';
+export {
+  formatReasonMask,
+  MigrateMode,
+  type MigrateModeName,
+  type MigrateModeValue,
+  MigrateReason,
+  type MigrateReasonName,
+  type MigrateReasonValue,
+  migrateModeNames,
+  migrateReasonNames,
+  parseReasonMask,
+  REASON_MASK_ALL,
+} from './migrate_mode.js';
+export { MIGRATOR_MAX_CONSECUTIVE_FAILURES, type MigratorStatus, OffloadHost } from './migrate_offload.js';
+export {
+  BATCH_COPIED,
+  BATCH_DST,
+  BATCH_FLAGS,
+  BATCH_NR,
+  BATCH_ROW_INTS,
+  BATCH_SRC,
+  defineMigrator,
+  MIGRATOR_API_VERSION,
+  MigrationBatch,
+  type Migrator,
+  type MigratorCapabilities,
+  type MigratorContext,
+  type MigratorLogger,
+  type OffloadInfo,
+} from './migrator.js';
+export { CORE_VERSION, MigratorErrorCode, validateMigrator } from './migrator_validate.js';
+export {
   HPAGE_PMD_NR,
   HPAGE_PMD_ORDER,
   MAX_PAGE_ORDER,
@@ -23,6 +61,15 @@ export {
   type ZoneName,
   zoneNames,
 } from './mmzone.js';
+export {
+  MAX_NUMNODES,
+  type MovePagesResult,
+  MPOL_MF_LAZY,
+  MPOL_MF_MOVE,
+  MPOL_MF_MOVE_ALL,
+  MPOL_MF_STRICT,
+  type SyscallResult,
+} from './move_pages.js';
 export type { PgData } from './node.js';
 export type { PageArray } from './page.js';
 export * as pageFlags from './page.js';
@@ -33,42 +80,3 @@ export type { TraceListener, TraceRecord, Tracer } from './trace.js';
 export { formatSize, parseSize, type Size } from './units.js';
 export { type VmstatName, vmstatEvents, vmstatGauges, vmstatNodeEvents } from './vmstat.js';
 export type { Zone } from './zone.js';
-export {
-  MigrateMode,
-  MigrateReason,
-  migrateModeNames,
-  migrateReasonNames,
-  parseReasonMask,
-  formatReasonMask,
-  REASON_MASK_ALL,
-  type MigrateModeName,
-  type MigrateReasonName,
-  type MigrateModeValue,
-  type MigrateReasonValue,
-} from './migrate_mode.js';
-export {
-  NR_MAX_MIGRATE_PAGES_RETRY,
-  GUP_PIN_COUNTING_BIAS,
-  type MigrateOptions,
-  type MigrationResult,
-  type MigrationPhases,
-} from './migrate.js';
-export {
-  MIGRATOR_API_VERSION,
-  BATCH_ROW_INTS,
-  BATCH_SRC,
-  BATCH_DST,
-  BATCH_NR,
-  BATCH_FLAGS,
-  BATCH_COPIED,
-  MigrationBatch,
-  defineMigrator,
-  type Migrator,
-  type MigratorCapabilities,
-  type MigratorContext,
-  type MigratorLogger,
-  type OffloadInfo,
-} from './migrator.js';
-export { validateMigrator, MigratorErrorCode, CORE_VERSION } from './migrator_validate.js';
-export { OffloadHost, MIGRATOR_MAX_CONSECUTIVE_FAILURES, type MigratorStatus } from './migrate_offload.js';
-export { MPOL_MF_STRICT, MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MPOL_MF_LAZY, MAX_NUMNODES, type MovePagesResult, type SyscallResult } from './move_pages.js';

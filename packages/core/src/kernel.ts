@@ -1,8 +1,8 @@
 import type { ResolvedConfig } from './config.js';
+import { OffloadHost } from './migrate_offload.js';
 import { MIGRATE_TYPES, PAGEBLOCK_ORDER } from './mmzone.js';
 import { PgData } from './node.js';
 import { PageArray, PG_head, PG_tail } from './page.js';
-import { OffloadHost } from './migrate_offload.js';
 import { type AllocRequest, allocPages, calculateMinFreeKbytes, setupPerZoneWmarks } from './page_alloc.js';
 import { Pageblocks } from './pageblock.js';
 import type { Process } from './process.js';

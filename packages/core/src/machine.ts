@@ -3,14 +3,19 @@ import { EINVAL, kernelError } from './errno.js';
 import { splitFolio } from './huge_memory.js';
 import { checkInvariants } from './invariants.js';
 import { Kernel } from './kernel.js';
+import {
+  GUP_PIN_COUNTING_BIAS,
+  type MigrateOptions,
+  type MigrationResult,
+  migrateFolios,
+} from './migrate.js';
+import type { OffloadHost } from './migrate_offload.js';
 import { PAGE_SIZE } from './mmzone.js';
 import { PG_head, STRUCT_PAGE_BYTES } from './page.js';
 import { Process, type SpawnOptions } from './process.js';
 import { buddyinfo, pagetypeinfo, vmstat, vmstatValues, zoneinfo } from './procfs.js';
 import { Sysctl } from './sysctl.js';
 import type { Tracer } from './trace.js';
-import { GUP_PIN_COUNTING_BIAS, type MigrateOptions, type MigrationResult, migrateFolios } from './migrate.js';
-import type { OffloadHost } from './migrate_offload.js';
 import type { VmstatName } from './vmstat.js';
 
 export interface NodeInfo {
@@ -103,9 +108,11 @@ export class Machine {
   }
 
   private liveHead(pfn: number): number {
-    if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.nrPages) throw kernelError(EINVAL, `pfn ${pfn} is not RAM`);
+    if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.nrPages)
+      throw kernelError(EINVAL, `pfn ${pfn} is not RAM`);
     const head = this.kernel.pages.head(pfn);
-    if (this.kernel.pages.refcount[head]! <= 0) throw kernelError(EINVAL, `pfn ${pfn} is not in an allocated folio`);
+    if (this.kernel.pages.refcount[head]! <= 0)
+      throw kernelError(EINVAL, `pfn ${pfn} is not in an allocated folio`);
     return head;
   }
 

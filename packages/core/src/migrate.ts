@@ -17,14 +17,7 @@ import {
 import type { MigratorEntry, OffloadHost } from './migrate_offload.js';
 import { BATCH_COPIED, BATCH_FLAGS, BATCH_ROW_INTS, MigrationBatch } from './migrator.js';
 import { HPAGE_PMD_ORDER, MIGRATE_MOVABLE } from './mmzone.js';
-import {
-  PG_buddy,
-  PG_content_copied,
-  PG_head,
-  PG_isolated,
-  PG_lru,
-  PG_tail,
-} from './page.js';
+import { PG_buddy, PG_content_copied, PG_head, PG_isolated, PG_lru, PG_tail } from './page.js';
 import { mkPte, PMD_HUGE, PTE_MIGRATION, PTE_PFN_SHIFT, PTE_PRESENT } from './pagetable.js';
 import { type Mapping, type RmapHit, rmapWalk } from './rmap.js';
 
@@ -74,7 +67,13 @@ export interface MigrationResult {
   /** The engine thread's own CPU time (/proc/thread-self/schedstat on Linux). */
   cpuSeconds: number;
   wallSeconds: number;
-  offload: { migrator: string | null; batches: number; foliosOffered: number; foliosCopied: number; failures: number };
+  offload: {
+    migrator: string | null;
+    batches: number;
+    foliosOffered: number;
+    foliosCopied: number;
+    failures: number;
+  };
 }
 
 /** The calling thread's on-CPU time in seconds. */
@@ -119,7 +118,11 @@ function remapOne(hit: RmapHit): void {
   if (!(e & PTE_MIGRATION) || e & PTE_PRESENT) return;
   // remove_migration_pte: a PTE (or PMD) to the same offset of the new folio.
   const pfn = vTo + ((e >>> PTE_PFN_SHIFT) - vFrom);
-  Atomics.store(arr, hit.slot, mkPte(pfn, (e & 0x7f & ~PTE_MIGRATION) | PTE_PRESENT | (hit.huge ? PMD_HUGE : 0)));
+  Atomics.store(
+    arr,
+    hit.slot,
+    mkPte(pfn, (e & 0x7f & ~PTE_MIGRATION) | PTE_PRESENT | (hit.huge ? PMD_HUGE : 0)),
+  );
   vk.pages.mapcount[vTo]!++;
   vk.pages.refcount[vTo]!++;
 }
@@ -141,7 +144,13 @@ export class MigrationRun {
     nrFailedFolios: 0,
   };
   readonly phases: MigrationPhases = { unmap: 0, flush: 0, batchCopy: 0, fallbackCopy: 0, move: 0 };
-  readonly offload = { migrator: null as string | null, batches: 0, foliosOffered: 0, foliosCopied: 0, failures: 0 };
+  readonly offload = {
+    migrator: null as string | null,
+    batches: 0,
+    foliosOffered: 0,
+    foliosCopied: 0,
+    failures: 0,
+  };
   private readonly table: Int32Array;
   private readonly topTier: boolean;
   private rc = 0;
@@ -154,15 +163,21 @@ export class MigrationRun {
     readonly reason: MigrateReasonValue,
     private readonly opts: { demoteOrigin: string; copyTimeoutMs: number },
   ) {
-    this.table = new Int32Array(new SharedArrayBuffer(Math.max(k.config.migrationBatchPages, 1) * BATCH_ROW_INTS * 4));
+    this.table = new Int32Array(
+      new SharedArrayBuffer(Math.max(k.config.migrationBatchPages, 1) * BATCH_ROW_INTS * 4),
+    );
     this.topTier = k.nodes[node]!.tier === 'dram';
   }
 
   /** migrate_pages(): migrates isolated folios (heads); puts back what did not move. */
   async migratePages(heads: readonly number[]): Promise<number> {
     const k = this.k;
-    k.trace.emit('migrate', 'mm_migrate_pages_start', { mode: this.mode, reason: this.reason },
-      `mode=${migrateModeNames[this.mode]} reason=${migrateReasonNames[this.reason]}`);
+    k.trace.emit(
+      'migrate',
+      'mm_migrate_pages_start',
+      { mode: this.mode, reason: this.reason },
+      `mode=${migrateModeNames[this.mode]} reason=${migrateReasonNames[this.reason]}`,
+    );
     const batchPages = k.config.migrationBatchPages;
     let i = 0;
     while (i < heads.length && this.rc >= 0) {
@@ -179,7 +194,13 @@ export class MigrationRun {
         await this.batch(chunk, MigrateMode.MIGRATE_ASYNC, NR_MAX_MIGRATE_PAGES_RETRY, split, false);
       } else {
         // migrate_pages_sync: the batch async first, then each leftover alone in the requested mode.
-        const left = await this.batch(chunk, MigrateMode.MIGRATE_ASYNC, NR_MAX_MIGRATE_ASYNC_RETRY, split, true);
+        const left = await this.batch(
+          chunk,
+          MigrateMode.MIGRATE_ASYNC,
+          NR_MAX_MIGRATE_ASYNC_RETRY,
+          split,
+          true,
+        );
         for (const h of left) {
           if (this.rc < 0) {
             this.putback(h);
@@ -204,7 +225,8 @@ export class MigrationRun {
     k.count('thp_migration_fail', s.nrThpFailed);
     k.count('thp_migration_split', s.nrThpSplit);
     if (this.reason === MigrateReason.MR_NUMA_MISPLACED) k.count('numa_pages_migrated', s.nrSucceeded);
-    if (this.reason === MigrateReason.MR_DEMOTION) k.count(`pgdemote_${this.opts.demoteOrigin}` as 'pgdemote_kswapd', s.nrSucceeded);
+    if (this.reason === MigrateReason.MR_DEMOTION)
+      k.count(`pgdemote_${this.opts.demoteOrigin}` as 'pgdemote_kswapd', s.nrSucceeded);
     k.trace.emit(
       'migrate',
       'mm_migrate_pages',
@@ -234,7 +256,13 @@ export class MigrationRun {
    * migrate_pages_batch(): returns the folios left for a retry when `keepRetries` (the async
    * first pass of a sync migration); otherwise those count as failed and are put back.
    */
-  private async batch(list: number[], mode: MigrateModeValue, passes: number, split: number[], keepRetries: boolean): Promise<number[]> {
+  private async batch(
+    list: number[],
+    mode: MigrateModeValue,
+    passes: number,
+    split: number[],
+    keepRetries: boolean,
+  ): Promise<number[]> {
     const k = this.k;
     const p = k.pages;
     const s = this.stats;
@@ -421,12 +449,22 @@ export class MigrationRun {
     const s = this.stats;
     s.nrSucceeded += nr;
     if (order === HPAGE_PMD_ORDER) s.nrThpSucceeded++;
-    if (this.reason === MigrateReason.MR_NUMA_MISPLACED && this.topTier && k.nodes[k.nodeOf(from)]!.tier !== 'dram') {
+    if (
+      this.reason === MigrateReason.MR_NUMA_MISPLACED &&
+      this.topTier &&
+      k.nodes[k.nodeOf(from)]!.tier !== 'dram'
+    ) {
       k.count('pgpromote_success', nr);
     }
   }
 
-  private async batchCopy(entry: MigratorEntry, src: number[], dst: number[], expected: number[], mode: MigrateModeValue): Promise<void> {
+  private async batchCopy(
+    entry: MigratorEntry,
+    src: number[],
+    dst: number[],
+    expected: number[],
+    mode: MigrateModeValue,
+  ): Promise<void> {
     const k = this.k;
     const p = k.pages;
     const table = this.table;
@@ -461,7 +499,10 @@ export class MigrationRun {
     const t = performance.now();
     const batch = new MigrationBatch(table, rows, this.reason, mode);
     const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(new Error(`batch copy timed out after ${this.opts.copyTimeoutMs} ms`)), this.opts.copyTimeoutMs);
+    const timer = setTimeout(
+      () => ac.abort(new Error(`batch copy timed out after ${this.opts.copyTimeoutMs} ms`)),
+      this.opts.copyTimeoutMs,
+    );
     let error: unknown;
     const run = (async () => m.copyBatch(batch, { signal: ac.signal }))();
     entry.inFlight.add(run);
@@ -499,7 +540,8 @@ export function isolateFolios(k: Kernel, pfns: ArrayLike<number>): { heads: numb
   let refused = 0;
   for (let i = 0; i < pfns.length; i++) {
     const pfn = pfns[i]!;
-    if (!Number.isInteger(pfn) || pfn < 0 || pfn >= k.nrPages) throw kernelError(EINVAL, `pfn ${pfn} is not RAM (0..${k.nrPages - 1})`);
+    if (!Number.isInteger(pfn) || pfn < 0 || pfn >= k.nrPages)
+      throw kernelError(EINVAL, `pfn ${pfn} is not RAM (0..${k.nrPages - 1})`);
     const head = p.head(pfn);
     const f = p.flags[head]!;
     if (f & PG_buddy || !(f & PG_lru) || f & PG_isolated || p.refcount[head]! <= 0) {
@@ -514,7 +556,12 @@ export function isolateFolios(k: Kernel, pfns: ArrayLike<number>): { heads: numb
 }
 
 /** m.migrateFolios(): in-kernel migrate_pages() of the folios that contain `pfns`. */
-export async function migrateFolios(k: Kernel, host: OffloadHost, pfns: ArrayLike<number>, opts: MigrateOptions): Promise<MigrationResult> {
+export async function migrateFolios(
+  k: Kernel,
+  host: OffloadHost,
+  pfns: ArrayLike<number>,
+  opts: MigrateOptions,
+): Promise<MigrationResult> {
   const node = opts.node;
   if (!Number.isInteger(node) || node < 0 || node >= k.nodes.length) {
     throw kernelError(EINVAL, `target node ${node} does not exist (nodes 0..${k.nodes.length - 1})`);
@@ -523,18 +570,31 @@ export async function migrateFolios(k: Kernel, host: OffloadHost, pfns: ArrayLik
   const reason = resolveReason(opts.reason);
   const origins = ['kswapd', 'direct', 'khugepaged', 'proactive'];
   const demoteOrigin = opts.demoteOrigin ?? 'kswapd';
-  if (!origins.includes(demoteOrigin)) throw kernelError(EINVAL, `demoteOrigin ${JSON.stringify(demoteOrigin)} is not one of ${origins.join(', ')}`);
+  if (!origins.includes(demoteOrigin))
+    throw kernelError(
+      EINVAL,
+      `demoteOrigin ${JSON.stringify(demoteOrigin)} is not one of ${origins.join(', ')}`,
+    );
   const t0 = performance.now();
   const c0 = threadCpuSeconds();
   const { heads, refused } = isolateFolios(k, pfns);
-  const run = new MigrationRun(k, host, node, mode, reason, { demoteOrigin, copyTimeoutMs: opts.copyTimeoutMs ?? 10_000 });
+  const run = new MigrationRun(k, host, node, mode, reason, {
+    demoteOrigin,
+    copyTimeoutMs: opts.copyTimeoutMs ?? 10_000,
+  });
   const ret = await run.migratePages(heads);
   const result = runResult(run, ret, refused, t0, c0);
   emitPhases(k, result);
   return result;
 }
 
-export function runResult(run: MigrationRun, ret: number, refused: number, t0: number, c0: number): MigrationResult {
+export function runResult(
+  run: MigrationRun,
+  ret: number,
+  refused: number,
+  t0: number,
+  c0: number,
+): MigrationResult {
   const s = run.stats;
   return {
     ret,
@@ -560,7 +620,11 @@ export function emitPhases(k: Kernel, r: MigrationResult): void {
   k.trace.emit(
     'pagemig',
     'migrate_phases',
-    { ...Object.fromEntries(Object.entries(ph).map(([n, v]) => [n, us(v)])), cpu: us(r.cpuSeconds), wall: us(r.wallSeconds) },
+    {
+      ...Object.fromEntries(Object.entries(ph).map(([n, v]) => [n, us(v)])),
+      cpu: us(r.cpuSeconds),
+      wall: us(r.wallSeconds),
+    },
     `unmap_us=${us(ph.unmap)} flush_us=${us(ph.flush)} batch_copy_us=${us(ph.batchCopy)} fallback_copy_us=${us(ph.fallbackCopy)} move_us=${us(ph.move)} cpu_us=${us(r.cpuSeconds)} wall_us=${us(r.wallSeconds)} migrator=${r.offload.migrator ?? 'none'}`,
   );
 }

@@ -8,7 +8,11 @@ export const MigrateMode = {
 } as const;
 export type MigrateModeValue = (typeof MigrateMode)[keyof typeof MigrateMode];
 export type MigrateModeName = keyof typeof MigrateMode;
-export const migrateModeNames: readonly MigrateModeName[] = ['MIGRATE_ASYNC', 'MIGRATE_SYNC_LIGHT', 'MIGRATE_SYNC'];
+export const migrateModeNames: readonly MigrateModeName[] = [
+  'MIGRATE_ASYNC',
+  'MIGRATE_SYNC_LIGHT',
+  'MIGRATE_SYNC',
+];
 
 /** enum migrate_reason with migrate_reason_names[] (the strings the tracepoints print). */
 export const MigrateReason = {
@@ -48,7 +52,10 @@ export function resolveMode(mode: MigrateModeName | number | undefined): Migrate
     return mode as MigrateModeValue;
   }
   if (typeof mode === 'string' && mode in MigrateMode) return MigrateMode[mode as MigrateModeName];
-  throw kernelError(EINVAL, `unknown migrate mode ${JSON.stringify(mode)}; use one of ${migrateModeNames.join(', ')}`);
+  throw kernelError(
+    EINVAL,
+    `unknown migrate mode ${JSON.stringify(mode)}; use one of ${migrateModeNames.join(', ')}`,
+  );
 }
 
 export function resolveReason(reason: MigrateReasonName | number | undefined): MigrateReasonValue {
@@ -58,7 +65,10 @@ export function resolveReason(reason: MigrateReasonName | number | undefined): M
   }
   const i = migrateReasonNames.indexOf(reason as MigrateReasonName);
   if (i >= 0) return i as MigrateReasonValue;
-  throw kernelError(EINVAL, `unknown migrate reason ${JSON.stringify(reason)}; use one of ${migrateReasonNames.join(', ')}`);
+  throw kernelError(
+    EINVAL,
+    `unknown migrate reason ${JSON.stringify(reason)}; use one of ${migrateReasonNames.join(', ')}`,
+  );
 }
 
 /**
@@ -68,7 +78,8 @@ export function resolveReason(reason: MigrateReasonName | number | undefined): M
 export function parseReasonMask(input: string | number | readonly string[]): number {
   if (Array.isArray(input)) return parseReasonMask(input.join(','));
   if (typeof input === 'number') {
-    if (!Number.isInteger(input) || input < 0) throw kernelError(EINVAL, `reason mask ${input} is not a non-negative integer`);
+    if (!Number.isInteger(input) || input < 0)
+      throw kernelError(EINVAL, `reason mask ${input} is not a non-negative integer`);
     return input & REASON_MASK_ALL;
   }
   const s = String(input).trim();
@@ -80,7 +91,10 @@ export function parseReasonMask(input: string | number | readonly string[]): num
     const name = part.trim();
     const i = migrateReasonNames.indexOf(name as MigrateReasonName);
     if (i < 0) {
-      throw kernelError(EINVAL, `unknown migrate reason ${JSON.stringify(name)} in reason mask; known: ${migrateReasonNames.join(', ')}, or all, none, a number`);
+      throw kernelError(
+        EINVAL,
+        `unknown migrate reason ${JSON.stringify(name)} in reason mask; known: ${migrateReasonNames.join(', ')}, or all, none, a number`,
+      );
     }
     mask |= 1 << i;
   }

@@ -79,7 +79,10 @@ export class OffloadHost {
     if (have) return have;
     validateMigrator(m);
     if (m.capabilities.needsSharedMemory && !this.k.mem.backed) {
-      throw kernelError(EOPNOTSUPP, `migrator ${m.name} needs shared memory, but this machine has backing: 'none'`);
+      throw kernelError(
+        EOPNOTSUPP,
+        `migrator ${m.name} needs shared memory, but this machine has backing: 'none'`,
+      );
     }
     const entry: MigratorEntry = {
       migrator: m,
@@ -93,7 +96,8 @@ export class OffloadHost {
       counters: {},
     };
     for (const other of this.entries.keys()) {
-      if (other.name === m.name) throw kernelError(EBUSY, `another migrator named ${m.name} is already in use`);
+      if (other.name === m.name)
+        throw kernelError(EBUSY, `another migrator named ${m.name} is already in use`);
     }
     this.entries.set(m, entry);
     try {
@@ -117,7 +121,10 @@ export class OffloadHost {
   async register(m: Migrator, reasonMask: string | number | readonly string[] = 'all'): Promise<void> {
     const mask = parseReasonMask(reasonMask);
     if (this.defaultEntry) {
-      throw kernelError(EBUSY, `migrator ${this.defaultEntry.migrator.name} is registered; unregister it first`);
+      throw kernelError(
+        EBUSY,
+        `migrator ${this.defaultEntry.migrator.name} is registered; unregister it first`,
+      );
     }
     const entry = await this.acquire(m);
     // Another register may have won while this migrator's init was running.
@@ -133,7 +140,8 @@ export class OffloadHost {
   /** migrate_offload_unregister: stops new batches, waits for in-flight ones, disposes. */
   async unregister(m: Migrator): Promise<void> {
     const entry = this.defaultEntry;
-    if (!entry || entry.migrator !== m) throw kernelError(EINVAL, `migrator ${m?.name} is not the registered migrator`);
+    if (!entry || entry.migrator !== m)
+      throw kernelError(EINVAL, `migrator ${m?.name} is not the registered migrator`);
     this.defaultEntry = null;
     this.mask = 0;
     await this.release(entry);
@@ -141,7 +149,8 @@ export class OffloadHost {
 
   /** migrate_offload_set_reason_mask: only the registered migrator's mask can change. */
   setReasonMask(m: Migrator, reasonMask: string | number | readonly string[]): void {
-    if (!this.defaultEntry || this.defaultEntry.migrator !== m) throw kernelError(EINVAL, `migrator ${m?.name} is not the registered migrator`);
+    if (!this.defaultEntry || this.defaultEntry.migrator !== m)
+      throw kernelError(EINVAL, `migrator ${m?.name} is not the registered migrator`);
     this.mask = parseReasonMask(reasonMask);
   }
 
@@ -208,7 +217,9 @@ export class OffloadHost {
 
   status(): MigratorStatus[] {
     return [...this.entries.values()].map((e) => {
-      const reasons = migrateReasonNames.filter((_, r) => this.routes.get(r) === e || (this.defaultEntry === e && this.mask & (1 << r)));
+      const reasons = migrateReasonNames.filter(
+        (_, r) => this.routes.get(r) === e || (this.defaultEntry === e && this.mask & (1 << r)),
+      );
       return {
         name: e.migrator.name,
         version: e.migrator.version,

@@ -2,8 +2,8 @@ import { EINVAL, EPERM } from './errno.js';
 import type { Kernel } from './kernel.js';
 import { emitPhases, isolateFolios, MigrationRun, runResult, threadCpuSeconds } from './migrate.js';
 import { MigrateMode, MigrateReason } from './migrate_mode.js';
-import { findTarget, folioMaybeMappedShared, MAX_NUMNODES, type SyscallResult } from './move_pages.js';
 import type { Mm } from './mm.js';
+import { findTarget, folioMaybeMappedShared, MAX_NUMNODES, type SyscallResult } from './move_pages.js';
 import { PMD_HUGE, PMD_TABLE, PTE_PFN_SHIFT, PTE_PRESENT, PTRS_PER_PTE, ZERO_PFN } from './pagetable.js';
 import type { Process } from './process.js';
 
@@ -71,7 +71,13 @@ export async function migratePagesSyscall(
 }
 
 /** migrate_to_node: isolates the mm's folios on `source` and migrates them to `dest`. */
-async function migrateToNode(k: Kernel, mm: Mm, source: number, dest: number, moveAll: boolean): Promise<number> {
+async function migrateToNode(
+  k: Kernel,
+  mm: Mm,
+  source: number,
+  dest: number,
+  moveAll: boolean,
+): Promise<number> {
   const candidates: number[] = [];
   const seen = new Set<number>();
   const consider = (pfn: number) => {

@@ -1,9 +1,9 @@
 import { EACCES, EBUSY, EFAULT, EINVAL, ENODEV, ENOENT, EPERM, ESRCH } from './errno.js';
 import type { Kernel } from './kernel.js';
-import { isolateFolios, MigrationRun, emitPhases, runResult, threadCpuSeconds } from './migrate.js';
+import { emitPhases, isolateFolios, MigrationRun, runResult, threadCpuSeconds } from './migrate.js';
 import { MigrateMode, MigrateReason } from './migrate_mode.js';
-import { addrToVpn } from './mm.js';
 import type { Mm } from './mm.js';
+import { addrToVpn } from './mm.js';
 import { PG_isolated } from './page.js';
 import { PMD_HUGE, PMD_TABLE, PTE_PFN_SHIFT, PTE_PRESENT, ZERO_PFN } from './pagetable.js';
 import type { Process } from './process.js';
@@ -171,7 +171,14 @@ export async function movePages(
 }
 
 /** add_folio_for_migration: 1 queued, 0 already on the node, else a negative errno. */
-function addFolioForMigration(k: Kernel, mm: Mm, addr: number, node: number, moveAll: boolean, queued: number[]): number {
+function addFolioForMigration(
+  k: Kernel,
+  mm: Mm,
+  addr: number,
+  node: number,
+  moveAll: boolean,
+  queued: number[],
+): number {
   const { pfn, vmaOk } = followPage(mm, addr);
   if (pfn === -2 || !vmaOk) return -EFAULT;
   if (pfn === -1) return -ENOENT;

@@ -2,8 +2,10 @@ import { EFAULT, EINVAL, ENOMEM, kernelError, PagemigError } from './errno.js';
 import type { Kernel } from './kernel.js';
 import { copyPageRange, handleMmFault, zapRange } from './memory.js';
 import { defaultPolicy, type Mempolicy, validatePolicy } from './mempolicy.js';
+import { migratePagesSyscall } from './migrate_pages_syscall.js';
 import { addrToVpn, Mm, Vma, vpnToAddr } from './mm.js';
 import { HPAGE_PMD_ORDER, PAGE_SIZE } from './mmzone.js';
+import { type MovePagesResult, movePages, type SyscallResult } from './move_pages.js';
 import {
   PMD_HUGE,
   PMD_TABLE,
@@ -15,8 +17,6 @@ import {
   ZERO_PFN,
 } from './pagetable.js';
 import { parseSize, type Size } from './units.js';
-import { migratePagesSyscall } from './migrate_pages_syscall.js';
-import { movePages, type MovePagesResult, type SyscallResult } from './move_pages.js';
 
 export interface SpawnOptions {
   uid?: number;
@@ -301,13 +301,23 @@ export class Process {
    * where each page is. `status`, if given, is written in place like the user buffer; entries
    * the kernel does not write keep their value (default -123, numactl's "impossible value").
    */
-  movePages(pid: number, addrs: readonly number[], nodes: readonly number[] | null, flags: number, status?: number[]): Promise<MovePagesResult> {
+  movePages(
+    pid: number,
+    addrs: readonly number[],
+    nodes: readonly number[] | null,
+    flags: number,
+    status?: number[],
+  ): Promise<MovePagesResult> {
     this.alive();
     return movePages(this.k, this, pid, addrs, nodes, flags, status);
   }
 
   /** migrate_pages(2) issued by this process; node masks as lists of node ids. */
-  migratePages(pid: number, oldNodes: readonly number[], newNodes: readonly number[]): Promise<SyscallResult> {
+  migratePages(
+    pid: number,
+    oldNodes: readonly number[],
+    newNodes: readonly number[],
+  ): Promise<SyscallResult> {
     this.alive();
     return migratePagesSyscall(this.k, this, pid, oldNodes, newNodes);
   }

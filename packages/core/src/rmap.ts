@@ -34,7 +34,13 @@ export interface RmapHit {
 }
 
 // One hit record reused by every walk (walks do not nest), so a walk allocates nothing.
-const walkHit: RmapHit = { mm: undefined as unknown as Mm, vma: undefined as unknown as Vma, slot: 0, huge: false, vpn: 0 };
+const walkHit: RmapHit = {
+  mm: undefined as unknown as Mm,
+  vma: undefined as unknown as Vma,
+  slot: 0,
+  huge: false,
+  vpn: 0,
+};
 
 /**
  * rmap_walk: calls `visit` for every PMD or PTE (present or migration entry) that maps a page of
@@ -47,14 +53,10 @@ export function rmapWalk(
   nr: number,
   visit: (hit: RmapHit) => void,
 ): void {
-  const hit: RmapHit = {
-    mm: undefined as unknown as Mm,
-    vma: undefined as unknown as Vma,
-    slot: 0,
-    huge: false,
-    vpn: 0,
-  };
-  for (const vma of mapping.vmas) {
+  const hit = walkHit;
+  const vmas = mapping.vmas;
+  for (let vi = 0; vi < vmas.length; vi++) {
+    const vma = vmas[vi]!;
     const lo = Math.max(index, vma.pgoff);
     const hi = Math.min(index + nr, vma.pgoff + vma.npages);
     if (lo >= hi) continue;

@@ -13,11 +13,16 @@ interface Knob {
   set: (v: number) => number;
 }
 
-/** Parses an integer the way proc_dointvec does: optional sign, decimal digits, trailing newline. */
+/**
+ * Parses an integer the way proc_dointvec does (proc_get_long): optional leading whitespace and
+ * '-', then strtoul with base 0 (0x.. hex, 0.. octal, else decimal), then only whitespace.
+ */
 function parseInt10(value: string | number): number | null {
   if (typeof value === 'number') return Number.isSafeInteger(value) ? value : null;
-  const m = /^\s*([+-]?\d+)\s*$/.exec(value);
-  return m ? Number(m[1]) : null;
+  const m = /^\s*(-?)(?:0[xX]([0-9a-fA-F]+)|(0[0-7]*)|([1-9]\d*))\s*$/.exec(value);
+  if (!m) return null;
+  const v = m[2] !== undefined ? parseInt(m[2], 16) : m[3] !== undefined ? parseInt(m[3], 8) : Number(m[4]);
+  return m[1] ? -v : v;
 }
 
 /**

@@ -1,0 +1,85 @@
+import {
+  defineMigrator,
+  MIGRATOR_API_VERSION,
+  type MigrationBatch,
+  type Migrator,
+  type MigratorContext,
+  PagemigError,
+} from '@pagemig/core';
+
+export interface CpuSerialOptions {
+  /** Rows copied between checks of the abort signal. Default 64. */
+  checkEvery?: number;
+}
+
+export interface CpuSerialStats {
+  batches: number;
+  folios: number;
+  bytes: number;
+}
+
+const OPTION_KEYS = ['checkEvery'];
+
+/**
+ * The reference migrator: copies each row of a batch with one TypedArray.set on the engine's own
+ * thread and marks it copied. It frees no CPU (capabilities.offloadsCpu is false); it exists to
+ * show the contract in its simplest form and to measure the cost of the hook itself.
+ */
+export function createMigrator(options: CpuSerialOptions = {}): Migrator & { stats(): CpuSerialStats } {
+  for (const key of Object.keys(options)) {
+    if (!OPTION_KEYS.includes(key)) {
+      throw new PagemigError(
+        'ERR_MIGRATOR_OPTION',
+        `cpu-serial: unknown option ${JSON.stringify(key)}; known: ${OPTION_KEYS.join(', ')}`,
+      );
+    }
+  }
+  const checkEvery = options.checkEvery ?? 64;
+  if (!Number.isInteger(checkEvery) || checkEvery < 1) {
+    throw new PagemigError(
+      'ERR_MIGRATOR_OPTION',
+      `cpu-serial: checkEvery must be a positive integer, got ${checkEvery}`,
+    );
+  }
+  let ram: Uint8Array[] = [];
+  let shift = 0;
+  let mask = 0;
+  const stats: CpuSerialStats = { batches: 0, folios: 0, bytes: 0 };
+
+  return defineMigrator({
+    apiVersion: MIGRATOR_API_VERSION,
+    name: 'cpu-serial',
+    version: __PACKAGE_VERSION__,
+    engines: { core: '^0.1.0' },
+    capabilities: { offloadsCpu: false, channels: 1, maxInFlightBatches: 1, needsSharedMemory: true },
+
+    init(ctx: MigratorContext) {
+      ram = ctx.sections.map((s) => new Uint8Array(s));
+      shift = ctx.sectionPfnShift;
+      mask = (1 << shift) - 1;
+    },
+
+    copyBatch(batch: MigrationBatch, { signal }: { signal: AbortSignal }) {
+      stats.batches++;
+      for (let i = 0; i < batch.rows; i++) {
+        if (i % checkEvery === 0 && signal.aborted) return;
+        const src = batch.src(i);
+        const dst = batch.dst(i);
+        const len = batch.nrPages(i) * 4096;
+        const from = (src & mask) * 4096;
+        ram[dst >>> shift]!.set(ram[src >>> shift]!.subarray(from, from + len), (dst & mask) * 4096);
+        batch.markCopied(i);
+        stats.folios++;
+        stats.bytes += len;
+      }
+    },
+
+    dispose() {
+      ram = [];
+    },
+
+    stats: () => ({ ...stats }),
+  });
+}
+
+export default createMigrator;

@@ -1,0 +1,78 @@
+/** Absolute path of the repository root, with a trailing slash. */
+export declare const repoRoot: string;
+
+export interface Timing {
+  /** Timed runs. */
+  runs: number;
+  /** Total timed seconds (hooks and warm-up runs excluded). */
+  seconds: number;
+  /** Median seconds of one run. */
+  perRun: number;
+  /** Fastest run, seconds. */
+  min: number;
+  /** Slowest run, seconds. */
+  max: number;
+}
+
+export interface TimeItOptions<R = unknown> {
+  /** Keep running until this many timed milliseconds have passed. Default 200. */
+  minMs?: number;
+  /** And at least this many runs. Default 3. */
+  minRuns?: number;
+  /** Untimed runs first. Default 0. */
+  warmup?: number;
+  /** Untimed, before every run (warm-up runs too). */
+  beforeEach?: () => R;
+  /** Untimed, after every run (warm-up runs too). */
+  afterEach?: () => R;
+}
+
+export declare function timeIt(fn: () => unknown, opts?: TimeItOptions): Timing;
+export declare function timeItAsync(fn: () => unknown, opts?: TimeItOptions): Promise<Timing>;
+
+export interface RawCopy {
+  /** Bytes copied per second. */
+  bytesPerSec: number;
+  /** `set` calls (pieces of `chunk` bytes) per second. */
+  copiesPerSec: number;
+  /** Median seconds to copy all `bytes` once. */
+  seconds: number;
+  bytes: number;
+  chunk: number;
+  /** Timed passes over `bytes`. */
+  runs: number;
+}
+
+/** `TypedArray.prototype.set` between two pre-faulted SharedArrayBuffers, warm, ≥ minMs (200) timed. */
+export declare function rawCopy(opts: { bytes: number; chunk: number; minMs?: number }): RawCopy;
+
+export interface Environment {
+  node: string;
+  v8: string;
+  cpuModel: string;
+  availableParallelism: number;
+  totalMemoryBytes: number;
+  platform: string;
+  arch: string;
+  /** ISO 8601. */
+  date: string;
+}
+
+export declare function environment(): Environment;
+
+/** Writes `{ schemaVersion: 1, name, environment, results }` to <repo root>/bench-results/<name>.json. */
+export declare function writeResults(name: string, results: unknown): string;
+
+export type Column = string | { header: string; align?: 'left' | 'right' | 'center' };
+
+/** Prints an aligned, uncoloured table on stdout with `title` on the line above. */
+export declare function printTable(title: string, columns: Column[], rows: unknown[][]): void;
+
+/**
+ * 3 significant digits with an SI prefix: `formatRate(1.93e6, 'copies/s')` = '1.93 M copies/s',
+ * `formatRate(9.8e9, 'B/s')` = '9.80 GB/s'.
+ */
+export declare function formatRate(n: number, unit?: string): string;
+
+/** Binary units: `formatBytes(2 ** 31)` = '2 GiB'. */
+export declare function formatBytes(n: number): string;
