@@ -1,5 +1,5 @@
 import { type MachineConfig, resolveConfig } from './config.js';
-import { EINVAL, kernelError } from './errno.js';
+import { EINVAL, errnoNames, kernelError, PagemigError } from './errno.js';
 import { splitFolio } from './huge_memory.js';
 import { checkInvariants } from './invariants.js';
 import { Kernel } from './kernel.js';
@@ -52,11 +52,13 @@ export class Machine {
     this.sysctl = new Sysctl(k);
     for (const [name, value] of Object.entries(resolved.sysctl)) {
       const err = this.sysctl.write(name, value);
-      if (err)
-        throw kernelError(
-          err === EINVAL ? EINVAL : err,
-          `createMachine: sysctl ${name}=${value} was refused`,
+      if (err) {
+        throw new PagemigError(
+          'ERR_INVALID_CONFIG',
+          `createMachine: sysctl.${name}: ${JSON.stringify(value)} was refused (${errnoNames[err] ?? err})`,
+          { errno: err },
         );
+      }
     }
     this.procfs = {
       buddyinfo: () => buddyinfo(k),
@@ -162,7 +164,8 @@ export class Machine {
 
   /**
    * Splits the large folio containing `pfn` (like debugfs split_huge_pages): to `newOrder`
-   * uniformly, or buddy-style around `at` (non-uniform). Returns the new folios' head pfns.
+   * uniformly, or buddy-style around `at` (non-uniform). Returns the heads of the new folios still
+   * in use; pieces that nothing maps or caches are freed, as the kernel's split does.
    */
   splitFolio(pfn: number, newOrder: number, opts: { at?: number } = {}): number[] {
     this.open();

@@ -110,11 +110,10 @@ export function handleMmFault(
     }
     const pfn = pmd >>> PTE_PFN_SHIFT;
     if (pfn === ZERO_PFN) {
-      // do_huge_zero_wp_pmd: try a real THP, else fall back to zero PTEs.
-      Atomics.store(pt.pmd, pmdIdx, 0);
+      // do_huge_zero_wp_pmd: try a real THP, else split the PMD into zero PTEs (a counted
+      // __split_huge_pmd, as do_huge_pmd_wp_page's fallback does).
       if (faultInHugePmd(k, mm, vma, pmdIdx, localNode)) return;
-      const idx = pt.allocTable(pmdIdx);
-      for (let i = 0; i < PTRS_PER_PTE; i++) pt.pte[idx + i] = mkPte(ZERO_PFN, PTE_PRESENT);
+      splitHugePmd(k, mm, pmdIdx);
     } else if (k.pages.mapcount[pfn] === 1 && k.pages.refcount[pfn] === 1) {
       // do_huge_pmd_wp_page: an exclusive THP is reused in place.
       Atomics.store(pt.pmd, pmdIdx, pmd | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED);

@@ -472,7 +472,8 @@ export class MigrationRun {
     let rows = 0;
     let pages = 0;
     let maxFolio = 0;
-    for (let i = 0; i < src.length; i++) {
+    const capacity = table.length / BATCH_ROW_INTS;
+    for (let i = 0; i < src.length && rows < capacity; i++) {
       const from = src[i]!;
       // Batch eligibility: refcount as expected, so the copy is not wasted.
       if (p.refcount[from] !== expected[i]) continue;

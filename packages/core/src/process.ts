@@ -64,8 +64,12 @@ function segv(addr: number, why: string): never {
 export function thpOrder(thp: MmapOptions['thp']): number {
   if (thp === undefined || thp === 'never') return 0;
   if (thp === 'always') return HPAGE_PMD_ORDER;
-  const bytes = parseSize(thp, 'mmap thp');
-  const order = Math.log2(bytes / PAGE_SIZE);
+  let order = Number.NaN;
+  try {
+    order = Math.log2(parseSize(thp, 'mmap thp') / PAGE_SIZE);
+  } catch {
+    // Reported below with the accepted values.
+  }
   if (!Number.isInteger(order) || order < 2 || order > HPAGE_PMD_ORDER) {
     throw kernelError(
       EINVAL,
@@ -309,7 +313,7 @@ export class Process {
     status?: number[],
   ): Promise<MovePagesResult> {
     this.alive();
-    return movePages(this.k, this, pid, addrs, nodes, flags, status);
+    return this.k.trace.during(this, () => movePages(this.k, this, pid, addrs, nodes, flags, status));
   }
 
   /** migrate_pages(2) issued by this process; node masks as lists of node ids. */
@@ -319,7 +323,7 @@ export class Process {
     newNodes: readonly number[],
   ): Promise<SyscallResult> {
     this.alive();
-    return migratePagesSyscall(this.k, this, pid, oldNodes, newNodes);
+    return this.k.trace.during(this, () => migratePagesSyscall(this.k, this, pid, oldNodes, newNodes));
   }
 
   /** The backing of `addr` without faulting, or null when nothing is mapped there. */

@@ -27,6 +27,17 @@ export class Tracer {
   /** Who is "current" when an event fires (the issuing process, or a kernel thread). */
   current: { pid: number; comm: string } = { pid: 0, comm: '<idle>' };
 
+  /** Runs `fn` with `who` as the current task, so its events carry that pid and comm. */
+  async during<T>(who: { pid: number; comm: string }, fn: () => Promise<T>): Promise<T> {
+    const prev = this.current;
+    this.current = who;
+    try {
+      return await fn();
+    } finally {
+      this.current = prev;
+    }
+  }
+
   /** Subscribe to `system:event`, a bare event name, a system (`migrate`), or `*`. Returns off(). */
   on(name: string, cb: TraceListener): () => void {
     let set = this.listeners.get(name);
