@@ -119,12 +119,21 @@ export class Kernel {
   allocFolio(req: AllocRequest): number {
     const got = allocPages(this.nodes, req);
     if (!got) return -1;
-    const { pfn, zone } = got;
-    const nr = 1 << req.order;
+    this.events.counts[got.zone.pgallocEvent] += 1 << req.order;
+    this.prepNewFolio(got.pfn, req.order);
+    return got.pfn;
+  }
+
+  /**
+   * prep_new_page for a block already taken off the free lists (by the allocator, or by
+   * compaction's free scanner): folio head/tail metadata, refcount 1, no mapping.
+   */
+  prepNewFolio(pfn: number, order: number): void {
+    const nr = 1 << order;
     const p = this.pages;
-    if (req.order > 0) {
+    if (order > 0) {
       p.flags.fill(PG_tail, pfn + 1, pfn + nr);
-      p.order.fill(req.order, pfn, pfn + nr);
+      p.order.fill(order, pfn, pfn + nr);
       p.flags[pfn] = PG_head;
     } else {
       p.flags[pfn] = 0;
@@ -134,8 +143,6 @@ export class Kernel {
     p.mapcount[pfn] = 0;
     p.mapping[pfn] = 0;
     p.index[pfn] = 0;
-    this.events.counts[zone.pgallocEvent] += nr;
-    return pfn;
   }
 
   /** Returns a folio whose refcount dropped to zero to the buddy allocator. */

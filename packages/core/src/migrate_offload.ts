@@ -1,4 +1,6 @@
-import { EBUSY, EINVAL, EOPNOTSUPP, kernelError } from './errno.js';
+import { EBUSY, EINVAL, ENOMEM, EOPNOTSUPP, kernelError } from './errno.js';
+import { MAX_PAGE_ORDER, MIGRATE_UNMOVABLE } from './mmzone.js';
+import { PG_reserved } from './page.js';
 import type { Kernel } from './kernel.js';
 import {
   formatReasonMask,
@@ -69,6 +71,26 @@ export class OffloadHost {
       count: (name, delta = 1) => {
         const c = entry().counters;
         c[name] = (c[name] ?? 0) + delta;
+      },
+      allocCoherent: (pages, nid = 0) => {
+        if (!Number.isInteger(pages) || pages < 1 || pages > 1 << MAX_PAGE_ORDER) {
+          throw kernelError(EINVAL, `allocCoherent: ${pages} pages is not in 1..${1 << MAX_PAGE_ORDER}`);
+        }
+        if (!this.k.nodes[nid]) throw kernelError(EINVAL, `allocCoherent: node ${nid} does not exist`);
+        const order = Math.ceil(Math.log2(pages));
+        const pfn = this.k.allocFolio({ order, nid, mt: MIGRATE_UNMOVABLE });
+        if (pfn < 0) throw kernelError(ENOMEM, `allocCoherent: no ${1 << order} free pages on node ${nid}`);
+        this.k.pages.flags[pfn]! |= PG_reserved;
+        this.k.mem.zeroPages(pfn, 1 << order);
+        return pfn;
+      },
+      freeCoherent: (pfn) => {
+        const p = this.k.pages;
+        if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.k.nrPages || !(p.flags[pfn]! & PG_reserved)) {
+          throw kernelError(EINVAL, `freeCoherent: pfn ${pfn} was not returned by allocCoherent`);
+        }
+        p.flags[pfn]! &= ~PG_reserved;
+        this.k.folioPut(pfn);
       },
       host: { coreVersion: CORE_VERSION, apiVersion: MIGRATOR_API_VERSION },
     };

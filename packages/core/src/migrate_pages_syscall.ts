@@ -59,7 +59,10 @@ export async function migratePagesSyscall(
       if (r === s) continue;
       source = s;
       d = r;
-      break;
+      // do_migrate_pages: remember the last moving pair, but take at once one whose destination
+      // is not itself a pending source, so incoming pages are not moved again ({0,1} -> {1,2}
+      // runs 1 -> 2 before 0 -> 1).
+      if (!tmp.has(r)) break;
     }
     if (source === -1) break;
     tmp.delete(source);

@@ -51,6 +51,13 @@ export interface MigratorContext {
   readonly logger: MigratorLogger;
   /** Adds to a named counter shown in `m.offload.status()`. */
   count(name: string, delta?: number): void;
+  /**
+   * dma_alloc_coherent: `pages` contiguous frames of kernel (Unmovable) memory on `nid` (default
+   * node 0) for rings and control structures a device reads; returns the first pfn. Throws ENOMEM.
+   */
+  allocCoherent(pages: number, nid?: number): number;
+  /** Frees what allocCoherent returned. */
+  freeCoherent(pfn: number): void;
   readonly host: { readonly coreVersion: string; readonly apiVersion: typeof MIGRATOR_API_VERSION };
 }
 

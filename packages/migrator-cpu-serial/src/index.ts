@@ -18,7 +18,13 @@ export interface CpuSerialStats {
   bytes: number;
 }
 
-const OPTION_KEYS = ['checkEvery'];
+/**
+ * The option keys `createMigrator` accepts. `@pagemig/registry` reads this export to check options
+ * before it creates the migrator and to suggest the closest key for a typo.
+ */
+export const optionKeys = ['checkEvery'] as const;
+
+const OPTION_KEYS: readonly string[] = optionKeys;
 
 /**
  * The reference migrator: copies each row of a batch with one TypedArray.set on the engine's own

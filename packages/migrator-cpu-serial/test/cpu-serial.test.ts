@@ -58,6 +58,10 @@ describe('cpu-serial', () => {
       nrPages: k.nrPages,
       logger: { info() {}, warn() {}, error() {} },
       count() {},
+      allocCoherent: () => {
+        throw new Error('not used');
+      },
+      freeCoherent() {},
       host: { coreVersion: '0.1.0', apiVersion: 'pagemig.migrator/v1' },
     });
     const table = new Int32Array(new SharedArrayBuffer(3 * 16));
