@@ -154,8 +154,6 @@ export class MigrationRun {
   private readonly table: Int32Array;
   private readonly topTier: boolean;
   private rc = 0;
-  /** Folios put back as failed (split pieces included): none means migrate_pages() returns 0. */
-  private putBackFailed = 0;
   /** Folios put back on the caller's list (not migrated). */
   private putBack = 0;
 
@@ -414,7 +412,6 @@ export class MigrationRun {
     const nr = 1 << this.k.folioOrder(head);
     this.stats.nrFailedPages += nr;
     this.stats.nrFailedFolios++;
-    this.putBackFailed++;
     if (nr === 1 << HPAGE_PMD_ORDER) this.stats.nrThpFailed++;
     this.putback(head);
   }

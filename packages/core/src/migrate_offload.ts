@@ -1,6 +1,4 @@
 import { EBUSY, EINVAL, ENOMEM, EOPNOTSUPP, kernelError } from './errno.js';
-import { MAX_PAGE_ORDER, MIGRATE_UNMOVABLE } from './mmzone.js';
-import { PG_reserved } from './page.js';
 import type { Kernel } from './kernel.js';
 import {
   formatReasonMask,
@@ -12,6 +10,8 @@ import {
 } from './migrate_mode.js';
 import { MIGRATOR_API_VERSION, type Migrator, type MigratorContext } from './migrator.js';
 import { CORE_VERSION, validateMigrator } from './migrator_validate.js';
+import { MAX_PAGE_ORDER, MIGRATE_UNMOVABLE } from './mmzone.js';
+import { PG_reserved } from './page.js';
 
 /** A migrator that keeps failing is disabled after this many consecutive failed batches. */
 export const MIGRATOR_MAX_CONSECUTIVE_FAILURES = 3;

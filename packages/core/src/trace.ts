@@ -73,12 +73,16 @@ export class Tracer {
       : [...this.records];
   }
 
-  /** Lines in the trace file's format: `comm-pid [cpu] flags timestamp: event: text`. */
+  /**
+   * Lines in the trace file's format: `"%16s-%-7d [%03d] %s %5lu.%06lu: "`, then the event name and
+   * its text (kernel/trace/trace_output.c).
+   */
   lines(filter?: string): string[] {
-    return this.events(filter).map(
-      (r) =>
-        `${`${r.comm}-${r.pid}`.padStart(22)} [000] ..... ${r.ts.toFixed(6).padStart(12)}: ${r.event}: ${r.text}`,
-    );
+    return this.events(filter).map((r) => {
+      const us = Math.round(r.ts * 1e6);
+      const ts = `${String(Math.floor(us / 1e6)).padStart(5)}.${String(us % 1e6).padStart(6, '0')}`;
+      return `${r.comm.padStart(16)}-${String(r.pid).padEnd(7)} [000] ..... ${ts}: ${r.event}: ${r.text}`;
+    });
   }
 
   clear(): void {
