@@ -1,14 +1,30 @@
 export type { MachineConfig, NodeConfig } from './config.js';
 export * from './errno.js';
+export {
+  createFaultPlan,
+  DRIVER_FAULT_SITES,
+  type DriverFaultSite,
+  ENGINE_FAULT_SITES,
+  type EngineFaultSite,
+  type FaultAction,
+  type FaultInfo,
+  FaultPlan,
+  type FaultRecord,
+  type FaultRule,
+  type FaultSite,
+  InjectedFault,
+} from './fault_inject.js';
 export { splitLayout } from './huge_memory.js';
 export type { Kernel, VmTunables } from './kernel.js';
 export { createMachine, Machine, type NodeInfo, type Procfs } from './machine.js';
 export type { Mempolicy, MempolicyMode } from './mempolicy.js';
+/** The migration engine itself, for in-kernel callers with their own get_new_folio/put_new_folio hooks (compaction). */
 export {
   GUP_PIN_COUNTING_BIAS,
   type MigrateOptions,
   type MigrationPhases,
   type MigrationResult,
+  MigrationRun,
   NR_MAX_MIGRATE_PAGES_RETRY,
 } from './migrate.js';
 export {
@@ -42,6 +58,7 @@ export {
   type OffloadInfo,
 } from './migrator.js';
 export { CORE_VERSION, MigratorErrorCode, validateMigrator } from './migrator_validate.js';
+export { Mmu, MmuFault, type MmuInit } from './mmu.js';
 export {
   HPAGE_PMD_NR,
   HPAGE_PMD_ORDER,
@@ -78,5 +95,18 @@ export { type MmapOptions, type PageInfo, Process, type SpawnOptions } from './p
 export type { Sysctl } from './sysctl.js';
 export type { TraceListener, TraceRecord, Tracer } from './trace.js';
 export { formatSize, parseSize, type Size } from './units.js';
+export { type ThreadSpec, UserThread, type UserThreadState } from './user_threads.js';
 export { type VmstatName, vmstatEvents, vmstatGauges, vmstatNodeEvents } from './vmstat.js';
+export {
+  laneWordIndex,
+  laneWords,
+  type PatternCheck,
+  type PatternError,
+  type PatternResult,
+  type PatternWorkload,
+  patternWord,
+  runWorkload,
+  verifyPattern,
+  type Workload,
+} from './workload.js';
 export type { Zone } from './zone.js';

@@ -1,4 +1,5 @@
 import type { ResolvedConfig } from './config.js';
+import type { FaultPlan } from './fault_inject.js';
 import { OffloadHost } from './migrate_offload.js';
 import { MIGRATE_TYPES, PAGEBLOCK_ORDER } from './mmzone.js';
 import { PgData } from './node.js';
@@ -8,6 +9,7 @@ import { Pageblocks } from './pageblock.js';
 import type { Process } from './process.js';
 import { Mapping } from './rmap.js';
 import { PhysicalMemory } from './sparse.js';
+import { type MmTlb, shootdownAsync } from './tlbflush.js';
 import { Tracer } from './trace.js';
 import { VmEvents, type VmstatEvent } from './vmstat.js';
 import { Zone } from './zone.js';
@@ -90,10 +92,44 @@ export class Kernel {
 
   /** Batched TLB flushes issued (try_to_unmap_flush). */
   tlbFlushes = 0;
+  /** Flushes that had to shoot down user threads (some unmapped entry belonged to a threaded mm). */
+  tlbShootdowns = 0;
+  /** Address spaces with live user threads (their MmTlb). Empty: every flush is a counter. */
+  readonly threaded = new Set<MmTlb>();
+  /**
+   * The migration-wait word: a thread that meets a migration entry sleeps on it; the engine bumps
+   * and notifies it after remove_migration_ptes (remap or undo) of every batch.
+   */
+  readonly migrationWait = new Int32Array(new SharedArrayBuffer(4));
+  /** The fault plan in force (tests), or null. */
+  faults: FaultPlan | null = null;
+  /** Terminations of killed user threads still in progress (Machine.close awaits them). */
+  readonly threadExits = new Set<Promise<void>>();
 
-  /** try_to_unmap_flush: one shootdown for everything unmapped since the last flush. */
-  tlbFlush(): void {
+  /**
+   * try_to_unmap_flush: one shootdown for everything unmapped since the last flush. Without user
+   * threads in the affected address spaces it is a counter and returns undefined; otherwise the
+   * promise resolves once no thread can use a translation cached before the call.
+   */
+  tlbFlush(): Promise<void> | undefined {
     this.tlbFlushes++;
+    if (this.threaded.size === 0) return undefined;
+    let list: MmTlb[] | undefined;
+    for (const t of this.threaded) {
+      if (!t.pending) continue;
+      t.pending = false;
+      (list ??= []).push(t);
+    }
+    if (!list) return undefined;
+    this.tlbShootdowns++;
+    return shootdownAsync(list);
+  }
+
+  /** Wakes threads sleeping on migration entries (after remove_migration_ptes). */
+  wakeMigrationWaiters(): void {
+    if (this.threaded.size === 0) return;
+    Atomics.add(this.migrationWait, 0, 1);
+    Atomics.notify(this.migrationWait, 0);
   }
 
   setupWatermarks(): void {

@@ -1,5 +1,6 @@
 import { type MachineConfig, resolveConfig } from './config.js';
 import { EINVAL, errnoNames, kernelError, PagemigError } from './errno.js';
+import { FaultPlan, type FaultRule } from './fault_inject.js';
 import { splitFolio } from './huge_memory.js';
 import { checkInvariants } from './invariants.js';
 import { Kernel } from './kernel.js';
@@ -177,6 +178,29 @@ export class Machine {
     return splitFolio(this.kernel, head, newOrder, opts);
   }
 
+  /**
+   * Puts a fault plan in force (tests): the engine honours the engine sites, migrators read it
+   * from `ctx.faults`. Takes a FaultPlan or its rules; null removes it. Returns the plan.
+   */
+  injectFaults(
+    plan: FaultPlan | readonly FaultRule[] | null,
+    opts: { seed?: number } = {},
+  ): FaultPlan | null {
+    const p = plan === null ? null : plan instanceof FaultPlan ? plan : new FaultPlan(plan, opts);
+    this.kernel.faults = p;
+    return p;
+  }
+
+  /** The fault plan in force, or null. */
+  get faults(): FaultPlan | null {
+    return this.kernel.faults;
+  }
+
+  /** TLB flush counters: batched flushes, and those that shot down user threads. */
+  get tlb(): { flushes: number; shootdowns: number } {
+    return { flushes: this.kernel.tlbFlushes, shootdowns: this.kernel.tlbShootdowns };
+  }
+
   /** Throws a PagemigError naming the pfn and the rule if the model is inconsistent. */
   checkInvariants(): void {
     checkInvariants(this.kernel);
@@ -190,6 +214,9 @@ export class Machine {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // User threads first: they stop touching memory before anything is unmapped.
+    for (const p of this.kernel.processes.values()) void p.killThreads();
+    await Promise.all([...this.kernel.threadExits]);
     await this.kernel.offload.closeAll();
     for (const p of [...this.kernel.processes.values()]) p.exit();
   }

@@ -17,6 +17,7 @@ import {
   PTRS_PER_PTE,
   ZERO_PFN,
 } from './pagetable.js';
+import { flushTlbMm } from './tlbflush.js';
 
 /** mm/memory.c: page faults, copy-on-write, zapping and fork's copy of page tables. */
 
@@ -112,7 +113,11 @@ export function handleMmFault(
     if (pfn === ZERO_PFN) {
       // do_huge_zero_wp_pmd: try a real THP, else split the PMD into zero PTEs (a counted
       // __split_huge_pmd, as do_huge_pmd_wp_page's fallback does).
-      if (faultInHugePmd(k, mm, vma, pmdIdx, localNode)) return;
+      if (faultInHugePmd(k, mm, vma, pmdIdx, localNode)) {
+        // Threads may still cache the huge zero page: shoot it down before anyone writes.
+        flushTlbMm(pt.tlb);
+        return;
+      }
       splitHugePmd(k, mm, pmdIdx);
     } else if (k.pages.mapcount[pfn] === 1 && k.pages.refcount[pfn] === 1) {
       // do_huge_pmd_wp_page: an exclusive THP is reused in place.
@@ -288,6 +293,8 @@ function doWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, idx: number, e: numb
   p.mapcount[got] = 1;
   p.refcount[got] = 1;
   Atomics.store(ptes, idx, mkPte(got, PTE_PRESENT | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED));
+  // ptep_clear_flush: other threads may cache the old (read-only) page; the faulting one sleeps.
+  flushTlbMm(mm.pt.tlb);
   if (pfn !== ZERO_PFN) {
     const head = p.head(pfn);
     p.mapcount[head]!--;
@@ -370,6 +377,9 @@ export function zapRange(k: Kernel, mm: Mm, vpn: number, n: number): void {
     }
     vpn = stop;
   }
+  // tlb_finish_mmu: nothing is reallocated before this returns, so stray writes through a stale
+  // translation land in frames that the next allocation zeroes.
+  flushTlbMm(pt.tlb);
 }
 
 /** copy_page_range for a private VMA at fork: share every folio read-only (copy-on-write). */
@@ -415,4 +425,7 @@ export function copyPageRange(k: Kernel, dst: Mm, src: Mm, vma: Vma): void {
     }
     vpn = stop;
   }
+  // dup_mmap ends with flush_tlb_mm: the parent's threads must not keep writable translations
+  // to pages that are copy-on-write now.
+  flushTlbMm(sp.tlb);
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { EAGAIN, EINVAL, ENOMEM, kernelError } from './errno.js';
+import { InjectedFault } from './fault_inject.js';
 import { isolateSplitFolios, splitFolio } from './huge_memory.js';
 import type { Kernel } from './kernel.js';
 import {
@@ -37,6 +38,11 @@ export interface MigrateOptions {
   demoteOrigin?: 'kswapd' | 'direct' | 'khugepaged' | 'proactive';
   /** Abort a migrator's batch copy after this long (the CPU copies it). Default 10 s, as dcbm. */
   copyTimeoutMs?: number;
+  /**
+   * After the abort, wait this long for the migrator to settle (its destinations stay reserved
+   * meanwhile); one that still has not settled is abandoned and disabled. Default 1 s.
+   */
+  abortGraceMs?: number;
 }
 
 /** Per-phase wall time in seconds. */
@@ -104,10 +110,17 @@ let vTo = 0;
 function unmapOne(hit: RmapHit): void {
   const pt = hit.mm.pt;
   const arr = hit.huge ? pt.pmd : pt.pte;
-  const e = arr[hit.slot]!;
+  let e = arr[hit.slot]!;
   if (!(e & PTE_PRESENT)) return;
   // try_to_migrate_one: the mapping becomes a migration entry and drops its rmap and reference.
-  Atomics.store(arr, hit.slot, (e & ~PTE_PRESENT) | PTE_MIGRATION);
+  // A compare-and-swap, because user threads set accessed/dirty bits concurrently.
+  for (;;) {
+    const seen = Atomics.compareExchange(arr, hit.slot, e, (e & ~PTE_PRESENT) | PTE_MIGRATION);
+    if (seen === e) break;
+    e = seen;
+  }
+  // Threads of this address space may cache the old translation: the batch flush shoots it down.
+  if (pt.tlb !== null) pt.tlb.pending = true;
   vk.pages.mapcount[vFrom]!--;
   vk.pages.refcount[vFrom]!--;
 }
@@ -151,11 +164,13 @@ export class MigrationRun {
     foliosCopied: 0,
     failures: 0,
   };
-  private readonly table: Int32Array;
+  private table: Int32Array;
   private readonly topTier: boolean;
   private rc = 0;
   /** Folios put back on the caller's list (not migrated). */
   private putBack = 0;
+  /** Pins taken by the unmap_pin fault site, dropped when the batch ends. */
+  private readonly pins: number[] = [];
 
   constructor(
     private readonly k: Kernel,
@@ -166,6 +181,7 @@ export class MigrationRun {
     private readonly opts: {
       demoteOrigin: string;
       copyTimeoutMs: number;
+      abortGraceMs?: number;
       /** get_new_folio (e.g. compaction_alloc): a prepared folio of `order` for `src`, or -1. */
       alloc?: (src: number, order: number) => number;
       /** put_new_folio (e.g. compaction_free): takes back an unused destination. */
@@ -277,7 +293,25 @@ export class MigrationRun {
     split: number[],
     keepRetries: boolean,
   ): Promise<number[]> {
+    try {
+      return await this.batchInner(list, mode, passes, split, keepRetries);
+    } finally {
+      // remove_migration_ptes ran for every folio of the batch (moved or restored): wake the
+      // threads that sleep on a migration entry.
+      this.k.wakeMigrationWaiters();
+      for (const head of this.pins.splice(0)) this.k.folioPut(head, GUP_PIN_COUNTING_BIAS);
+    }
+  }
+
+  private async batchInner(
+    list: number[],
+    mode: MigrateModeValue,
+    passes: number,
+    split: number[],
+    keepRetries: boolean,
+  ): Promise<number[]> {
     const k = this.k;
+    const faults = k.faults;
     const p = k.pages;
     const s = this.stats;
     const src: number[] = [];
@@ -315,9 +349,11 @@ export class MigrationRun {
           retry.push(head);
           continue;
         }
-        const d = this.opts.alloc
-          ? this.opts.alloc(head, order)
-          : k.allocFolio({ order, nid: this.node, thisNode: true, mt: MIGRATE_MOVABLE });
+        const d = faults?.hit('alloc_dst', { node: this.node, order, pfn: head })
+          ? -1
+          : this.opts.alloc
+            ? this.opts.alloc(head, order)
+            : k.allocFolio({ order, nid: this.node, thisNode: true, mt: MIGRATE_MOVABLE });
         if (d < 0) {
           const isThp = order === HPAGE_PMD_ORDER ? 1 : 0;
           s.nrFailedFolios++;
@@ -337,6 +373,11 @@ export class MigrationRun {
         vk = k;
         vFrom = head;
         if (mapping) rmapWalk(mapping, p.index[head]!, head, nr, unmapOne);
+        if (faults?.hit('unmap_pin', { node: this.node, order, pfn: head })) {
+          // A DMA pin taken while the folio is unmapped: the move phase sees extra references.
+          p.refcount[head]! += GUP_PIN_COUNTING_BIAS;
+          this.pins.push(head);
+        }
         src.push(head);
         dst.push(d);
         expected.push(exp);
@@ -354,8 +395,10 @@ export class MigrationRun {
     const t1 = performance.now();
     this.phases.unmap += (t1 - t) / 1000;
 
-    // Phase B: one batched TLB flush for every folio unmapped above.
-    k.tlbFlush();
+    // Phase B: one batched TLB flush for every folio unmapped above (a shootdown of the user
+    // threads that may cache a translation to a source folio: none writes to it afterwards).
+    const flush = k.tlbFlush();
+    if (flush) await flush;
     t = performance.now();
     this.phases.flush += (t - t1) / 1000;
 
@@ -522,16 +565,62 @@ export class MigrationRun {
       this.opts.copyTimeoutMs,
     );
     let error: unknown;
-    const run = (async () => m.copyBatch(batch, { signal: ac.signal }))();
+    // The migrator_call fault site: the engine's call behaves like a faulty migrator.
+    const fault =
+      k.faults !== null ? k.faults.hit('migrator_call', { migrator: m.name, node: this.node }) : null;
+    const run: Promise<unknown> =
+      fault === null || fault.action === 'partial'
+        ? (async () => m.copyBatch(batch, { signal: ac.signal }))()
+        : fault.action === 'hang'
+          ? new Promise<never>(() => {})
+          : Promise.reject(
+              new InjectedFault(
+                'migrator_call',
+                fault.message ?? `injected ${fault.action ?? 'throw'} of ${m.name}`,
+              ),
+            );
     entry.inFlight.add(run);
-    try {
-      await run;
-      if (ac.signal.aborted) error = ac.signal.reason;
-    } catch (e) {
-      error = e;
-    } finally {
-      clearTimeout(timer);
-      entry.inFlight.delete(run);
+    // A migrator must settle soon after its signal aborts; one that does not is abandoned (its
+    // marks are never read again and the run gets a fresh table) and disabled.
+    const graceMs = this.opts.abortGraceMs ?? 1000;
+    let graceTimer: ReturnType<typeof setTimeout> | undefined;
+    const onAbort = (resolve: (v: 'abandoned') => void) => () => {
+      graceTimer = setTimeout(() => resolve('abandoned'), graceMs);
+    };
+    let abandon: (() => void) | undefined;
+    const giveUp = new Promise<'abandoned'>((resolve) => {
+      abandon = onAbort(resolve);
+      ac.signal.addEventListener('abort', abandon, { once: true });
+    });
+    const outcome = await Promise.race([
+      run.then(
+        () => 'settled' as const,
+        (e: unknown) => {
+          error = e ?? new Error(`${m.name} rejected without a reason`);
+          return 'settled' as const;
+        },
+      ),
+      giveUp,
+    ]);
+    clearTimeout(timer);
+    clearTimeout(graceTimer);
+    if (abandon) ac.signal.removeEventListener('abort', abandon);
+    entry.inFlight.delete(run);
+    if (outcome === 'abandoned') {
+      error = new Error(
+        `batch copy did not settle ${graceMs} ms after its signal aborted (${String((ac.signal.reason as Error)?.message ?? ac.signal.reason)}); abandoned`,
+      );
+      this.table = new Int32Array(new SharedArrayBuffer(table.byteLength));
+      if (!entry.disabled) {
+        entry.disabled = `disabled: a batch copy never settled after its abort`;
+        this.host.log.push(`error: ${m.name}: ${entry.disabled}`);
+      }
+    } else if (error === undefined && ac.signal.aborted) {
+      error = ac.signal.reason;
+    }
+    if (error === undefined && fault?.action === 'partial') {
+      // "Copied only some rows": drop the marks of every other row.
+      for (let i = 1; i < rows; i += 2) Atomics.and(table, i * BATCH_ROW_INTS + BATCH_FLAGS, ~BATCH_COPIED);
     }
     let copied = 0;
     if (error === undefined) {
@@ -599,6 +688,7 @@ export async function migrateFolios(
   const run = new MigrationRun(k, host, node, mode, reason, {
     demoteOrigin,
     copyTimeoutMs: opts.copyTimeoutMs ?? 10_000,
+    ...(opts.abortGraceMs !== undefined ? { abortGraceMs: opts.abortGraceMs } : {}),
   });
   const ret = await run.migratePages(heads);
   const result = runResult(run, ret, refused, t0, c0);

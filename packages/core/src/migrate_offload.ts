@@ -59,6 +59,7 @@ export class OffloadHost {
   constructor(private readonly k: Kernel) {}
 
   private context(m: Migrator, entry: () => MigratorEntry): MigratorContext {
+    const k = this.k;
     const say = (level: string) => (message: string) => {
       this.log.push(`${level}: ${m.name}: ${message}`);
     };
@@ -93,6 +94,9 @@ export class OffloadHost {
         this.k.folioPut(pfn);
       },
       host: { coreVersion: CORE_VERSION, apiVersion: MIGRATOR_API_VERSION },
+      get faults() {
+        return k.faults;
+      },
     };
   }
 

@@ -1,3 +1,4 @@
+import type { FaultPlan } from './fault_inject.js';
 import type { MigrateModeValue, MigrateReasonValue } from './migrate_mode.js';
 
 /**
@@ -30,6 +31,8 @@ export interface MigratorCapabilities {
   maxInFlightBatches: number;
   /** Needs the machine's RAM in SharedArrayBuffers (backing 'shared'). */
   needsSharedMemory: boolean;
+  /** Driver fault sites (fault_inject.ts) it honours from `ctx.faults`; the testkit runs those cases. */
+  faultSites?: readonly string[];
   /** Driver-specific facts (device model, queue depth, ...). Must stay JSON-serialisable. */
   [key: string]: unknown;
 }
@@ -58,6 +61,11 @@ export interface MigratorContext {
   allocCoherent(pages: number, nid?: number): number;
   /** Frees what allocCoherent returned. */
   freeCoherent(pfn: number): void;
+  /**
+   * The fault plan in force on the machine (tests), or null/absent. A driver honours the driver
+   * sites it declares in `capabilities.faultSites` (see fault_inject.ts); read it per batch.
+   */
+  readonly faults?: FaultPlan | null;
   readonly host: { readonly coreVersion: string; readonly apiVersion: typeof MIGRATOR_API_VERSION };
 }
 

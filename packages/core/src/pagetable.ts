@@ -1,3 +1,5 @@
+import type { MmTlb } from './tlbflush.js';
+
 /**
  * Page tables in shared memory: a PMD directory whose entries map a 2 MiB folio or point at a
  * PTE table of 512 entries. Entries are Int32 words updated with Atomics so user threads and the
@@ -53,6 +55,11 @@ export class PageTables {
   private nrTables = 0;
   /** Live PTE tables (nr_page_table_pages). */
   tablesInUse = 0;
+  /**
+   * The shootdown state of the address space once it ran a user thread (tlbflush.ts MmTlb);
+   * null for an address space that never had threads, whose flushes cost nothing.
+   */
+  tlb: MmTlb | null = null;
 
   constructor() {
     this.pmd = new Int32Array(new SharedArrayBuffer(NR_PMDS * 4));

@@ -1,9 +1,10 @@
-import { EFAULT, EINVAL, ENOMEM, kernelError, PagemigError } from './errno.js';
+import { EBUSY, EFAULT, EINVAL, ENOMEM, kernelError, PagemigError } from './errno.js';
 import type { Kernel } from './kernel.js';
 import { copyPageRange, handleMmFault, zapRange } from './memory.js';
 import { defaultPolicy, type Mempolicy, validatePolicy } from './mempolicy.js';
 import { migratePagesSyscall } from './migrate_pages_syscall.js';
 import { addrToVpn, Mm, Vma, vpnToAddr } from './mm.js';
+import { FAULT_KILLED, FAULT_RETRY } from './mmu.js';
 import { HPAGE_PMD_ORDER, PAGE_SIZE } from './mmzone.js';
 import { type MovePagesResult, movePages, type SyscallResult } from './move_pages.js';
 import {
@@ -17,6 +18,7 @@ import {
   ZERO_PFN,
 } from './pagetable.js';
 import { parseSize, type Size } from './units.js';
+import { ThreadGroup, type ThreadSpec, type UserThread } from './user_threads.js';
 
 export interface SpawnOptions {
   uid?: number;
@@ -88,6 +90,7 @@ export class Process {
   readonly node: number;
   readonly comm: string;
   exited = false;
+  private threadGroup: ThreadGroup | null = null;
 
   constructor(
     protected readonly k: Kernel,
@@ -406,9 +409,63 @@ export class Process {
     return child;
   }
 
-  /** exit(): unmaps everything; the pid is gone afterwards. */
+  /**
+   * Starts a user thread (a worker_thread) that reads and writes this process's memory through
+   * the shared page tables with its own MMU and TLB: a built-in workload
+   * (`{ workload: { kind: 'pattern', ... } }`) or a module function (`{ module, data }`).
+   */
+  spawnThread<T = unknown>(spec: ThreadSpec): UserThread<T> {
+    this.alive();
+    this.threadGroup ??= new ThreadGroup(this.k, this);
+    return this.threadGroup.spawn<T>(spec);
+  }
+
+  /** Starts `n` threads; `spec` may depend on the thread's index. */
+  startThreads<T = unknown>(n: number, spec: ThreadSpec | ((i: number) => ThreadSpec)): UserThread<T>[] {
+    if (!Number.isInteger(n) || n < 0)
+      throw kernelError(EINVAL, `thread count ${n} must be a non-negative integer`);
+    const out: UserThread<T>[] = [];
+    for (let i = 0; i < n; i++) out.push(this.spawnThread<T>(typeof spec === 'function' ? spec(i) : spec));
+    return out;
+  }
+
+  /** The live user threads. */
+  get threads(): readonly UserThread[] {
+    return this.threadGroup?.threads ?? [];
+  }
+
+  /** Asks every thread to stop and waits for them; returns each outcome (allSettled). */
+  stopThreads(): Promise<PromiseSettledResult<unknown>[]> {
+    return this.threadGroup ? this.threadGroup.stopAll() : Promise.resolve([]);
+  }
+
+  /** Kills every user thread (as exit() does) and resolves once their workers terminated. */
+  killThreads(): Promise<void> {
+    return this.threadGroup ? this.threadGroup.kill() : Promise.resolve();
+  }
+
+  /**
+   * A page fault posted by a user thread: 0 resolved, FAULT_RETRY (the page is under migration:
+   * the thread waits on the migration entry), or a negative errno (-EFAULT: no mapping; -ENOMEM).
+   */
+  serveFault(vpn: number, write: boolean): number {
+    if (this.exited) return FAULT_KILLED;
+    const vma = this.mm.findVma(vpn);
+    if (!vma) return -EFAULT;
+    try {
+      handleMmFault(this.k, this.mm, vma, vpn, write, this.node);
+      return 0;
+    } catch (e) {
+      const errno = (e as { errno?: number }).errno;
+      if (errno === EBUSY) return FAULT_RETRY;
+      return -(errno ?? EFAULT);
+    }
+  }
+
+  /** exit(): kills the threads, unmaps everything; the pid is gone afterwards. */
   exit(): void {
     if (this.exited) return;
+    this.threadGroup?.kill();
     for (const vma of [...this.mm.vmas]) this.munmap(vma.start, vma.npages * PAGE_SIZE);
     this.exited = true;
     this.k.processes.delete(this.pid);

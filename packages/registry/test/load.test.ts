@@ -29,10 +29,10 @@ describe('load: built-in drivers', () => {
   });
 
   it('a missing built-in says which package to install', async () => {
-    const e = await caught(() => createRegistry().load('ptdma', { channels: 4 }));
+    const e = await caught(() => createRegistry().load('sdxi', { contexts: 4 }));
     expect(e.code).toBe('ERR_MIGRATOR_NOT_INSTALLED');
     expect(e.message).toBe(
-      'migrator "ptdma" is not installed: install @pagemig/migrator-ptdma (e.g. pnpm add @pagemig/migrator-ptdma)',
+      'migrator "sdxi" is not installed: install @pagemig/migrator-sdxi (e.g. pnpm add @pagemig/migrator-sdxi)',
     );
   });
 
@@ -184,7 +184,7 @@ describe('load: third-party packages', () => {
   });
 
   it('every error is a PagemigError recognised by isInstance, never by instanceof alone', async () => {
-    const e = await caught(() => reg().load('ptdma'));
+    const e = await caught(() => reg().load('sdxi'));
     expect(PagemigError.isInstance(e)).toBe(true);
     expect(PagemigError.isInstance(new Error('x'))).toBe(false);
   });

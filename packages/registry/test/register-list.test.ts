@@ -53,7 +53,7 @@ describe('register', () => {
 });
 
 describe('list', () => {
-  it('reports every built-in: cpu-serial installed with version and capabilities, ptdma not', async () => {
+  it('reports every built-in: cpu-serial installed with version and capabilities, sdxi not', async () => {
     const rows = await createRegistry().list();
     expect(rows.map((r) => r.id)).toEqual(['cpu-serial', 'cpu-multithreaded', 'ptdma', 'sdxi']);
     expect(rows[0]).toEqual({
@@ -64,9 +64,9 @@ describe('list', () => {
       capabilities: { offloadsCpu: false, channels: 1, maxInFlightBatches: 1, needsSharedMemory: true },
       source: 'builtin',
     });
-    expect(rows.find((r) => r.id === 'ptdma')).toEqual({
-      id: 'ptdma',
-      package: '@pagemig/migrator-ptdma',
+    expect(rows.find((r) => r.id === 'sdxi')).toEqual({
+      id: 'sdxi',
+      package: '@pagemig/migrator-sdxi',
       installed: false,
       version: null,
       capabilities: null,

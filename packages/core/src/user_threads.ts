@@ -1,0 +1,356 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { EAGAIN, EINVAL, kernelError, PagemigError } from './errno.js';
+import type { Kernel } from './kernel.js';
+import {
+  CTL_ACK_SEQ,
+  CTL_DOORBELL,
+  CTL_FLUSH_WAITERS,
+  CTL_GEN,
+  CTL_HEADER,
+  CTL_NR_SLOTS,
+  FAULT_ANSWERED,
+  FAULT_IDLE,
+  FAULT_KILLED,
+  FAULT_REQUESTED,
+  MAX_USER_THREADS,
+  type MmuInit,
+  S_ACK,
+  S_FAULT,
+  S_FAULT_RESULT,
+  S_FAULT_VPN,
+  S_FAULT_WRITE,
+  S_FAULTS,
+  S_MIGRATION_WAITS,
+  S_STATE,
+  S_STOP,
+  S_TLB_FLUSHES,
+  SLOT_INTS,
+  STOP_KILLED,
+  STOP_NONE,
+  STOP_REQUESTED,
+  T_EXITED,
+  T_RUNNING,
+  T_STARTING,
+} from './mmu.js';
+import type { Process } from './process.js';
+import { MmTlb } from './tlbflush.js';
+import type { UserThreadData, UserThreadMessage } from './user_thread.js';
+import type { Workload } from './workload.js';
+
+/** What a user thread runs: a built-in workload, or a function exported by a module. */
+export interface ThreadSpec {
+  /** A built-in workload (see workload.ts), e.g. `{ kind: 'pattern', ... }`. */
+  workload?: Workload;
+  /**
+   * A JavaScript module (path or URL) whose default export (or `export`) is called as
+   * `fn(mmu, data, tid)` in the thread; its (structured-cloneable) return value is the result.
+   */
+  module?: string | URL;
+  export?: string;
+  /** Structured-cloneable data for the module function (SharedArrayBuffers are shared). */
+  data?: unknown;
+  /** TLB entries of the thread (power of two). Default 64. */
+  tlbEntries?: number;
+}
+
+export type UserThreadState = 'starting' | 'running' | 'blocked' | 'exited';
+
+const STATE_NAMES: Record<number, UserThreadState> = {
+  0: 'starting',
+  1: 'starting',
+  2: 'running',
+  3: 'blocked',
+  4: 'exited',
+};
+
+let workerUrl: URL | undefined;
+/** dist/user-thread.js next to the bundle, or (running from src under a test runner) in ../dist. */
+function userThreadUrl(): URL {
+  if (workerUrl) return workerUrl;
+  for (const rel of ['./user-thread.js', '../dist/user-thread.js']) {
+    const u = new URL(rel, import.meta.url);
+    if (existsSync(fileURLToPath(u))) return (workerUrl = u);
+  }
+  throw new PagemigError(
+    'ERR_NO_WORKER_BUILD',
+    'user threads run the built worker dist/user-thread.js of @pagemig/core; build the package first (pnpm build)',
+  );
+}
+
+/** One emulated user thread (a worker_thread) of a process. */
+export class UserThread<T = unknown> {
+  /** Resolves with the thread's result; rejects with its error (PagemigError ERR_USER_THREAD). */
+  readonly done: Promise<T>;
+  private exited = false;
+
+  constructor(
+    private readonly group: ThreadGroup,
+    private readonly worker: Worker,
+    readonly tid: number,
+    readonly slot: number,
+  ) {
+    this.done = new Promise<T>((resolve, reject) => {
+      // The outcome is settled when the worker has exited: join() means the thread is gone.
+      let outcome: { ok: true; value: T } | { ok: false; error: Error } | undefined;
+      worker.on('message', (msg: UserThreadMessage) => {
+        if (outcome) return;
+        if (msg.ok) outcome = { ok: true, value: msg.result as T };
+        else {
+          const e = new PagemigError(
+            'ERR_USER_THREAD',
+            `user thread ${tid} of pid ${group.pid} failed: ${msg.error.message}`,
+            msg.error.errno ? { errno: msg.error.errno } : {},
+          );
+          if (msg.error.stack) e.stack = `${e.stack}\n  thread stack: ${msg.error.stack}`;
+          outcome = { ok: false, error: e };
+        }
+        // The thread function returned: nothing it left behind (timers) keeps the thread alive.
+        void worker.terminate();
+      });
+      worker.on('error', (err) => {
+        outcome ??= {
+          ok: false,
+          error: new PagemigError(
+            'ERR_USER_THREAD',
+            `user thread ${tid} of pid ${group.pid} crashed: ${err.message}`,
+          ),
+        };
+      });
+      worker.on('exit', (code) => {
+        this.exited = true;
+        group.threadExited(this);
+        const o = outcome ?? {
+          ok: false as const,
+          error: new PagemigError(
+            'ERR_USER_THREAD',
+            `user thread ${tid} of pid ${group.pid} exited (code ${code}) without a result`,
+          ),
+        };
+        if (o.ok) resolve(o.value);
+        else reject(o.error);
+      });
+    });
+    // Nobody has to await a thread: an unobserved failure must not crash the host.
+    this.done.catch(() => {});
+  }
+
+  get pid(): number {
+    return this.group.pid;
+  }
+
+  private word(i: number): number {
+    return Atomics.load(this.group.tlb.ctl, CTL_HEADER + this.slot * SLOT_INTS + i);
+  }
+
+  get state(): UserThreadState {
+    return this.exited ? 'exited' : (STATE_NAMES[this.word(S_STATE)] ?? 'exited');
+  }
+
+  /** Asks the thread to stop: built-in workloads return at their next check. */
+  stop(): void {
+    const ctl = this.group.tlb.ctl;
+    const i = CTL_HEADER + this.slot * SLOT_INTS + S_STOP;
+    Atomics.compareExchange(ctl, i, STOP_NONE, STOP_REQUESTED);
+  }
+
+  /** The thread's result (same as `done`). */
+  join(): Promise<T> {
+    return this.done;
+  }
+
+  /** Ends the thread at once (worker.terminate). */
+  async terminate(): Promise<void> {
+    await this.worker.terminate();
+  }
+
+  /** Shootdowns acknowledged, faults posted, migration-entry sleeps. */
+  stats(): { tlbFlushes: number; faults: number; migrationWaits: number } {
+    return {
+      tlbFlushes: this.word(S_TLB_FLUSHES),
+      faults: this.word(S_FAULTS),
+      migrationWaits: this.word(S_MIGRATION_WAITS),
+    };
+  }
+
+  /** @internal */
+  get workerRef(): Worker {
+    return this.worker;
+  }
+}
+
+/**
+ * The threads of one process (its address space's user threads), their control block and the
+ * main-thread side of their page faults: a thread posts a fault in its mailbox and rings the
+ * doorbell; the fault server (Atomics.waitAsync on the doorbell) runs handle_mm_fault and answers.
+ */
+export class ThreadGroup {
+  readonly tlb: MmTlb;
+  private readonly slots: (UserThread | null)[] = [];
+  private serving = false;
+  private readonly live = new Set<UserThread>();
+
+  constructor(
+    private readonly k: Kernel,
+    private readonly proc: Process,
+  ) {
+    const pt = proc.mm.pt;
+    if (!pt.tlb) pt.tlb = new MmTlb();
+    this.tlb = pt.tlb;
+  }
+
+  get pid(): number {
+    return this.proc.pid;
+  }
+
+  /** Live threads. */
+  get threads(): UserThread[] {
+    return [...this.live];
+  }
+
+  spawn<T>(spec: ThreadSpec): UserThread<T> {
+    if (!this.k.mem.backed) {
+      throw new PagemigError(
+        'ERR_NO_BACKING',
+        "user threads read and write RAM: this machine was created with backing: 'none'",
+      );
+    }
+    if (!spec || (spec.workload === undefined) === (spec.module === undefined))
+      throw kernelError(EINVAL, 'a thread spec needs exactly one of workload or module');
+    const ctl = this.tlb.ctl;
+    let slot = -1;
+    for (let s = 0; s < MAX_USER_THREADS; s++) {
+      if (this.slots[s]) continue;
+      slot = s;
+      break;
+    }
+    if (slot < 0) throw kernelError(EAGAIN, `pid ${this.pid} already runs ${MAX_USER_THREADS} threads`);
+    const b = CTL_HEADER + slot * SLOT_INTS;
+    for (let i = 0; i < SLOT_INTS; i++) Atomics.store(ctl, b + i, 0);
+    Atomics.store(ctl, b + S_ACK, Atomics.load(ctl, CTL_GEN));
+    Atomics.store(ctl, b + S_STATE, T_STARTING);
+    if (slot + 1 > Atomics.load(ctl, CTL_NR_SLOTS)) Atomics.store(ctl, CTL_NR_SLOTS, slot + 1);
+    const tid = this.k.nextPid++;
+    const init: MmuInit = {
+      sections: this.k.mem.sections,
+      sectionPfnShift: this.k.mem.pagesPerSectionShift,
+      pmd: this.proc.mm.pt.pmd.buffer as SharedArrayBuffer,
+      pte: this.proc.mm.pt.pteBuffer,
+      ctl: ctl.buffer as SharedArrayBuffer,
+      slot,
+      migrationWait: this.k.migrationWait.buffer as SharedArrayBuffer,
+      ...(spec.tlbEntries !== undefined ? { tlbEntries: spec.tlbEntries } : {}),
+    };
+    let module: string | undefined;
+    if (spec.module !== undefined) {
+      const m = spec.module;
+      module = m instanceof URL ? m.href : /^[a-z]+:/i.test(m) ? m : pathToFileURL(m).href;
+    }
+    const data: UserThreadData = {
+      mmu: init,
+      tid,
+      ...(spec.workload ? { workload: spec.workload } : {}),
+      ...(module ? { module } : {}),
+      ...(spec.export ? { export: spec.export } : {}),
+      ...(spec.data !== undefined ? { data: spec.data } : {}),
+    };
+    const worker = new Worker(userThreadUrl(), { workerData: data, name: `${this.proc.comm}:${tid}` });
+    const t = new UserThread<T>(this, worker, tid, slot);
+    this.slots[slot] = t;
+    this.live.add(t);
+    if (this.tlb.live++ === 0) this.k.threaded.add(this.tlb);
+    void this.serve();
+    return t;
+  }
+
+  /** Called when a thread's worker exited (normally, by an error, or terminated). */
+  threadExited(t: UserThread): void {
+    if (!this.live.delete(t)) return;
+    const ctl = this.tlb.ctl;
+    const b = CTL_HEADER + t.slot * SLOT_INTS;
+    Atomics.store(ctl, b + S_STATE, T_EXITED);
+    // A fault left in the mailbox by a dead thread is dropped.
+    Atomics.store(ctl, b + S_FAULT, FAULT_IDLE);
+    this.slots[t.slot] = null;
+    if (Atomics.load(ctl, CTL_FLUSH_WAITERS) > 0) {
+      Atomics.add(ctl, CTL_ACK_SEQ, 1);
+      Atomics.notify(ctl, CTL_ACK_SEQ);
+    }
+    if (--this.tlb.live === 0) this.k.threaded.delete(this.tlb);
+    // Wake the fault server so it notices when no thread is left.
+    Atomics.add(ctl, CTL_DOORBELL, 1);
+    Atomics.notify(ctl, CTL_DOORBELL);
+  }
+
+  /** The fault server: runs while the process has threads. */
+  private async serve(): Promise<void> {
+    if (this.serving) return;
+    this.serving = true;
+    const ctl = this.tlb.ctl;
+    try {
+      while (this.live.size > 0) {
+        const v = Atomics.load(ctl, CTL_DOORBELL);
+        this.answerFaults(false);
+        if (this.live.size === 0) break;
+        const r = Atomics.waitAsync(ctl, CTL_DOORBELL, v, 1000);
+        if (r.async) await r.value;
+      }
+    } finally {
+      this.serving = false;
+    }
+  }
+
+  /** Serves every posted fault (with `kill`, answers each one "killed"). */
+  private answerFaults(kill: boolean): void {
+    const ctl = this.tlb.ctl;
+    const n = Atomics.load(ctl, CTL_NR_SLOTS);
+    for (let s = 0; s < n; s++) {
+      const b = CTL_HEADER + s * SLOT_INTS;
+      if (Atomics.load(ctl, b + S_FAULT) !== FAULT_REQUESTED) continue;
+      const vpn = Atomics.load(ctl, b + S_FAULT_VPN);
+      const write = Atomics.load(ctl, b + S_FAULT_WRITE) === 1;
+      let r: number;
+      if (kill || this.proc.exited || Atomics.load(ctl, b + S_STOP) === STOP_KILLED) r = FAULT_KILLED;
+      else r = this.proc.serveFault(vpn, write);
+      Atomics.store(ctl, b + S_FAULT_RESULT, r);
+      Atomics.store(ctl, b + S_FAULT, FAULT_ANSWERED);
+      Atomics.notify(ctl, b + S_FAULT);
+    }
+  }
+
+  /** Asks every thread to stop and waits for all of them; returns their outcomes. */
+  async stopAll(): Promise<PromiseSettledResult<unknown>[]> {
+    const all = [...this.live];
+    for (const t of all) t.stop();
+    return Promise.allSettled(all.map((t) => t.done));
+  }
+
+  /**
+   * exit(): kills every thread. Synchronous part: every thread stops using the address space
+   * (a running thread leaves at its next access; bounded by `timeoutMs`) and pending faults are
+   * answered "killed"; returns the promise of the workers' termination.
+   */
+  kill(timeoutMs = 2000): Promise<void> {
+    const all = [...this.live];
+    if (!all.length) return Promise.resolve();
+    const ctl = this.tlb.ctl;
+    for (const t of all) Atomics.store(ctl, CTL_HEADER + t.slot * SLOT_INTS + S_STOP, STOP_KILLED);
+    Atomics.add(ctl, CTL_GEN, 1);
+    this.answerFaults(true);
+    const t0 = performance.now();
+    const running = () =>
+      all.some((t) => Atomics.load(ctl, CTL_HEADER + t.slot * SLOT_INTS + S_STATE) === T_RUNNING);
+    while (running() && performance.now() - t0 < timeoutMs) {
+      Atomics.add(ctl, CTL_FLUSH_WAITERS, 1);
+      const seq = Atomics.load(ctl, CTL_ACK_SEQ);
+      if (running()) Atomics.wait(ctl, CTL_ACK_SEQ, seq, 5);
+      Atomics.sub(ctl, CTL_FLUSH_WAITERS, 1);
+      this.answerFaults(true);
+    }
+    const done = Promise.all(all.map((t) => t.terminate())).then(() => undefined);
+    this.k.threadExits.add(done);
+    void done.finally(() => this.k.threadExits.delete(done));
+    return done;
+  }
+}

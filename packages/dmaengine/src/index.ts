@@ -1,0 +1,51 @@
+export {
+  DMA_CTRL_ACK,
+  DMA_PREP_FENCE,
+  DMA_PREP_INTERRUPT,
+  type DmaCallback,
+  type DmaCapability,
+  type DmaChannel,
+  type DmaChanStats,
+  type DmaDevice,
+  DmaEngine,
+  type DmaSegment,
+  DmaStatus,
+  DmaStatusCode,
+  type DmaStatusCodeValue,
+  type DmaStatusValue,
+  type DmaTx,
+  type DmaTxResult,
+  dmaStatusCodeName,
+} from './channel.js';
+export {
+  createDmaMigrator,
+  type DcbmKnobs,
+  DcbmParams,
+  type DcbmStats,
+  type DmaMigrator,
+  type DmaMigratorConfig,
+  type DmaProvider,
+  dcbmKnobKeys,
+  MAX_DMA_CHANNELS,
+} from './dcbm.js';
+export {
+  DMA_BIDIRECTIONAL,
+  DMA_FROM_DEVICE,
+  DMA_TO_DEVICE,
+  type DmaDirection,
+  IommuDomain,
+  IommuView,
+} from './iommu.js';
+export { InterruptLine, type IrqSource } from './irq.js';
+export { RamView } from './ram.js';
+export {
+  SkeletonChannel,
+  SkeletonDevice,
+  type SkeletonOptions,
+  type SkeletonOrder,
+  skeletonProvider,
+} from './skeleton.js';
+export { VirtDmaChannel, VirtDmaTx } from './virt_dma.js';
+
+/** This package's version. */
+export const DMAENGINE_VERSION: string = __PACKAGE_VERSION__;

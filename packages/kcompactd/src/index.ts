@@ -1,0 +1,94 @@
+export {
+  COMPACT_CLUSTER_MAX,
+  COMPACTION_HPAGE_ORDER,
+  type CompactZoneOptions,
+  type CompactZoneResult,
+  compactionSuitAllocationOrder,
+  compactionSuitable,
+  compactNode,
+  compactZone,
+  type NodeCompactResult,
+  PAGE_ALLOC_COSTLY_ORDER,
+  resetCachedPositions,
+  resetIsolationSuitable,
+  threadCpuSeconds,
+  type ZoneCompactState,
+  zoneCompactState,
+} from './compaction.js';
+export {
+  COMPACT_MAX_DEFER_SHIFT,
+  compactionDeferReset,
+  compactionDeferred,
+  compactionRestarting,
+  deferCompaction,
+} from './defer.js';
+export {
+  type ContigPageInfo,
+  contigPageInfo,
+  extfragForOrder,
+  extfragOf,
+  fragmentationIndex,
+  fragmentationIndexOf,
+  fragmentationScoreNode,
+  fragmentationScoreWmark,
+  fragmentationScoreZone,
+  fragmentationScoreZoneWeighted,
+  type NodeFragmentation,
+  nodeFragmentation,
+  zoneNrFree,
+} from './fragmentation.js';
+export {
+  attachKcompactd,
+  type CompactRun,
+  type CompactTotals,
+  type CompactTrigger,
+  HPAGE_FRAG_CHECK_INTERVAL_MSEC,
+  Kcompactd,
+  type KcompactdOptions,
+} from './kcompactd.js';
+export {
+  allocFolioDirectCompact,
+  type CompactAllocRequest,
+  type CompactAllocResult,
+  type DirectCompactAttempt,
+  highestZoneidxFor,
+  type SlowpathHooks,
+  tryToCompactPages,
+} from './page_alloc.js';
+export {
+  CompactPriority,
+  type CompactPriorityValue,
+  CompactResult,
+  type CompactResultValue,
+  type CompactStatusName,
+  compactResultNames,
+  DEF_COMPACT_PRIORITY,
+  INIT_COMPACT_PRIORITY,
+  MIN_COMPACT_COSTLY_PRIORITY,
+  MIN_COMPACT_PRIORITY,
+  zoneIdx,
+} from './tracepoints.js';
+export {
+  BlockState,
+  type BlockStateValue,
+  blockStateNames,
+  renderZoneMapsSvg,
+  type ZoneMap,
+  type ZoneMapSvgOptions,
+  zoneMap,
+  zoneMapColors,
+  zoneMapCounts,
+  zoneMapSvg,
+  zoneMapText,
+} from './zonemap.js';
+
+/** This package's version. */
+export const KCOMPACTD_VERSION: string = __PACKAGE_VERSION__;
+export {
+  type BusyScenarioOptions,
+  type BusyScenarioResult,
+  type BusyWorkerData,
+  type BusyWorkerResult,
+  busyWorkerUrl,
+  runBusyScenario,
+} from './busy.js';

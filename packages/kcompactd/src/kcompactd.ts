@@ -1,0 +1,535 @@
+import {
+  EINVAL,
+  type Kernel,
+  type Machine,
+  MIGRATE_UNMOVABLE,
+  MigrateMode,
+  type PgData,
+} from '@pagemig/core';
+import {
+  type CompactZoneOptions,
+  type CompactZoneResult,
+  compactionSuitAllocationOrder,
+  compactNode,
+  compactZone,
+  type NodeCompactResult,
+  resetIsolationSuitable,
+} from './compaction.js';
+import { compactionDeferReset, compactionDeferred, deferCompaction } from './defer.js';
+import { fragmentationScoreNode, fragmentationScoreWmark } from './fragmentation.js';
+import { allocFolioDirectCompact, type CompactAllocRequest, type CompactAllocResult } from './page_alloc.js';
+import {
+  CompactResult,
+  traceKcompactdSleep,
+  traceKcompactdWake,
+  traceWakeupKcompactd,
+  zoneIdx,
+} from './tracepoints.js';
+
+/** The instance attached to each machine (one compaction subsystem per machine). */
+const attached = new WeakMap<Machine, Kcompactd>();
+
+/** HPAGE_FRAG_CHECK_INTERVAL_MSEC: how often kcompactd checks the fragmentation score. */
+export const HPAGE_FRAG_CHECK_INTERVAL_MSEC = 500;
+/** A proactive pass that did not lower the score delays the next check by 2^6. */
+const PROACTIVE_DEFER_SHIFT = 6;
+
+export interface KcompactdOptions {
+  /** vm.compaction_proactiveness to set (0..100); default: leave the machine's value (20 at boot). */
+  proactiveness?: number;
+  /** Proactive check period in ms (HPAGE_FRAG_CHECK_INTERVAL_MSEC = 500). */
+  checkIntervalMs?: number;
+  /** COMPACT_CLUSTER_MAX for every compaction this instance runs. Default 32. */
+  clusterMax?: number;
+  /** Per-batch copy timeout handed to the migration engine (ms). Default 10000. */
+  copyTimeoutMs?: number;
+}
+
+/** Who started a compaction. */
+export type CompactTrigger = 'direct' | 'kcompactd' | 'proactive' | 'manual';
+
+/** A compact_zone run with what triggered it. */
+export type CompactRun = CompactZoneResult & { trigger: CompactTrigger };
+
+/** Totals of the runs of one trigger. */
+export interface CompactTotals {
+  runs: number;
+  pagesMigrated: number;
+  pagesFailed: number;
+  migrateScanned: number;
+  freeScanned: number;
+  /** The engine thread's CPU seconds spent in these runs. */
+  cpuSeconds: number;
+  wallSeconds: number;
+  /** Seconds the copies waited on the routed migrator. */
+  batchCopySeconds: number;
+  foliosCopiedByMigrator: number;
+}
+
+function emptyTotals(): CompactTotals {
+  return {
+    runs: 0,
+    pagesMigrated: 0,
+    pagesFailed: 0,
+    migrateScanned: 0,
+    freeScanned: 0,
+    cpuSeconds: 0,
+    wallSeconds: 0,
+    batchCopySeconds: 0,
+    foliosCopiedByMigrator: 0,
+  };
+}
+
+/** One kcompactd<nid>: the per-node state of pglist_data and the thread's loop. */
+class NodeDaemon {
+  /** kcompactd_max_order */
+  maxOrder = 0;
+  /** kcompactd_highest_zoneidx */
+  highestZoneidx: number;
+  /** proactive_compact_trigger */
+  proactiveTrigger = false;
+  /** Sleeping in wait_event_freezable_timeout (wq_has_sleeper). */
+  sleeping = false;
+  /** Running a compaction right now. */
+  busy = false;
+  private wakeFn: (() => void) | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  readonly done: Promise<void>;
+  readonly nrZones: number;
+  wakes = 0;
+  proactiveRuns = 0;
+
+  constructor(
+    private readonly kd: Kcompactd,
+    readonly node: PgData,
+  ) {
+    this.nrZones = Math.max(...node.zones.map((z) => zoneIdx(z))) + 1;
+    this.highestZoneidx = this.nrZones - 1;
+    this.done = this.loop().catch((e) => {
+      kd.errors.push(e);
+    });
+  }
+
+  get nid(): number {
+    return this.node.nid;
+  }
+
+  /** kcompactd_work_requested */
+  workRequested(): boolean {
+    return this.maxOrder > 0 || this.kd.stopping || this.proactiveTrigger;
+  }
+
+  /** wait_event_freezable_timeout: true when the condition holds on return. */
+  private waitEvent(timeoutMs: number): Promise<boolean> {
+    if (this.workRequested()) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      this.sleeping = true;
+      const done = () => {
+        if (!this.sleeping) return;
+        this.sleeping = false;
+        if (this.timer) clearTimeout(this.timer);
+        this.timer = undefined;
+        this.wakeFn = null;
+        resolve(this.workRequested());
+      };
+      this.wakeFn = done;
+      if (Number.isFinite(timeoutMs)) {
+        // The check timer must never keep the process alive.
+        this.timer = setTimeout(done, timeoutMs);
+        this.timer.unref();
+      }
+      this.kd.notifyIdle();
+    });
+  }
+
+  /** wake_up_interruptible */
+  wake(): void {
+    this.wakeFn?.();
+  }
+
+  private async loop(): Promise<void> {
+    const kd = this.kd;
+    const k = kd.kernel;
+    const defaultTimeout = kd.checkIntervalMs;
+    let timeout = defaultTimeout;
+    // The thread starts on the next turn of the event loop, like a kthread after kthread_run.
+    await Promise.resolve();
+    while (!kd.stopping) {
+      if (!k.vm.compaction_proactiveness) timeout = Number.POSITIVE_INFINITY;
+      traceKcompactdSleep(k, this.nid);
+      const woke = await this.waitEvent(timeout);
+      if (kd.stopping) break;
+      this.busy = true;
+      try {
+        if (woke && !this.proactiveTrigger) {
+          await this.doWork();
+          timeout = defaultTimeout;
+          continue;
+        }
+        timeout = defaultTimeout;
+        if (this.shouldProactiveCompact()) {
+          const prevScore = fragmentationScoreNode(this.node);
+          this.proactiveRuns++;
+          const r = await compactNode(k, this.nid, { proactive: true, ...kd.zoneOpts() });
+          kd.record('proactive', r.zones);
+          const score = fragmentationScoreNode(this.node);
+          // No progress: back off.
+          if (score >= prevScore) timeout = defaultTimeout * 2 ** PROACTIVE_DEFER_SHIFT;
+        }
+        if (this.proactiveTrigger) this.proactiveTrigger = false;
+      } finally {
+        this.busy = false;
+      }
+    }
+    this.sleeping = false;
+    kd.notifyIdle();
+  }
+
+  /** should_proactive_compact_node */
+  shouldProactiveCompact(): boolean {
+    const p = this.kd.kernel.vm.compaction_proactiveness;
+    if (!p) return false;
+    return fragmentationScoreNode(this.node) > fragmentationScoreWmark(p, false);
+  }
+
+  /** kcompactd_node_suitable: some zone up to the highest index would benefit. */
+  nodeSuitable(): boolean {
+    const k = this.kd.kernel;
+    for (const zone of this.node.zones) {
+      if (zoneIdx(zone) > this.highestZoneidx || zone.present === 0) continue;
+      if (compactionSuitAllocationOrder(k, zone, this.maxOrder) === CompactResult.COMPACT_CONTINUE)
+        return true;
+    }
+    return false;
+  }
+
+  /** kcompactd_do_work */
+  private async doWork(): Promise<void> {
+    const kd = this.kd;
+    const k = kd.kernel;
+    const order = this.maxOrder;
+    const highest = this.highestZoneidx;
+    this.wakes++;
+    traceKcompactdWake(k, this.nid, order, highest);
+    k.count('compact_daemon_wake');
+    for (const zone of this.node.zones) {
+      if (zoneIdx(zone) > highest || zone.present === 0) continue;
+      if (compactionDeferred(k, zone, order)) continue;
+      if (compactionSuitAllocationOrder(k, zone, order) !== CompactResult.COMPACT_CONTINUE) continue;
+      if (kd.stopping) return;
+      const r = await compactZone(k, zone, {
+        ...kd.zoneOpts(),
+        order,
+        mode: MigrateMode.MIGRATE_SYNC_LIGHT,
+        // GFP_KERNEL
+        migratetype: MIGRATE_UNMOVABLE,
+        highestZoneidx: highest,
+      });
+      if (r.result === CompactResult.COMPACT_SUCCESS) compactionDeferReset(k, zone, order, false);
+      else if (
+        r.result === CompactResult.COMPACT_PARTIAL_SKIPPED ||
+        r.result === CompactResult.COMPACT_COMPLETE
+      )
+        deferCompaction(k, zone, order);
+      k.count('compact_daemon_migrate_scanned', r.migrateScanned);
+      k.count('compact_daemon_free_scanned', r.freeScanned);
+      kd.record('kcompactd', [r]);
+    }
+    // Done until woken again, unless a larger order or a lower zone was asked for meanwhile.
+    if (this.maxOrder <= order) this.maxOrder = 0;
+    if (this.highestZoneidx >= highest) this.highestZoneidx = this.nrZones - 1;
+  }
+}
+
+/**
+ * The compaction subsystem of one machine: a kcompactd per node with memory, the
+ * vm.compact_memory and vm.compaction_proactiveness sysctl actions, manual per-node compaction,
+ * and an allocation path with direct compaction. Create it with `attachKcompactd(m, opts)`.
+ */
+export class Kcompactd {
+  readonly kernel: Kernel;
+  readonly checkIntervalMs: number;
+  /** Set once stop() began: daemons exit, running compactions end at the next batch. */
+  stopping = false;
+  /** Errors a daemon loop died of (should stay empty). */
+  readonly errors: unknown[] = [];
+  private readonly daemons = new Map<number, NodeDaemon>();
+  private readonly undo: (() => void)[] = [];
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private idleWaiters: (() => void)[] = [];
+  private stopped: Promise<void> | null = null;
+  private readonly totals: Record<CompactTrigger, CompactTotals> = {
+    direct: emptyTotals(),
+    kcompactd: emptyTotals(),
+    proactive: emptyTotals(),
+    manual: emptyTotals(),
+  };
+  private readonly listeners = new Set<(run: CompactRun) => void>();
+  private readonly clusterMax: number | undefined;
+  private readonly copyTimeoutMs: number | undefined;
+
+  constructor(
+    readonly machine: Machine,
+    opts: KcompactdOptions = {},
+  ) {
+    const known = ['proactiveness', 'checkIntervalMs', 'clusterMax', 'copyTimeoutMs'];
+    for (const key of Object.keys(opts)) {
+      if (!known.includes(key))
+        throw new RangeError(
+          `attachKcompactd: unknown option ${JSON.stringify(key)}; known: ${known.join(', ')}`,
+        );
+    }
+    const other = attached.get(machine);
+    if (other && !other.stopping)
+      throw new Error('attachKcompactd: this machine already has kcompactd attached; stop() it first');
+    this.kernel = machine.kernel;
+    this.checkIntervalMs = opts.checkIntervalMs ?? HPAGE_FRAG_CHECK_INTERVAL_MSEC;
+    if (!(this.checkIntervalMs > 0) || !Number.isFinite(this.checkIntervalMs))
+      throw new RangeError(
+        `attachKcompactd: checkIntervalMs must be a positive number of ms, got ${opts.checkIntervalMs}`,
+      );
+    if (opts.clusterMax !== undefined && (!Number.isInteger(opts.clusterMax) || opts.clusterMax < 1))
+      throw new RangeError(`attachKcompactd: clusterMax must be a positive integer, got ${opts.clusterMax}`);
+    this.clusterMax = opts.clusterMax;
+    this.copyTimeoutMs = opts.copyTimeoutMs;
+    if (opts.proactiveness !== undefined) {
+      // Before the action is installed, so the initial value does not trigger a pass.
+      const err = machine.sysctl.write('vm.compaction_proactiveness', opts.proactiveness);
+      if (err)
+        throw new RangeError(
+          `attachKcompactd: proactiveness must be an integer in 0..100, got ${opts.proactiveness}`,
+        );
+    }
+    this.undo.push(machine.sysctl.setAction('vm.compact_memory', (v) => this.compactMemorySysctl(v)));
+    this.undo.push(
+      machine.sysctl.setAction('vm.compaction_proactiveness', (v) => this.proactivenessSysctl(v)),
+    );
+    for (const node of this.kernel.nodes) {
+      if (node.nrPages > 0 && node.zones.length) this.daemons.set(node.nid, new NodeDaemon(this, node));
+    }
+    attached.set(machine, this);
+  }
+
+  /** Options every compact_zone of this instance gets. */
+  zoneOpts(): Pick<CompactZoneOptions, 'clusterMax' | 'copyTimeoutMs' | 'shouldAbort'> {
+    return {
+      clusterMax: this.clusterMax,
+      copyTimeoutMs: this.copyTimeoutMs,
+      shouldAbort: () => this.stopping,
+    };
+  }
+
+  /** Adds runs to the totals and tells the listeners. */
+  record(trigger: CompactTrigger, runs: readonly CompactZoneResult[]): void {
+    const t = this.totals[trigger];
+    for (const r of runs) {
+      t.runs++;
+      t.pagesMigrated += r.pagesMigrated;
+      t.pagesFailed += r.pagesFailed;
+      t.migrateScanned += r.migrateScanned;
+      t.freeScanned += r.freeScanned;
+      t.cpuSeconds += r.cpuSeconds;
+      t.wallSeconds += r.wallSeconds;
+      t.batchCopySeconds += r.batchCopySeconds;
+      t.foliosCopiedByMigrator += r.offload.foliosCopied;
+      const run: CompactRun = { ...r, trigger };
+      for (const cb of this.listeners) cb(run);
+    }
+  }
+
+  /** Calls `cb` after every compact_zone run of this instance. Returns off(). */
+  onRun(cb: (run: CompactRun) => void): () => void {
+    this.listeners.add(cb);
+    return () => this.listeners.delete(cb);
+  }
+
+  /** Totals per trigger since attach. */
+  stats(): Record<CompactTrigger, CompactTotals> {
+    return {
+      direct: { ...this.totals.direct },
+      kcompactd: { ...this.totals.kcompactd },
+      proactive: { ...this.totals.proactive },
+      manual: { ...this.totals.manual },
+    };
+  }
+
+  /** The state of each kcompactd thread. */
+  threads(): {
+    nid: number;
+    comm: string;
+    sleeping: boolean;
+    busy: boolean;
+    maxOrder: number;
+    wakes: number;
+    proactiveRuns: number;
+  }[] {
+    return [...this.daemons.values()].map((d) => ({
+      nid: d.nid,
+      comm: `kcompactd${d.nid}`,
+      sleeping: d.sleeping,
+      busy: d.busy,
+      maxOrder: d.maxOrder,
+      wakes: d.wakes,
+      proactiveRuns: d.proactiveRuns,
+    }));
+  }
+
+  private daemon(nid: number): NodeDaemon {
+    const d = this.daemons.get(nid);
+    if (!d) throw new RangeError(`node ${nid} has no kcompactd (nodes 0..${this.kernel.nodes.length - 1})`);
+    return d;
+  }
+
+  /**
+   * wakeup_kcompactd: asks node `nid`'s kcompactd to compact for `order` (order 0 is ignored).
+   * The order and zone index are recorded; the thread is woken only if it sleeps and some zone
+   * would benefit. Returns whether it was woken.
+   */
+  wakeup(nid: number, order: number, highestZoneidx?: number): boolean {
+    if (this.stopping) return false;
+    const d = this.daemon(nid);
+    if (!order) return false;
+    const hz = highestZoneidx ?? d.nrZones - 1;
+    if (d.maxOrder < order) d.maxOrder = order;
+    if (d.highestZoneidx > hz) d.highestZoneidx = hz;
+    if (!d.sleeping) return false;
+    if (!d.nodeSuitable()) return false;
+    traceWakeupKcompactd(this.kernel, nid, order, hz);
+    d.wake();
+    return true;
+  }
+
+  /** The kswapd steps that concern compaction when it goes back to sleep. */
+  private kswapdSleep(nid: number, order: number, highestZoneidx: number): void {
+    for (const zone of this.kernel.nodes[nid]!.zones) resetIsolationSuitable(this.kernel, zone);
+    if (this.daemons.has(nid)) this.wakeup(nid, order, highestZoneidx);
+  }
+
+  /**
+   * Allocates a folio like m.kernel.allocFolio, but with the allocator's slow path: on failure
+   * kswapd's sleep steps run (skip hints reset, wakeup_kcompactd) and direct compaction is
+   * attempted (compact_stall / compact_success / compact_fail). Resolves to the head pfn or -1.
+   */
+  async allocFolio(req: CompactAllocRequest): Promise<number> {
+    return (await this.allocFolioDetailed(req)).pfn;
+  }
+
+  /** allocFolio with the direct compaction attempts it made. */
+  async allocFolioDetailed(req: CompactAllocRequest): Promise<CompactAllocResult> {
+    const run = allocFolioDirectCompact(this.kernel, req, {
+      wakeKswapd: (nid, order, hz) => this.kswapdSleep(nid, order, hz),
+      compact: this.zoneOpts(),
+    });
+    const r = await this.track(run);
+    for (const a of r.attempts) this.record('direct', a.zones);
+    return r;
+  }
+
+  /** Manual compaction of one node (/sys/devices/system/node/nodeN/compact). */
+  async compactNode(nid: number): Promise<NodeCompactResult> {
+    if (this.stopping) throw new Error('kcompactd is stopped');
+    this.daemon(nid);
+    const r = await this.track(compactNode(this.kernel, nid, this.zoneOpts()));
+    this.record('manual', r.zones);
+    return r;
+  }
+
+  /** What writing 1 to vm.compact_memory does, awaited: every node, every zone, MIGRATE_SYNC. */
+  async compactMemory(): Promise<NodeCompactResult[]> {
+    if (this.stopping) throw new Error('kcompactd is stopped');
+    const out: NodeCompactResult[] = [];
+    for (const node of this.kernel.nodes) {
+      if (this.stopping) break;
+      if (node.nrPages === 0) continue;
+      const r = await this.track(compactNode(this.kernel, node.nid, this.zoneOpts()));
+      this.record('manual', r.zones);
+      out.push(r);
+    }
+    return out;
+  }
+
+  private compactMemorySysctl(v: number): number {
+    if (v !== 1) return EINVAL;
+    // The write returns when the compaction is started; settled() awaits it.
+    void this.track(this.compactMemory()).catch((e) => this.errors.push(e));
+    return 0;
+  }
+
+  private proactivenessSysctl(v: number): number {
+    if (!v) return 0;
+    for (const d of this.daemons.values()) {
+      if (d.proactiveTrigger) continue;
+      d.proactiveTrigger = true;
+      traceWakeupKcompactd(this.kernel, d.nid, -1, d.nrZones - 1);
+      d.wake();
+    }
+    return 0;
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.inFlight.add(p);
+    const done = () => {
+      this.inFlight.delete(p);
+      this.notifyIdle();
+    };
+    p.then(done, done);
+    return p;
+  }
+
+  /** True when no compaction is running or requested. */
+  isSettled(): boolean {
+    if (this.inFlight.size) return false;
+    for (const d of this.daemons.values()) {
+      if (this.stopping) continue;
+      if (!d.sleeping || d.workRequested()) return false;
+    }
+    return true;
+  }
+
+  notifyIdle(): void {
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const r of w) r();
+  }
+
+  /**
+   * Resolves once every kcompactd sleeps with nothing requested and no manual or sysctl-started
+   * compaction is running (e.g. after `m.sysctl.write('vm.compact_memory', 1)`).
+   */
+  async settled(): Promise<void> {
+    while (!this.isSettled()) {
+      await new Promise<void>((r) => this.idleWaiters.push(r));
+    }
+  }
+
+  /**
+   * Stops every kcompactd (kthread_stop): running compactions end at their next batch, the
+   * sysctl actions are removed (vm.compact_memory answers ENOENT again). Idempotent.
+   */
+  stop(): Promise<void> {
+    if (!this.stopped) this.stopped = this.doStop();
+    return this.stopped;
+  }
+
+  private async doStop(): Promise<void> {
+    this.stopping = true;
+    for (const u of this.undo) u();
+    for (const d of this.daemons.values()) d.wake();
+    await Promise.allSettled([...this.daemons.values()].map((d) => d.done));
+    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
+    this.notifyIdle();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+/**
+ * Attaches the compaction subsystem to a machine: from now on vm.compact_memory works and a
+ * kcompactd runs per node (woken by `kd.wakeup(nid, order)` and, with proactiveness > 0, checking
+ * the fragmentation score every 500 ms). `await kd.stop()` detaches it.
+ */
+export function attachKcompactd(m: Machine, opts: KcompactdOptions = {}): Kcompactd {
+  return new Kcompactd(m, opts);
+}

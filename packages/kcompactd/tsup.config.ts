@@ -1,0 +1,9 @@
+import { defineConfig } from 'tsup';
+import { libraryConfig } from '../../tools/config/tsup.mjs';
+
+export default defineConfig(
+  libraryConfig({
+    dir: import.meta.dirname,
+    entry: { index: 'src/index.ts', 'busy-worker': 'src/busy_worker.ts' },
+  }),
+);

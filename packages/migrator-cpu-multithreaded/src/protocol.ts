@@ -1,0 +1,21 @@
+// The messages between the migrator and its worker threads (types only: nothing here is emitted).
+import type { RangeResult, ShareRange } from './copy-range.js';
+
+/** One piscina task: a share of a batch. Every SharedArrayBuffer in it is shared, not copied. */
+export interface CopyTask extends ShareRange {
+  /** Identifies `sections`: a worker keeps its views of the RAM while this does not change. */
+  readonly ramId: number;
+  /** The machine's RAM sections; section i holds pfns [i << sectionPfnShift, (i + 1) << sectionPfnShift). */
+  readonly sections: readonly SharedArrayBuffer[];
+  readonly sectionPfnShift: number;
+  /** The batch table (`MigrationBatch.table`): rows of (srcPfn, dstPfn, nrPages, flags). */
+  readonly table: Int32Array;
+  /** Word 0 becomes non-zero when the batch is aborted or the migrator is disposed. */
+  readonly stop: Int32Array;
+}
+
+/** Pages copied (a prefix of the share: fewer than asked when stopped) and the rows marked. */
+export interface CopyResult extends RangeResult {
+  /** The worker's `threadId`. */
+  readonly threadId: number;
+}

@@ -1,0 +1,185 @@
+import { type MigratorContext, PagemigError } from '@pagemig/core';
+import {
+  createDmaMigrator,
+  type DcbmKnobs,
+  type DmaMigrator,
+  type DmaProvider,
+  InterruptLine,
+  MAX_DMA_CHANNELS,
+} from '@pagemig/dmaengine';
+import { PtdmaEngine } from './ptdma/driver.js';
+import { type PtdmaTiming, type ResolvedTiming, resolveTiming } from './ptdma/timing.js';
+
+export * from './ptdma/descriptor.js';
+export type { PtdmaDeviceInit } from './ptdma/device.js';
+export {
+  deviceUrl,
+  type LaunchedDevice,
+  type LaunchOptions,
+  launchDevice,
+  PtdmaChannel,
+  type PtdmaDeviceCounters,
+  PtdmaEngine,
+} from './ptdma/driver.js';
+export {
+  PtdmaError,
+  type PtdmaErrorName,
+  ptdmaErrorName,
+  raisedCodes,
+} from './ptdma/errors.js';
+export * as regs from './ptdma/regs.js';
+export { Mmio } from './ptdma/regs.js';
+export { statusOfCode } from './ptdma/status.js';
+export { type PtdmaTiming, parseBandwidth, type ResolvedTiming, resolveTiming } from './ptdma/timing.js';
+
+export interface PtdmaOptions extends Omit<DcbmKnobs, 'sg_elems'> {
+  /** Emulated PTDMA engines, one channel and one worker thread each: 1..16. Default 1. */
+  channels?: number;
+  /** Throttle every engine (one profile) or each engine (an array) to a device's speed. Default: host speed. */
+  timing?: PtdmaTiming | readonly PtdmaTiming[];
+  /** How long an idle device thread spins on its doorbell before it sleeps, in µs. Default 50. */
+  deviceSpinUs?: number;
+  /** How long the engine's thread spins on the interrupt word before it awaits, in µs. Default 0. */
+  driverSpinUs?: number;
+  /** How long terminate waits for a queue to stop before it resets the engine, in ms. Default 20. */
+  resetTimeoutMs?: number;
+}
+
+/**
+ * The option keys `createMigrator` accepts. `@pagemig/registry` reads this export to check options
+ * before it creates the migrator and to suggest the closest key for a typo.
+ */
+export const optionKeys = [
+  'channels',
+  'timing',
+  'offloading',
+  'nr_dma_chan',
+  'reason_mask',
+  'deviceSpinUs',
+  'driverSpinUs',
+  'resetTimeoutMs',
+] as const;
+const OPTION_KEYS: readonly string[] = optionKeys;
+
+/** The ptdma migrator: dcbm over PTDMA channels, plus its devices for tests and tooling. */
+export interface PtdmaMigrator extends DmaMigrator {
+  /** The PTDMA engines brought up at init (empty before init and after dispose). */
+  readonly devices: readonly PtdmaEngine[];
+}
+
+function optionError(message: string): PagemigError {
+  return new PagemigError('ERR_MIGRATOR_OPTION', `ptdma: ${message}`);
+}
+
+function microseconds(name: string, v: unknown, def: number, max: number): number {
+  if (v === undefined) return def;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > max)
+    throw optionError(`${name} must be a number of microseconds in 0..${max}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** Probes `channels` PTDMA engines for the machine the migrator is initialised on. */
+class PtdmaProvider implements DmaProvider {
+  readonly name = 'ptdma';
+  engines: PtdmaEngine[] = [];
+
+  constructor(
+    readonly channels: number,
+    private readonly timings: readonly ResolvedTiming[],
+    private readonly deviceSpinNs: number,
+    private readonly driverSpinNs: number,
+    private readonly resetTimeoutMs: number,
+  ) {}
+
+  /** The engines' MSIs all go to one line: N channels finishing together wake the engine once. */
+  line: InterruptLine | null = null;
+
+  async probe(ctx: MigratorContext): Promise<PtdmaEngine[]> {
+    const engines: PtdmaEngine[] = [];
+    const line = new InterruptLine(this.driverSpinNs);
+    this.line = line;
+    try {
+      for (let i = 0; i < this.channels; i++) {
+        engines.push(
+          new PtdmaEngine({
+            index: i,
+            ctx,
+            timing: this.timings[i] ?? this.timings[0]!,
+            deviceSpinNs: this.deviceSpinNs,
+            line,
+            resetTimeoutMs: this.resetTimeoutMs,
+          }),
+        );
+      }
+      await Promise.all(engines.map((e) => e.start()));
+    } catch (e) {
+      await Promise.allSettled(engines.map((x) => x.remove()));
+      throw e;
+    }
+    this.engines = engines;
+    return engines;
+  }
+
+  async remove(): Promise<void> {
+    const engines = this.engines;
+    this.engines = [];
+    await Promise.all(engines.map((e) => e.remove()));
+  }
+}
+
+/**
+ * A migrator that copies migration batches on emulated AMD PTDMA engines: `channels` devices, each
+ * in its own worker thread with its register file, 32-entry ring and IOMMU domain, driven through
+ * @pagemig/dmaengine by the generic batch-copy migrator (dcbm). The registry loads it as `ptdma`.
+ */
+export function createMigrator(options: PtdmaOptions = {}): PtdmaMigrator {
+  for (const key of Object.keys(options)) {
+    if (!OPTION_KEYS.includes(key))
+      throw optionError(`unknown option ${JSON.stringify(key)}; known: ${OPTION_KEYS.join(', ')}`);
+  }
+  const channels = options.channels ?? 1;
+  if (!Number.isInteger(channels) || channels < 1 || channels > MAX_DMA_CHANNELS)
+    throw optionError(
+      `channels must be an integer in 1..${MAX_DMA_CHANNELS}, got ${JSON.stringify(channels)}`,
+    );
+  const t = options.timing;
+  const list = Array.isArray(t) ? (t as readonly PtdmaTiming[]) : [t as PtdmaTiming | undefined];
+  if (Array.isArray(t) && t.length !== channels)
+    throw optionError(
+      `timing has ${t.length} profiles for ${channels} channels; give one profile or one per channel`,
+    );
+  const timings = list.map((p) => resolveTiming(p));
+  const deviceSpinNs = Math.round(microseconds('deviceSpinUs', options.deviceSpinUs, 50, 1e6) * 1000);
+  const driverSpinNs = Math.round(microseconds('driverSpinUs', options.driverSpinUs, 0, 1e6) * 1000);
+  const resetTimeoutMs = options.resetTimeoutMs ?? 20;
+  if (!Number.isInteger(resetTimeoutMs) || resetTimeoutMs < 1 || resetTimeoutMs > 600_000)
+    throw optionError(
+      `resetTimeoutMs must be an integer in 1..600000, got ${JSON.stringify(resetTimeoutMs)}`,
+    );
+
+  const provider = new PtdmaProvider(channels, timings, deviceSpinNs, driverSpinNs, resetTimeoutMs);
+  const mig = createDmaMigrator({
+    name: 'ptdma',
+    version: __PACKAGE_VERSION__,
+    engines: { core: '^0.1.0' },
+    provider,
+    offloading: options.offloading,
+    nr_dma_chan: options.nr_dma_chan,
+    reason_mask: options.reason_mask,
+    manifest: {
+      device: 'AMD PTDMA (emulated)',
+      pciId: '1022:1498',
+      queueDepth: 32,
+      descriptorBytes: 32,
+      timing: timings.map((x) =>
+        x.bandwidthMBps || x.latencyNs
+          ? { bandwidthBytesPerSec: x.bandwidthMBps * 1e6, latencyUs: x.latencyNs / 1000 }
+          : 'host',
+      ),
+    },
+  });
+  Object.defineProperty(mig, 'devices', { get: () => provider.engines, enumerable: false });
+  return mig as PtdmaMigrator;
+}
+
+export default createMigrator;

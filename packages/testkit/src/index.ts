@@ -1,0 +1,25 @@
+export { createFaultPlan, FaultPlan, type FaultRule, type FaultSite, InjectedFault } from '@pagemig/core';
+export { type ConformanceOptions, type ItLike, runMigratorConformance } from './conformance.js';
+export { assertExpect, type ExpectLike } from './expect.js';
+export {
+  checkRegion,
+  createTestMachine,
+  fillPattern,
+  headsOf,
+  machineChecksum,
+  migrateRegion,
+  patternBytes,
+  populateRegion,
+  regionNodes,
+  type TestMachineOptions,
+  type TestRegion,
+  verifyPattern,
+} from './fixtures.js';
+export { trackHandles } from './leaks.js';
+export {
+  createMockMigrator,
+  type MockMigrator,
+  type MockMigratorOptions,
+  type MockMigratorStats,
+  rowMarked,
+} from './mock_migrator.js';
