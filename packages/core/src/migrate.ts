@@ -518,6 +518,57 @@ export class MigrationRun {
     }
   }
 
+  /**
+   * Waits for an asynchronous batch copy: aborts it after copyTimeoutMs, and abandons (and
+   * disables) a migrator that has not settled abortGraceMs after its abort; its marks are never
+   * read again and the run gets a fresh table. Returns the error, if any.
+   */
+  private async settle(entry: MigratorEntry, run: Promise<unknown>, ac: AbortController, table: Int32Array) {
+    const m = entry.migrator;
+    let error: unknown;
+    const timer = setTimeout(
+      () => ac.abort(new Error(`batch copy timed out after ${this.opts.copyTimeoutMs} ms`)),
+      this.opts.copyTimeoutMs,
+    );
+    entry.inFlight.add(run);
+    const graceMs = this.opts.abortGraceMs ?? 1000;
+    let graceTimer: ReturnType<typeof setTimeout> | undefined;
+    let abandon: (() => void) | undefined;
+    const giveUp = new Promise<'abandoned'>((resolve) => {
+      abandon = () => {
+        graceTimer = setTimeout(() => resolve('abandoned'), graceMs);
+      };
+      ac.signal.addEventListener('abort', abandon, { once: true });
+    });
+    const outcome = await Promise.race([
+      run.then(
+        () => 'settled' as const,
+        (e: unknown) => {
+          error = e ?? new Error(`${m.name} rejected without a reason`);
+          return 'settled' as const;
+        },
+      ),
+      giveUp,
+    ]);
+    clearTimeout(timer);
+    clearTimeout(graceTimer);
+    if (abandon) ac.signal.removeEventListener('abort', abandon);
+    entry.inFlight.delete(run);
+    if (outcome === 'abandoned') {
+      error = new Error(
+        `batch copy did not settle ${graceMs} ms after its signal aborted (${String((ac.signal.reason as Error)?.message ?? ac.signal.reason)}); abandoned`,
+      );
+      this.table = new Int32Array(new SharedArrayBuffer(table.byteLength));
+      if (!entry.disabled) {
+        entry.disabled = 'disabled: a batch copy never settled after its abort';
+        this.host.log.push(`error: ${m.name}: ${entry.disabled}`);
+      }
+    } else if (error === undefined && ac.signal.aborted) {
+      error = ac.signal.reason;
+    }
+    return error;
+  }
+
   private async batchCopy(
     entry: MigratorEntry,
     src: number[],
@@ -560,18 +611,25 @@ export class MigrationRun {
     const t = performance.now();
     const batch = new MigrationBatch(table, rows, this.reason, mode);
     const ac = new AbortController();
-    const timer = setTimeout(
-      () => ac.abort(new Error(`batch copy timed out after ${this.opts.copyTimeoutMs} ms`)),
-      this.opts.copyTimeoutMs,
-    );
     let error: unknown;
     // The migrator_call fault site: the engine's call behaves like a faulty migrator.
     const fault =
       k.faults !== null ? k.faults.hit('migrator_call', { migrator: m.name, node: this.node }) : null;
-    const run: Promise<unknown> =
-      fault === null || fault.action === 'partial'
-        ? (async () => m.copyBatch(batch, { signal: ac.signal }))()
-        : fault.action === 'hang'
+    let run: Promise<unknown> | null = null;
+    if (fault === null || fault.action === 'partial') {
+      // Call synchronously: a migrator that copies on this thread and returns no promise (like
+      // cpu-serial) costs no timer, no promise and no race per batch.
+      try {
+        const r = m.copyBatch(batch, { signal: ac.signal }) as unknown;
+        if (r !== null && typeof r === 'object' && typeof (r as { then?: unknown }).then === 'function') {
+          run = Promise.resolve(r);
+        }
+      } catch (e) {
+        error = e ?? new Error(`${m.name} threw without a reason`);
+      }
+    } else {
+      run =
+        fault.action === 'hang'
           ? new Promise<never>(() => {})
           : Promise.reject(
               new InjectedFault(
@@ -579,45 +637,8 @@ export class MigrationRun {
                 fault.message ?? `injected ${fault.action ?? 'throw'} of ${m.name}`,
               ),
             );
-    entry.inFlight.add(run);
-    // A migrator must settle soon after its signal aborts; one that does not is abandoned (its
-    // marks are never read again and the run gets a fresh table) and disabled.
-    const graceMs = this.opts.abortGraceMs ?? 1000;
-    let graceTimer: ReturnType<typeof setTimeout> | undefined;
-    const onAbort = (resolve: (v: 'abandoned') => void) => () => {
-      graceTimer = setTimeout(() => resolve('abandoned'), graceMs);
-    };
-    let abandon: (() => void) | undefined;
-    const giveUp = new Promise<'abandoned'>((resolve) => {
-      abandon = onAbort(resolve);
-      ac.signal.addEventListener('abort', abandon, { once: true });
-    });
-    const outcome = await Promise.race([
-      run.then(
-        () => 'settled' as const,
-        (e: unknown) => {
-          error = e ?? new Error(`${m.name} rejected without a reason`);
-          return 'settled' as const;
-        },
-      ),
-      giveUp,
-    ]);
-    clearTimeout(timer);
-    clearTimeout(graceTimer);
-    if (abandon) ac.signal.removeEventListener('abort', abandon);
-    entry.inFlight.delete(run);
-    if (outcome === 'abandoned') {
-      error = new Error(
-        `batch copy did not settle ${graceMs} ms after its signal aborted (${String((ac.signal.reason as Error)?.message ?? ac.signal.reason)}); abandoned`,
-      );
-      this.table = new Int32Array(new SharedArrayBuffer(table.byteLength));
-      if (!entry.disabled) {
-        entry.disabled = `disabled: a batch copy never settled after its abort`;
-        this.host.log.push(`error: ${m.name}: ${entry.disabled}`);
-      }
-    } else if (error === undefined && ac.signal.aborted) {
-      error = ac.signal.reason;
     }
+    if (run) error = await this.settle(entry, run, ac, table);
     if (error === undefined && fault?.action === 'partial') {
       // "Copied only some rows": drop the marks of every other row.
       for (let i = 1; i < rows; i += 2) Atomics.and(table, i * BATCH_ROW_INTS + BATCH_FLAGS, ~BATCH_COPIED);

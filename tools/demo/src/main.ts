@@ -84,7 +84,8 @@ async function runOne(
 async function main(): Promise<void> {
   const t0 = performance.now();
   const m = await createMachine({ nodes: [{ memory: '1GiB' }, { memory: '1GiB' }] });
-  const registry = createRegistry();
+  // Drivers resolve from the demo package, whose dependencies list every first-party migrator.
+  const registry = createRegistry({ root: new URL('..', import.meta.url) });
   const installed = (await registry.list()).filter((d) => d.installed);
   console.log(
     `machine: 2 nodes x 1GiB; migrators installed: ${installed.map((d) => d.id).join(', ') || 'none'}`,
