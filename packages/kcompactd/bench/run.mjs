@@ -15,7 +15,7 @@
 import { existsSync } from 'node:fs';
 import { createMachine, defineMigrator, MIGRATOR_API_VERSION, PAGE_SIZE } from '@pagemig/core';
 import { createMigrator as cpuSerial } from '@pagemig/migrator-cpu-serial';
-import { printTable, rawCopy, writeResults } from '@pagemig-tools/bench';
+import { median, printTable, rawCopy, writeResults } from '@pagemig-tools/bench';
 import { attachKcompactd, runBusyScenario, zoneMap } from '../dist/index.js';
 
 const REPS = Number(process.env.PAGEMIG_BENCH_REPS ?? 5);
@@ -25,10 +25,6 @@ const CLUSTER = Number(process.env.PAGEMIG_COMPACT_CLUSTER ?? 32);
 const WARMUP = 2;
 const ZONE = '1GiB';
 const CHUNK = 16; // pages: 64 KiB
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 // Migrators built alongside are loaded from their dist when it is there.
 const packages = new URL('../../', import.meta.url);

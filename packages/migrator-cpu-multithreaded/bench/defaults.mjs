@@ -12,7 +12,7 @@
 
 import os from 'node:os';
 import { createMachine, MigrateMode, MigrateReason, MigrationBatch } from '@pagemig/core';
-import { printTable, writeResults } from '@pagemig-tools/bench';
+import { median, printTable, writeResults } from '@pagemig-tools/bench';
 import { createMigrator } from '../dist/index.js';
 
 const REPS = Number(process.env.PAGEMIG_BENCH_REPS ?? 31);
@@ -47,11 +47,6 @@ const configs = [
 ];
 for (const c of configs) await c.mig.init(ctx);
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-};
 const signal = new AbortController().signal;
 const rows = [];
 const load0 = os.loadavg()[0];

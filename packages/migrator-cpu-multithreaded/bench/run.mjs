@@ -20,7 +20,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { createMachine } from '@pagemig/core';
 import { createMigrator as createSerial } from '@pagemig/migrator-cpu-serial';
-import { printTable, rawCopy, writeResults } from '@pagemig-tools/bench';
+import { median, printTable, rawCopy, writeResults } from '@pagemig-tools/bench';
 import { createMigrator } from '../dist/index.js';
 
 const REGION = 256 << 20;
@@ -79,12 +79,6 @@ async function waitForQuiet() {
   while (busy !== null && busy > 0.2 && Date.now() < deadline) busy = await busyFraction(500);
   return busy;
 }
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-};
 
 function candidates() {
   // The control is a second cpu-serial: its "x cpu-serial" shows this run's noise floor.

@@ -4,7 +4,7 @@
 // the same bytes in the same pieces. Bytes are verified after the last migration of each case.
 
 import { createMachine } from '@pagemig/core';
-import { printTable, rawCopy, writeResults } from '@pagemig-tools/bench';
+import { median, printTable, rawCopy, writeResults } from '@pagemig-tools/bench';
 import { createMigrator } from '../dist/index.js';
 
 const REGION = 256 << 20;
@@ -15,7 +15,6 @@ const cases = [
   { folio: '2MiB', thp: 'always', bytes: 2 << 20 },
 ];
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const m = await createMachine({ nodes: [{ memory: '1GiB' }, { memory: '1GiB' }] });
 const rows = [];
 for (const migrator of [null, createMigrator()]) {

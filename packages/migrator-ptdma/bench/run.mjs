@@ -22,7 +22,7 @@
 import { openSync, readSync } from 'node:fs';
 import { createMachine } from '@pagemig/core';
 import { createMigrator as cpuSerial } from '@pagemig/migrator-cpu-serial';
-import { printTable, rawCopy, writeResults } from '@pagemig-tools/bench';
+import { median, printTable, rawCopy, writeResults } from '@pagemig-tools/bench';
 import { createMigrator as ptdma } from '../dist/index.js';
 
 const REGION = 256 << 20;
@@ -71,8 +71,6 @@ function markOnly() {
     dispose() {},
   };
 }
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 const regions = new Map();
 function fillRegion(seed) {

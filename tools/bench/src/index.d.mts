@@ -76,3 +76,6 @@ export declare function formatRate(n: number, unit?: string): string;
 
 /** Binary units: `formatBytes(2 ** 31)` = '2 GiB'. */
 export declare function formatBytes(n: number): string;
+
+/** The median of `xs` (the mean of the two middle values for an even count). */
+export function median(xs: readonly number[]): number;

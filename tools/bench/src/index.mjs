@@ -31,11 +31,21 @@ export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
  * @property {() => unknown} [afterEach]   untimed, after every run (warm-up runs too)
  */
 
+/**
+ * The median of `xs` (the mean of the two middle values for an even count).
+ * @param {readonly number[]} xs
+ * @returns {number}
+ */
+export function median(xs) {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 /** @param {number[]} samples */
 function summarize(samples) {
   const sorted = [...samples].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  const perRun = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  const perRun = median(sorted);
   return {
     runs: samples.length,
     seconds: samples.reduce((s, x) => s + x, 0),
