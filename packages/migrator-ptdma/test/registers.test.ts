@@ -91,7 +91,12 @@ describe('PTDMA registers, driven by hand', () => {
     await rig.idle();
     expect(rig.read(r.Q_INTERRUPT_STATUS) & r.INT_COMPLETION).toBe(r.INT_COMPLETION);
     expect(rig.msi).toBe(msi);
+    // Unmasking with COMPLETION latched sends the pending MSI (a completion during the handler).
     rig.write(r.Q_INT_ENABLE, r.ALL_INTERRUPTS);
+    expect(rig.msi).toBe(msi + 1);
+    rig.write(r.Q_INTERRUPT_STATUS, r.ALL_INTERRUPTS);
+    rig.write(r.Q_INT_ENABLE, r.ALL_INTERRUPTS);
+    expect(rig.msi).toBe(msi + 1); // nothing pending: nothing sent
     msi = rig.msi;
     rig.copy(3, 20 * 4096, 10 * 4096, 64, { ioc: false });
     rig.ring(4);

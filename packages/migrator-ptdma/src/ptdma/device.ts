@@ -5,7 +5,7 @@
  * driver — registers, ring slots, descriptors — is validated before use.
  */
 import { isMainThread, workerData } from 'node:worker_threads';
-import { DMA_FROM_DEVICE, DMA_TO_DEVICE, InterruptLine, IommuView, RamView } from '@pagemig/dmaengine/device';
+import { DMA_FROM_DEVICE, DMA_TO_DEVICE, IommuView, RamView } from '@pagemig/dmaengine/device';
 import {
   CCP_ENGINE_PASSTHRU,
   CCP_MEMTYPE_LOCAL,
@@ -47,7 +47,6 @@ import {
   EMU_INJECT_WEDGE,
   EMU_LATENCY_NS,
   EMU_MMIO_SEQ,
-  EMU_MSI,
   EMU_SEEN_SEQ,
   EMU_SLEEPING,
   EMU_SPIN_NS,
@@ -69,6 +68,7 @@ import {
   Q_INTERRUPT_STATUS,
   Q_STATUS,
   Q_TAIL_LO,
+  signalMsi,
 } from './regs.js';
 
 /** What the driver hands a device thread at start. */
@@ -362,11 +362,7 @@ export class PtdmaDeviceModel {
     const r = this.r;
     const now = Atomics.or(r, w(Q_INTERRUPT_STATUS), bits) | bits;
     Atomics.store(r, w(Q_INT_STATUS), now);
-    if (Atomics.load(r, w(Q_INT_ENABLE)) & bits) {
-      Atomics.add(r, w(EMU_MSI), 1);
-      if (this.line) InterruptLine.raise(this.line);
-      else Atomics.notify(r, w(EMU_MSI));
-    }
+    if (Atomics.load(r, w(Q_INT_ENABLE)) & bits) signalMsi(r, this.line);
   }
 }
 

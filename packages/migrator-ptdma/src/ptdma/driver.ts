@@ -104,7 +104,7 @@ export interface LaunchOptions {
 /** Starts one emulated PTDMA engine in its own worker thread (unref'd: it never keeps a process alive). */
 export function launchDevice(o: LaunchOptions): LaunchedDevice {
   const bar = new SharedArrayBuffer(PT_BAR_BYTES);
-  const mmio = new Mmio(bar);
+  const mmio = new Mmio(bar, o.irqLine?.sab);
   const i32 = mmio.i32;
   // Emulator knobs are set before the device runs (plain stores: the worker start publishes them).
   i32[EMU_BW_MBPS >>> 2] = o.timing?.bandwidthMBps ?? 0;

@@ -3,6 +3,7 @@
  * SharedArrayBuffer shared by the driver (main thread) and the device (its worker thread); `Mmio`
  * gives the driver the access semantics of the real registers (write-1-to-clear, read-only).
  */
+import { InterruptLine } from '@pagemig/dmaengine/device';
 
 /** Bytes of the emulated BAR: the hardware registers, then the emulator block at EMU_BASE. */
 export const PT_BAR_BYTES = 0x8000;
@@ -166,9 +167,15 @@ const W1C = new Set([Q_INTERRUPT_STATUS]);
  */
 export class Mmio {
   readonly i32: Int32Array;
+  private readonly line: Int32Array | null;
 
-  constructor(readonly bar: SharedArrayBuffer) {
+  /** @param irqLine where the device's MSI goes (absent: only EMU_MSI is signalled) */
+  constructor(
+    readonly bar: SharedArrayBuffer,
+    irqLine?: SharedArrayBuffer,
+  ) {
     this.i32 = new Int32Array(bar);
+    this.line = irqLine ? new Int32Array(irqLine) : null;
   }
 
   read(offset: number): number {
@@ -180,6 +187,11 @@ export class Mmio {
     if (READ_ONLY.has(offset)) return;
     if (W1C.has(offset)) Atomics.and(this.i32, i, ~value);
     else Atomics.store(this.i32, i, value | 0);
+    // MSI pending bit: an interrupt raised while masked is sent when unmasked. The device ORs the
+    // status and then reads the enable; here the enable is stored and then the status is read, so
+    // one side sees the other and a completion that lands during the handler is never lost.
+    if (offset === Q_INT_ENABLE && Atomics.load(this.i32, Q_INTERRUPT_STATUS >>> 2) & value)
+      signalMsi(this.i32, this.line);
     if (DOORBELL_REGS.has(offset)) {
       // Bump, then look: the device sets SLEEPING before its last look at the sequence, so one of
       // the two sees the other (both sequentially consistent) and no doorbell is lost.
@@ -187,4 +199,11 @@ export class Mmio {
       if (Atomics.load(this.i32, EMU_SLEEPING >>> 2)) Atomics.notify(this.i32, EMU_MMIO_SEQ >>> 2);
     }
   }
+}
+
+/** Sends the queue's MSI: counted in EMU_MSI, delivered on the host's interrupt line if it has one. */
+export function signalMsi(bar32: Int32Array, line: Int32Array | null): void {
+  Atomics.add(bar32, EMU_MSI >>> 2, 1);
+  if (line) InterruptLine.raise(line);
+  else Atomics.notify(bar32, EMU_MSI >>> 2);
 }
