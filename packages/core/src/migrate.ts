@@ -171,6 +171,8 @@ export class MigrationRun {
   private putBack = 0;
   /** Pins taken by the unmap_pin fault site, dropped when the batch ends. */
   private readonly pins: number[] = [];
+  /** The abort signal handed to the migrator; replaced once it has aborted. */
+  private ac = new AbortController();
 
   constructor(
     private readonly k: Kernel,
@@ -610,7 +612,10 @@ export class MigrationRun {
     this.offload.migrator = m.name;
     const t = performance.now();
     const batch = new MigrationBatch(table, rows, this.reason, mode);
-    const ac = new AbortController();
+    // One controller serves the run's batches until one of them aborts (they run one at a time):
+    // creating a controller per batch cost about as much as the rest of the batch bookkeeping.
+    if (this.ac.signal.aborted) this.ac = new AbortController();
+    const ac = this.ac;
     let error: unknown;
     // The migrator_call fault site: the engine's call behaves like a faulty migrator.
     const fault =

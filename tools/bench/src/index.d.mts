@@ -43,6 +43,9 @@ export interface RawCopy {
   runs: number;
 }
 
+/** Two pre-faulted buffers of `bytes`; `pass(chunk)` times one warm copy of all of them, in seconds. */
+export declare function rawCopier(bytes: number): { readonly bytes: number; pass(chunk: number): number };
+
 /** `TypedArray.prototype.set` between two pre-faulted SharedArrayBuffers, warm, ≥ minMs (200) timed. */
 export declare function rawCopy(opts: { bytes: number; chunk: number; minMs?: number }): RawCopy;
 

@@ -136,19 +136,16 @@ export async function timeItAsync(fn, opts = {}) {
  */
 
 /**
- * The same-run reference: `TypedArray.prototype.set` copying `bytes` bytes from one
- * SharedArrayBuffer to another in pieces of `chunk` bytes. Both buffers are pre-faulted (every
- * 4 KiB page written) and one untimed pass runs first, so this is a warm-memory figure; passes
- * repeat until at least `minMs` (200) milliseconds were timed.
- * @param {{ bytes: number, chunk: number, minMs?: number }} opts
- * @returns {RawCopy}
+ * The same-run reference, kept for interleaving: two pre-faulted SharedArrayBuffers of `bytes`
+ * bytes (every 4 KiB page written, one untimed pass run), and `pass(chunk)` copies all of `src`
+ * to `dst` with `TypedArray.prototype.set` in pieces of `chunk` bytes and returns its seconds.
+ * Timing a pass right after each measured migration keeps the ratio honest on a noisy machine.
+ * @param {number} bytes
+ * @returns {{ bytes: number, pass(chunk: number): number }}
  */
-export function rawCopy({ bytes, chunk, minMs = 200 }) {
+export function rawCopier(bytes) {
   if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes > MAX_VIEW_BYTES) {
     throw new RangeError(`rawCopy: bytes must be an integer in 1..2^32 (got ${bytes})`);
-  }
-  if (!Number.isSafeInteger(chunk) || chunk <= 0 || chunk > bytes) {
-    throw new RangeError(`rawCopy: chunk must be an integer in 1..bytes (got ${chunk})`);
   }
   const src = new Uint8Array(new SharedArrayBuffer(bytes));
   const dst = new Uint8Array(new SharedArrayBuffer(bytes));
@@ -157,23 +154,58 @@ export function rawCopy({ bytes, chunk, minMs = 200 }) {
     src[i] = (i / PAGE) % 251;
     dst[i] = 255;
   }
-  const pieces = Math.ceil(bytes / chunk);
-  const pass = () => {
-    for (let off = 0; off < bytes; off += chunk)
-      dst.set(src.subarray(off, Math.min(off + chunk, bytes)), off);
-  };
-  pass();
-  const t = timeIt(pass, { minMs, minRuns: 3 });
-  // A copy that does not land is a broken reference, not a fast one.
   const last = Math.floor((bytes - 1) / PAGE) * PAGE;
-  if (dst[0] !== src[0] || dst[last] !== src[last]) throw new Error('rawCopy: the copy did not land');
+  let warm = false;
   return {
-    bytesPerSec: bytes / t.perRun,
-    copiesPerSec: pieces / t.perRun,
-    seconds: t.perRun,
+    bytes,
+    pass(chunk) {
+      if (!Number.isSafeInteger(chunk) || chunk <= 0 || chunk > bytes) {
+        throw new RangeError(`rawCopy: chunk must be an integer in 1..bytes (got ${chunk})`);
+      }
+      const copy = () => {
+        for (let off = 0; off < bytes; off += chunk)
+          dst.set(src.subarray(off, Math.min(off + chunk, bytes)), off);
+      };
+      if (!warm) {
+        copy();
+        warm = true;
+      }
+      dst[0] = 255;
+      const t0 = performance.now();
+      copy();
+      const seconds = (performance.now() - t0) / 1000;
+      // A copy that does not land is a broken reference, not a fast one.
+      if (dst[0] !== src[0] || dst[last] !== src[last]) throw new Error('rawCopy: the copy did not land');
+      return seconds;
+    },
+  };
+}
+
+/**
+ * The same-run reference: `TypedArray.prototype.set` copying `bytes` bytes from one
+ * SharedArrayBuffer to another in pieces of `chunk` bytes, warm (see `rawCopier`); passes repeat
+ * until at least `minMs` (200) milliseconds were timed.
+ * @param {{ bytes: number, chunk: number, minMs?: number }} opts
+ * @returns {RawCopy}
+ */
+export function rawCopy({ bytes, chunk, minMs = 200 }) {
+  const copier = rawCopier(bytes);
+  /** @type {number[]} */
+  const samples = [];
+  let total = 0;
+  while (samples.length < 3 || total * 1000 < minMs) {
+    const dt = copier.pass(chunk);
+    samples.push(dt);
+    total += dt;
+  }
+  const perRun = median(samples);
+  return {
+    bytesPerSec: bytes / perRun,
+    copiesPerSec: Math.ceil(bytes / chunk) / perRun,
+    seconds: perRun,
     bytes,
     chunk,
-    runs: t.runs,
+    runs: samples.length,
   };
 }
 
