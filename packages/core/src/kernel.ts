@@ -105,6 +105,10 @@ export class Kernel {
   faults: FaultPlan | null = null;
   /** Terminations of killed user threads still in progress (Machine.close awaits them). */
   readonly threadExits = new Set<Promise<void>>();
+  /** Failed allocations that may wake kswapd go to these (onAllocFailure). */
+  private readonly allocFailure = new Set<(req: AllocRequest) => void>();
+  /** Kernel threads of attached subsystems (kcompactd) to stop when the machine closes (onClose). */
+  readonly closeHooks = new Set<() => void | Promise<void>>();
 
   /**
    * try_to_unmap_flush: one shootdown for everything unmapped since the last flush. Without user
@@ -154,7 +158,10 @@ export class Kernel {
    */
   allocFolio(req: AllocRequest): number {
     const got = allocPages(this.nodes, req);
-    if (!got) return -1;
+    if (!got) {
+      if (req.order > 0 && req.kswapdReclaim !== false) for (const fn of this.allocFailure) fn(req);
+      return -1;
+    }
     this.events.counts[got.zone.pgallocEvent] += 1 << req.order;
     this.prepNewFolio(got.pfn, req.order);
     return got.pfn;
@@ -179,6 +186,21 @@ export class Kernel {
     p.mapcount[pfn] = 0;
     p.mapping[pfn] = 0;
     p.index[pfn] = 0;
+  }
+
+  /**
+   * wake_all_kswapds for the emulation: `fn` is called (synchronously, inside allocFolio) for every
+   * failed request of order > 0 that may wake kswapd. Returns the function that removes it.
+   */
+  onAllocFailure(fn: (req: AllocRequest) => void): () => void {
+    this.allocFailure.add(fn);
+    return () => this.allocFailure.delete(fn);
+  }
+
+  /** Runs `fn` first when the machine closes (stops a daemon before memory goes). Returns its remover. */
+  onClose(fn: () => void | Promise<void>): () => void {
+    this.closeHooks.add(fn);
+    return () => this.closeHooks.delete(fn);
   }
 
   /** Returns a folio whose refcount dropped to zero to the buddy allocator. */

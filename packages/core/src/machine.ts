@@ -214,7 +214,9 @@ export class Machine {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // User threads first: they stop touching memory before anything is unmapped.
+    // Kernel threads of attached subsystems first: no compaction starts on a closing machine.
+    await Promise.all([...this.kernel.closeHooks].map((fn) => fn()));
+    // User threads next: they stop touching memory before anything is unmapped.
     for (const p of this.kernel.processes.values()) void p.killThreads();
     await Promise.all([...this.kernel.threadExits]);
     await this.kernel.offload.closeAll();

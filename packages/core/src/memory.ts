@@ -31,7 +31,8 @@ function migrationBusy(vpn: number): never {
 /** Allocates a folio for `vma` at `vpn` following its mempolicy; -1 on failure. */
 function allocVmaFolio(k: Kernel, _mm: Mm, vma: Vma, vpn: number, order: number, localNode: number): number {
   const { nid, allowed } = policyNode(vma.policy, localNode, vma.index(vpn), order);
-  return k.allocFolio({ order, nid, allowed });
+  // A THP fault allocates with GFP_TRANSHUGE_LIGHT (defrag=madvise, the default): no kswapd wake-up.
+  return k.allocFolio({ order, nid, allowed, kswapdReclaim: order === 0 });
 }
 
 /** Sets up a freshly allocated folio as anon or shmem memory of `vma` at page offset `index`. */

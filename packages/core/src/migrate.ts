@@ -355,7 +355,14 @@ export class MigrationRun {
           ? -1
           : this.opts.alloc
             ? this.opts.alloc(head, order)
-            : k.allocFolio({ order, nid: this.node, thisNode: true, mt: MIGRATE_MOVABLE });
+            : // alloc_migration_target: large folios use GFP_TRANSHUGE, which does not wake kswapd.
+              k.allocFolio({
+                order,
+                nid: this.node,
+                thisNode: true,
+                mt: MIGRATE_MOVABLE,
+                kswapdReclaim: false,
+              });
         if (d < 0) {
           const isThp = order === HPAGE_PMD_ORDER ? 1 : 0;
           s.nrFailedFolios++;

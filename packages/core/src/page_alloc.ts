@@ -12,6 +12,11 @@ export interface AllocRequest {
   thisNode?: boolean;
   /** Policy nodemask; null = any node. */
   allowed?: readonly number[] | null;
+  /**
+   * __GFP_KSWAPD_RECLAIM (default true): a failed high-order request wakes kswapd, which wakes
+   * kcompactd (Kernel.onAllocFailure). THP allocations (GFP_TRANSHUGE[_LIGHT]) pass false.
+   */
+  kswapdReclaim?: boolean;
 }
 
 /**

@@ -349,3 +349,46 @@ describe('sysctl', () => {
     }
   });
 });
+
+describe('kernel hooks for attached subsystems', () => {
+  it('onAllocFailure sees failed high-order requests that may wake kswapd, and only those', async () => {
+    const m = await createMachine({ nodes: [{ memory: '8MiB' }], prefault: false });
+    const seen: number[] = [];
+    const off = m.kernel.onAllocFailure((req) => seen.push(req.order));
+    // Take every order-9 block (8 MiB = 4 pageblocks, some kept back by the watermarks).
+    const held: number[] = [];
+    for (
+      let pfn = m.kernel.allocFolio({ order: 9, nid: 0 });
+      pfn >= 0;
+      pfn = m.kernel.allocFolio({ order: 9, nid: 0 })
+    )
+      held.push(pfn);
+    expect(seen).toEqual([9]);
+    expect(m.kernel.allocFolio({ order: 9, nid: 0, kswapdReclaim: false })).toBe(-1);
+    expect(m.kernel.allocFolio({ order: 10, nid: 0 })).toBe(-1);
+    expect(seen).toEqual([9, 10]);
+    off();
+    expect(m.kernel.allocFolio({ order: 9, nid: 0 })).toBe(-1);
+    expect(seen).toEqual([9, 10]);
+    for (const pfn of held) m.kernel.folioPut(pfn);
+    m.checkInvariants();
+    await m.close();
+  });
+
+  it('onClose hooks run before user processes end, once; a removed hook does not run', async () => {
+    const m = await createMachine({ nodes: [{ memory: '8MiB' }], prefault: false });
+    const p = m.spawn();
+    const order: string[] = [];
+    m.kernel.onClose(async () => {
+      order.push(`hook: ${m.kernel.processes.has(p.pid) ? 'process alive' : 'process gone'}`);
+    });
+    const off = m.kernel.onClose(() => {
+      order.push('removed');
+    });
+    off();
+    await m.close();
+    await m.close();
+    expect(order).toEqual(['hook: process alive']);
+    expect(m.kernel.processes.size).toBe(0);
+  });
+});

@@ -54,6 +54,7 @@ export {
   highestZoneidxFor,
   type SlowpathHooks,
   tryToCompactPages,
+  wakeAllKswapds,
 } from './page_alloc.js';
 export {
   CompactPriority,

@@ -17,7 +17,12 @@ import {
 } from './compaction.js';
 import { compactionDeferReset, compactionDeferred, deferCompaction } from './defer.js';
 import { fragmentationScoreNode, fragmentationScoreWmark } from './fragmentation.js';
-import { allocFolioDirectCompact, type CompactAllocRequest, type CompactAllocResult } from './page_alloc.js';
+import {
+  allocFolioDirectCompact,
+  type CompactAllocRequest,
+  type CompactAllocResult,
+  wakeAllKswapds,
+} from './page_alloc.js';
 import {
   CompactResult,
   traceKcompactdSleep,
@@ -301,6 +306,18 @@ export class Kcompactd {
         );
     }
     this.undo.push(machine.sysctl.setAction('vm.compact_memory', (v) => this.compactMemorySysctl(v)));
+    // A failed high-order allocation anywhere (not only through kd.allocFolio) wakes kswapd,
+    // whose sleep steps wake kcompactd; a closing machine stops the daemons first.
+    // kswapd runs in its own thread: its steps follow the failed allocation, not inside it.
+    this.undo.push(
+      this.kernel.onAllocFailure((req) =>
+        queueMicrotask(() => {
+          if (this.stopping) return;
+          wakeAllKswapds(this.kernel, req, (nid, order, hz) => this.kswapdSleep(nid, order, hz));
+        }),
+      ),
+    );
+    this.undo.push(this.kernel.onClose(() => this.stop()));
     this.undo.push(
       machine.sysctl.setAction('vm.compaction_proactiveness', (v) => this.proactivenessSysctl(v)),
     );

@@ -178,6 +178,21 @@ async function directCompact(
   return { pfn: -1, attempt };
 }
 
+/** wake_all_kswapds: `wake(nid, order, highestZoneidx)` once per node of the request's zonelist. */
+export function wakeAllKswapds(
+  k: Kernel,
+  req: CompactAllocRequest,
+  wake: (nid: number, order: number, highestZoneidx: number) => void,
+): void {
+  const highestZoneidx = highestZoneidxFor(req.mt ?? MIGRATE_MOVABLE);
+  const seen = new Set<number>();
+  for (const zone of zonelist(k, req)) {
+    if (seen.has(zone.nid)) continue;
+    seen.add(zone.nid);
+    wake(zone.nid, req.order, highestZoneidx);
+  }
+}
+
 /**
  * The allocator's slow path for a request that may compact, on a machine without reclaim:
  * the fast path (m.kernel.allocFolio); on failure kswapd is woken (hooks.wakeKswapd), then
@@ -192,23 +207,17 @@ export async function allocFolioDirectCompact(
 ): Promise<CompactAllocResult> {
   const mt = req.mt ?? MIGRATE_MOVABLE;
   const attempts: DirectCompactAttempt[] = [];
+  // kswapd is woken below, through the hook, not by core's allocation-failure watchers.
   let pfn = k.allocFolio({
     order: req.order,
     nid: req.nid,
     mt,
     thisNode: req.thisNode,
     allowed: req.allowed,
+    kswapdReclaim: false,
   });
   if (pfn >= 0 || req.order === 0) return { pfn, attempts };
-  const highestZoneidx = highestZoneidxFor(mt);
-  if (hooks.wakeKswapd) {
-    const seen = new Set<number>();
-    for (const zone of zonelist(k, req)) {
-      if (seen.has(zone.nid)) continue;
-      seen.add(zone.nid);
-      hooks.wakeKswapd(zone.nid, req.order, highestZoneidx);
-    }
-  }
+  if (hooks.wakeKswapd) wakeAllKswapds(k, req, hooks.wakeKswapd);
   const costly = req.order > PAGE_ALLOC_COSTLY_ORDER;
   // Costly (or non-movable) requests compact before reclaim.
   if (costly || mt !== MIGRATE_MOVABLE) {

@@ -315,3 +315,39 @@ describe('direct compaction (the allocator slow path)', () => {
     m.checkInvariants();
   });
 });
+
+describe("core's allocator and machine hooks", () => {
+  it('a plain m.kernel.allocFolio that fails at order 9 wakes kcompactd; THP-style requests do not', async () => {
+    m = await createMachine({ nodes: [{ memory: '64MiB' }] });
+    const f = fragment(m, { fill: 0.98 });
+    kd = attachKcompactd(m, { proactiveness: 0 });
+    await kd.settled();
+    m.trace.clear();
+    // GFP_TRANSHUGE(_LIGHT) has no __GFP_KSWAPD_RECLAIM: nobody is woken.
+    expect(m.kernel.allocFolio({ order: 9, nid: 0, kswapdReclaim: false })).toBe(-1);
+    await kd.settled();
+    expect(texts(m, 'mm_compaction_wakeup_kcompactd')).toEqual([]);
+    expect(kd.stats().kcompactd.runs).toBe(0);
+    // GFP_KERNEL-like: the failure wakes kswapd, whose sleep steps wake kcompactd for order 9.
+    const ran = nextRun(kd, (r) => r.trigger === 'kcompactd');
+    expect(m.kernel.allocFolio({ order: 9, nid: 0 })).toBe(-1);
+    expect((await ran).order).toBe(9);
+    await kd.settled();
+    expect(texts(m, 'mm_compaction_wakeup_kcompactd')).toEqual(['nid=0 order=9 classzone_idx=Movable ']);
+    const pfn = m.kernel.allocFolio({ order: 9, nid: 0 });
+    expect(pfn).toBeGreaterThanOrEqual(0);
+    m.kernel.folioPut(pfn);
+    expect(verifyBytes(f)).toBeGreaterThan(0);
+    m.checkInvariants();
+  });
+
+  it('machine.close() stops kcompactd before the machine goes', async () => {
+    m = await createMachine({ nodes: [{ memory: '16MiB' }] });
+    kd = attachKcompactd(m, { proactiveness: 20, checkIntervalMs: 20 });
+    await kd.settled();
+    await m.close();
+    expect(kd.threads()[0]!.sleeping).toBe(false);
+    await expect(kd.compactNode(0)).rejects.toThrow('kcompactd is stopped');
+    expect(kd.errors).toEqual([]);
+  });
+});
