@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { PagemigError } from './errno.js';
 import { PAGE_SIZE, PAGEBLOCK_NR_PAGES, type ZoneName, zoneNames } from './mmzone.js';
 import { MAX_PTE_PFN } from './pagetable.js';
+import { type ClockKind, type ProfileRef, resolveProfile } from './timing/engine_clock.js';
 import { parseSize, type Size } from './units.js';
 
 /** What `createMachine()` accepts. Sizes are byte counts or strings such as '512MiB'. */
@@ -19,6 +20,10 @@ export interface MachineConfig {
   sysctl?: Record<string, string | number>;
   /** NR_MAX_BATCHED_MIGRATION in base pages. Default 512 (HPAGE_PMD_NR). */
   migrationBatchPages?: number;
+  /** 'modeled': migrations also report the timing model's phases for `profile`. Default 'real'. */
+  clock?: ClockKind;
+  /** Hardware profile of the modeled clock: a shipped name ('zen3-epyc-ptdma') or a profile object. */
+  profile?: ProfileRef;
 }
 
 export interface NodeConfig {
@@ -43,6 +48,8 @@ export interface ResolvedConfig {
   prefault: boolean;
   sysctl: Record<string, string | number>;
   migrationBatchPages: number;
+  clock: ClockKind;
+  profile?: ProfileRef;
 }
 
 const size = z.union([z.number(), z.string()]);
@@ -75,6 +82,8 @@ const schema = z
       .min(1)
       .max(1 << 20)
       .optional(),
+    clock: z.enum(['real', 'modeled']).optional(),
+    profile: z.union([z.string(), z.looseObject({})]).optional(),
   })
   .strict();
 
@@ -149,6 +158,14 @@ export function resolveConfig(input: MachineConfig): ResolvedConfig {
       fail('sectionSize', `${JSON.stringify(cfg.sectionSize)} must be a power of two from 4MiB to 1GiB`);
   }
   const backing = cfg.backing ?? 'shared';
+  let profile: ProfileRef | undefined;
+  try {
+    if (cfg.profile !== undefined) profile = resolveProfile(cfg.profile as ProfileRef);
+  } catch (e) {
+    fail('profile', (e as Error).message);
+  }
+  if (cfg.clock === 'modeled' && profile === undefined)
+    fail('profile', "clock 'modeled' needs a hardware profile");
   return {
     nodes,
     distances,
@@ -157,5 +174,7 @@ export function resolveConfig(input: MachineConfig): ResolvedConfig {
     prefault: backing === 'shared' && (cfg.prefault ?? true),
     sysctl: cfg.sysctl ?? {},
     migrationBatchPages: cfg.migrationBatchPages ?? 512,
+    clock: cfg.clock ?? 'real',
+    ...(profile !== undefined ? { profile } : {}),
   };
 }

@@ -93,6 +93,7 @@ export * as pageFlags from './page.js';
 export { USER_BASE, ZERO_PFN } from './pagetable.js';
 export { type MmapOptions, type PageInfo, Process, type SpawnOptions } from './process.js';
 export type { Sysctl } from './sysctl.js';
+export * from './timing/index.js';
 export type { TraceListener, TraceRecord, Tracer } from './trace.js';
 export { formatSize, parseSize, type Size } from './units.js';
 export { type ThreadSpec, UserThread, type UserThreadState } from './user_threads.js';

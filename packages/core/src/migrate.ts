@@ -21,6 +21,7 @@ import { HPAGE_PMD_ORDER, MIGRATE_MOVABLE } from './mmzone.js';
 import { PG_buddy, PG_content_copied, PG_head, PG_isolated, PG_lru, PG_tail } from './page.js';
 import { mkPte, PMD_HUGE, PTE_MIGRATION, PTE_PFN_SHIFT, PTE_PRESENT } from './pagetable.js';
 import { type Mapping, type RmapHit, rmapWalk } from './rmap.js';
+import { type ClockOptions, type ModeledRun, modeledClock } from './timing/engine_clock.js';
 
 /** mm/migrate.c constants. */
 export const NR_MAX_MIGRATE_PAGES_RETRY = 10;
@@ -29,7 +30,7 @@ export const NR_MAX_MIGRATE_SYNC_RETRY = NR_MAX_MIGRATE_PAGES_RETRY - NR_MAX_MIG
 /** GUP_PIN_COUNTING_BIAS: a FOLL_PIN adds this many references. */
 export const GUP_PIN_COUNTING_BIAS = 1024;
 
-export interface MigrateOptions {
+export interface MigrateOptions extends ClockOptions {
   /** Target node; allocation never falls back to another node (__GFP_THISNODE). */
   node: number;
   mode?: MigrateModeName | MigrateModeValue;
@@ -73,6 +74,8 @@ export interface MigrationResult {
   /** The engine thread's own CPU time (/proc/thread-self/schedstat on Linux). */
   cpuSeconds: number;
   wallSeconds: number;
+  /** Under clock 'modeled': the timing model's phases for this run's shape (modeled, not measured). */
+  modeled?: ModeledRun;
   offload: {
     migrator: string | null;
     batches: number;
@@ -717,7 +720,9 @@ export async function migrateFolios(
     );
   const t0 = performance.now();
   const c0 = threadCpuSeconds();
+  const clock = modeledClock(k, host, opts);
   const { heads, refused } = isolateFolios(k, pfns);
+  clock?.capture(heads);
   const run = new MigrationRun(k, host, node, mode, reason, {
     demoteOrigin,
     copyTimeoutMs: opts.copyTimeoutMs ?? 10_000,
@@ -725,6 +730,7 @@ export async function migrateFolios(
   });
   const ret = await run.migratePages(heads);
   const result = runResult(run, ret, refused, t0, c0);
+  if (clock) result.modeled = clock.finish(result);
   emitPhases(k, result);
   return result;
 }
