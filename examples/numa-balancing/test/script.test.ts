@@ -1,0 +1,20 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { expect, it } from 'vitest';
+
+// `pnpm start` runs the built script; turbo builds it before this test.
+const script = join(import.meta.dirname, '../dist/main.js');
+
+const EXPECTED = [
+  /^app runs on node 0; 4096 pages, 512 of them hot$/m,
+  /^ {2}hot pages +512 +0$/m,
+  /^migrated \d+ pages \(MIGRATE_ASYNC, numa_misplaced\); bytes verified$/m,
+];
+
+it('prints its report when run as a script', async () => {
+  expect(existsSync(script), 'dist/main.js is missing: run the build first').toBe(true);
+  const { stdout } = await promisify(execFile)('node', [script], { cwd: join(import.meta.dirname, '..') });
+  for (const line of EXPECTED) expect(stdout).toMatch(line);
+});
