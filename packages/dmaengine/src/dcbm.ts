@@ -63,7 +63,7 @@ export const dcbmKnobKeys = ['offloading', 'nr_dma_chan', 'reason_mask', 'sg_ele
 export interface DmaMigratorConfig extends DcbmKnobs {
   name: string;
   version: string;
-  /** Semver range of @pagemig/core. Default '^0.1.0'. */
+  /** Semver range of @pagemig/core. Default: ^ the core it was built against. */
   engines?: { core: string };
   provider: DmaProvider;
   /** Extra, JSON-serialisable manifest fields (device model, queue depth, ...). */
@@ -532,7 +532,7 @@ export function createDmaMigrator(config: DmaMigratorConfig): DmaMigrator {
     apiVersion: MIGRATOR_API_VERSION,
     name: config.name,
     version: config.version,
-    engines: config.engines ?? { core: '^0.1.0' },
+    engines: config.engines ?? { core: __CORE_RANGE__ },
     capabilities: {
       offloadsCpu: true,
       channels: provider.channels,

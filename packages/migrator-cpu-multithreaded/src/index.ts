@@ -352,7 +352,7 @@ export function createMigrator(options: CpuMultithreadedOptions = {}): CpuMultit
     apiVersion: MIGRATOR_API_VERSION,
     name: 'cpu-multithreaded',
     version: __PACKAGE_VERSION__,
-    engines: { core: '^0.1.0' },
+    engines: { core: __CORE_RANGE__ },
     capabilities,
     options: { threads, minChunk, inlineBelow, callerCopies },
 

@@ -56,7 +56,7 @@ export function createMigrator(options: CpuSerialOptions = {}): Migrator & { sta
     apiVersion: MIGRATOR_API_VERSION,
     name: 'cpu-serial',
     version: __PACKAGE_VERSION__,
-    engines: { core: '^0.1.0' },
+    engines: { core: __CORE_RANGE__ },
     capabilities: { offloadsCpu: false, channels: 1, maxInFlightBatches: 1, needsSharedMemory: true },
 
     init(ctx: MigratorContext) {

@@ -161,7 +161,7 @@ export function createMigrator(options: PtdmaOptions = {}): PtdmaMigrator {
   const mig = createDmaMigrator({
     name: 'ptdma',
     version: __PACKAGE_VERSION__,
-    engines: { core: '^0.1.0' },
+    engines: { core: __CORE_RANGE__ },
     provider,
     offloading: options.offloading,
     nr_dma_chan: options.nr_dma_chan,

@@ -222,7 +222,7 @@ export function createMockMigrator(opts: MockMigratorOptions = {}): MockMigrator
     apiVersion: MIGRATOR_API_VERSION,
     name,
     version: __PACKAGE_VERSION__,
-    engines: { core: '^0.1.0' },
+    engines: { core: __CORE_RANGE__ },
     capabilities,
     honoured,
 
