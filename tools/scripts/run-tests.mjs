@@ -12,6 +12,26 @@ const reports = ['packages', 'tools', 'examples']
 
 for (const file of reports) rmSync(file, { force: true });
 
+// The CLI's report test drives Debian's chromium; install it on a fresh machine when we can.
+if (!existsSync('/usr/bin/chromium')) {
+  const apt =
+    process.getuid?.() === 0 && spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0;
+  if (!apt) {
+    console.error(
+      "/usr/bin/chromium is missing: install Debian's chromium (apt-get install chromium) and rerun",
+    );
+    process.exit(1);
+  }
+  spawnSync('apt-get', ['update'], { stdio: 'inherit' });
+  const r = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], {
+    stdio: 'inherit',
+  });
+  if (r.status !== 0) {
+    console.error('installing chromium with apt-get failed (see above); install it and rerun');
+    process.exit(1);
+  }
+}
+
 // Lint and types are part of the suite: a change that breaks either fails the run.
 const lint = spawnSync('pnpm', ['exec', 'biome', 'ci', '.'], { cwd: root, stdio: 'inherit' });
 const turbo = spawnSync('pnpm', ['exec', 'turbo', 'run', 'typecheck', 'test', ...process.argv.slice(2)], {
@@ -19,6 +39,16 @@ const turbo = spawnSync('pnpm', ['exec', 'turbo', 'run', 'typecheck', 'test', ..
   stdio: 'inherit',
   env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' },
 });
+// Package hygiene (publint, attw) checks the tarballs of every publishable package, so it runs
+// once turbo has built them all (it has no dependency edge that would order it in turbo), and
+// only in a full run (a filtered one may not have built every package).
+const hygiene =
+  process.argv.length > 2
+    ? { status: 0 }
+    : spawnSync('pnpm', ['--filter', '@pagemig-tools/hygiene', 'run', 'check'], {
+        cwd: root,
+        stdio: 'inherit',
+      });
 
 let passed = 0;
 let failed = 0;
@@ -34,4 +64,7 @@ for (const file of reports) {
 }
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 if (lint.status !== 0) console.error('biome found lint or format problems (see above)');
-process.exit(lint.status !== 0 || turbo.status !== 0 || failed > 0 || passed === 0 ? 1 : 0);
+if (hygiene.status !== 0) console.error('package hygiene (publint, attw) failed (see above)');
+process.exit(
+  lint.status !== 0 || turbo.status !== 0 || hygiene.status !== 0 || failed > 0 || passed === 0 ? 1 : 0,
+);

@@ -1,0 +1,121 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { PRESETS } from '../bench/presets.js';
+import { formatBench } from '../bench/print.js';
+import { EXPERIMENTS, type Experiment, runSuite } from '../bench/suite.js';
+import { loadConfig } from '../config.js';
+import { type CommandContext, examples, machineCommandOptions } from '../context.js';
+import { usageError } from '../exit_codes.js';
+import { intFlag, sizeFlag } from '../machine.js';
+import { runModeledBench } from '../modeled/index.js';
+import { createProgress, type Progress } from '../progress.js';
+import { renderReport } from '../report/html.js';
+import { runCommand } from '../run_command.js';
+
+interface BenchOpts {
+  quick?: boolean;
+  only?: string;
+  maxTotal?: string;
+  reps?: string;
+  batchPages?: string;
+  out: string;
+  html?: string;
+  clock: string;
+  profile: string;
+  json?: boolean;
+  config?: string;
+}
+
+function onlyFlag(value: string | undefined): Experiment[] {
+  if (value === undefined) return [...EXPERIMENTS];
+  const list = value.split(',').map((s) => s.trim());
+  for (const x of list)
+    if (!(EXPERIMENTS as readonly string[]).includes(x))
+      throw usageError(
+        `--only: unknown experiment ${JSON.stringify(x)}; use a list of ${EXPERIMENTS.join(', ')}`,
+      );
+  return list as Experiment[];
+}
+
+export function registerBenchCommand(program: Command, ctx: CommandContext): void {
+  const cmd = program
+    .command('bench')
+    .description(
+      "the series' experiments on this machine: folio-size sweep x migrators x threads/channels, total-size sweep, copy share, busy-system compaction; every figure beside the same run's raw copy",
+    )
+    .option(
+      '--quick',
+      'the quick preset (under a minute): 3 folio sizes, 16MiB runs, 1-2 lanes, one run per point',
+    )
+    .option('--only <list>', `experiments to run, comma-separated: ${EXPERIMENTS.join(',')}`)
+    .option(
+      '--max-total <size>',
+      'cap on the bytes of one run (default 64MiB quick, 1GiB full; lowered to fit free RAM)',
+    )
+    .option('--reps <n>', 'runs per point, medians reported (default 1 quick, 3 full)')
+    .option(
+      '--batch-pages <n>',
+      'NR_MAX_BATCHED_MIGRATION in base pages (default 262144: the series raised the limit for its runs)',
+    )
+    .option('--out <file>', 'results JSON file', 'pagemig-bench.json')
+    .option('--html <file>', 'also render the HTML report to this file')
+    .option('--clock <clock>', 'real (measure here) or modeled (predict with a hardware profile)', 'real')
+    .option('--profile <name>', 'hardware profile for --clock modeled', 'zen3-epyc-ptdma');
+  machineCommandOptions(cmd);
+  examples(cmd, [
+    'pagemig bench --quick',
+    'pagemig bench --quick --html report.html',
+    'pagemig bench --only folio,share --reps 5 --out results.json',
+    'pagemig bench --max-total 4GiB',
+    'pagemig bench --clock modeled --profile zen3-epyc-ptdma',
+  ]);
+  cmd.action(async (o: BenchOpts) => {
+    ctx.exit(await runCommand(ctx.io, 'bench', !!o.json, () => bench(ctx, o)));
+  });
+}
+
+async function bench(ctx: CommandContext, o: BenchOpts): Promise<number> {
+  // --clock modeled hands over to the timing model, which returns its own exit code.
+  const { io } = ctx;
+  const json = !!o.json;
+  if (o.clock === 'modeled') return runModeledBench({ profile: o.profile, json });
+  if (o.clock !== 'real')
+    throw usageError(`--clock: expected real or modeled, got ${JSON.stringify(o.clock)}`);
+  const preset = PRESETS[o.quick ? 'quick' : 'full'];
+  const only = onlyFlag(o.only);
+  const maxTotal = o.maxTotal === undefined ? preset.maxTotal : sizeFlag('--max-total', o.maxTotal);
+  const reps = o.reps === undefined ? preset.reps : intFlag('--reps', o.reps, 1, 100);
+  const { config } = await loadConfig(io.cwd, o.config);
+  const batchPages =
+    o.batchPages !== undefined
+      ? intFlag('--batch-pages', o.batchPages, 1, 1 << 20)
+      : (config.machine?.migrationBatchPages ?? 1 << 18);
+
+  let bar: Progress = { tick() {}, stop() {} };
+  const doc = await runSuite(
+    ctx.drivers(),
+    { preset, maxTotal, reps, batchPages, only },
+    (steps) => {
+      bar = createProgress(io, json, steps, `bench ${preset.name}`);
+    },
+    (label) => bar.tick(label),
+  ).finally(() => bar.stop());
+
+  const out = path.resolve(io.cwd, o.out);
+  writeFileSync(out, `${JSON.stringify(doc, null, 2)}\n`);
+  let html: string | null = null;
+  if (o.html) {
+    html = path.resolve(io.cwd, o.html);
+    writeFileSync(html, renderReport(doc).html);
+  }
+  if (json) {
+    io.stdout.write(
+      `${JSON.stringify({ ...doc, ok: true, files: { results: out, report: html } }, null, 2)}\n`,
+    );
+  } else {
+    io.stdout.write(formatBench(doc));
+    io.stdout.write(`results: ${out}${html ? `; report: ${html}` : ''}; ${doc.seconds.toFixed(1)} s\n`);
+  }
+  return 0;
+}

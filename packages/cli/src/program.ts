@@ -1,0 +1,69 @@
+import { Command, CommanderError } from 'commander';
+import { registerBenchCommand } from './commands/bench.js';
+import { registerCompactCommand } from './commands/compact.js';
+import { registerDriversCommand } from './commands/drivers.js';
+import { registerMigrateCommand } from './commands/migrate.js';
+import { registerProcCommand } from './commands/proc.js';
+import { registerReportCommand } from './commands/report.js';
+import { registerTraceCommand } from './commands/trace.js';
+import type { CommandContext } from './context.js';
+import { createDrivers, type Drivers } from './drivers.js';
+import { CliError, EXIT_CODES_HELP, ExitCode } from './exit_codes.js';
+import { type Io, processIo } from './io.js';
+import { registerModeledCommands } from './modeled/index.js';
+
+export interface ProgramOptions {
+  io?: Io;
+  /** Which migrators are installed; default: resolved from the working directory, then pagemig's own. */
+  drivers?: Drivers;
+}
+
+/** The `pagemig` program; `exitCode()` is what the last command set. */
+export function createProgram(opts: ProgramOptions = {}): { program: Command; exitCode(): number } {
+  const io = opts.io ?? processIo();
+  let code: number = ExitCode.OK;
+  let drivers = opts.drivers;
+  const ctx: CommandContext = {
+    io,
+    drivers: () => (drivers ??= createDrivers(io.cwd)),
+    exit: (c) => {
+      code = c;
+    },
+  };
+  const program = new Command('pagemig')
+    .description('Linux page migration with batched folio copy and pluggable copy offload, emulated')
+    .version(__PACKAGE_VERSION__)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .addHelpText('after', `\n${EXIT_CODES_HELP}\n`);
+  registerBenchCommand(program, ctx);
+  registerMigrateCommand(program, ctx);
+  registerCompactCommand(program, ctx);
+  registerDriversCommand(program, ctx);
+  registerProcCommand(program, ctx);
+  registerTraceCommand(program, ctx);
+  registerReportCommand(program, ctx);
+  registerModeledCommands(program);
+  return { program, exitCode: () => code };
+}
+
+/** Runs `pagemig <args>` and resolves with the exit code (never exits the process). */
+export async function runCli(args: string[], opts: ProgramOptions = {}): Promise<number> {
+  const io = opts.io ?? processIo();
+  const { program, exitCode } = createProgram({ ...opts, io });
+  try {
+    await program.parseAsync(args, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError)
+      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version'
+        ? ExitCode.OK
+        : ExitCode.USAGE;
+    if (e instanceof CliError) {
+      io.stderr.write(`pagemig: ${e.message}\n`);
+      return e.exitCode;
+    }
+    throw e;
+  }
+  return exitCode();
+}

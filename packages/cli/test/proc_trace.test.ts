@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { run } from './helpers.js';
+
+const tiny = ['--node-memory', '32MiB'];
+
+describe('pagemig proc', () => {
+  it('prints /proc/buddyinfo in the kernel format after the migrate scenario', async () => {
+    const r = await run(['proc', 'buddyinfo', ...tiny]);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[2]).toBe('');
+    expect(lines[0]).toMatch(/^Node 0, zone {3}Normal( +\d+){11} $/);
+    expect(lines[1]).toMatch(/^Node 1, zone {3}Normal( +\d+){11} $/);
+  });
+
+  it('counts the scenario in /proc/vmstat (JSON)', async () => {
+    const r = await run(['proc', 'vmstat', ...tiny, '--json']);
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({
+      schemaVersion: 1,
+      command: 'proc',
+      ok: true,
+      file: '/proc/vmstat',
+      scenario: 'migrate',
+    });
+    // Two 8 MiB migrations: 2048 + 2048 base pages.
+    expect(doc.text).toMatch(/^pgmigrate_success 4096$/m);
+    const idle = JSON.parse((await run(['proc', 'vmstat', ...tiny, '--scenario', 'idle', '--json'])).stdout);
+    expect(idle.text).toMatch(/^pgmigrate_success 0$/m);
+  });
+
+  it('rejects an unknown file and an unknown scenario with exit 2', async () => {
+    const file = await run(['proc', 'meminfo']);
+    expect(file.code).toBe(2);
+    expect(file.stderr).toMatch(
+      /^error: command-argument value 'meminfo' is invalid for argument 'file'\. Allowed choices are buddyinfo, pagetypeinfo, vmstat, zoneinfo\./,
+    );
+    const scenario = await run(['proc', 'vmstat', '--scenario', 'busy']);
+    expect(scenario.code).toBe(2);
+    expect(scenario.stderr).toBe(
+      'pagemig proc: --scenario: unknown scenario "busy"; use one of migrate, compact, idle\n',
+    );
+  });
+});
+
+describe('pagemig trace', () => {
+  it('prints the migrate: tracepoint lines of the scenario', async () => {
+    const r = await run(['trace', ...tiny, '--event', 'mm_migrate_pages']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(
+      /^ +<idle>-0 +\[000\] \.\.\.\.\. +\d+\.\d{6}: mm_migrate_pages: nr_succeeded=2048 nr_failed=0 nr_thp_succeeded=0 nr_thp_failed=0 nr_thp_split=0 nr_split=0 mode=MIGRATE_SYNC reason=syscall_or_cpuset$/,
+    );
+    expect(lines[1]).toMatch(/mm_migrate_pages: nr_succeeded=2048 nr_failed=0 nr_thp_succeeded=4 /);
+  });
+
+  it('limits the lines and reports the total in JSON; compaction events after compact', async () => {
+    const r = await run([
+      'trace',
+      '--nodes',
+      '1',
+      ...tiny,
+      '--scenario',
+      'compact',
+      '--event',
+      'compaction',
+      '--limit',
+      '3',
+      '--json',
+    ]);
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({
+      schemaVersion: 1,
+      command: 'trace',
+      ok: true,
+      scenario: 'compact',
+      event: 'compaction',
+    });
+    expect(doc.lines).toHaveLength(3);
+    expect(doc.total).toBeGreaterThan(3);
+    expect(doc.lines[0]).toMatch(/: mm_compaction_kcompactd_sleep: nid=0$/);
+    expect(doc.lines[1]).toMatch(
+      /: mm_compaction_begin: zone_start=0x0 migrate_pfn=0x0 free_pfn=0x[0-9a-f]+ zone_end=0x2000, mode=sync$/,
+    );
+  });
+});
