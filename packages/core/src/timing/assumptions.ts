@@ -25,7 +25,7 @@ export function assumptionsOf(p: HardwareProfile, shape: RunShape): string[] {
   const c = shape.copier;
   if (c.kind === 'kernel')
     out.push(
-      `copy: the migrating task, one folio at a time, at most ${gb(p.cpu.threadGBps)} per core, ${gb(p.cpu.ccdGBps)} per CCD`,
+      `copy: the migrating task, one folio at a time between the rest of each move, ${ns(p.cpu.copyStartNs)} cold start per folio, at most ${gb(p.cpu.threadGBps)} per core, ${gb(p.cpu.ccdGBps)} per CCD`,
     );
   if (c.kind === 'threads') {
     out.push(
@@ -36,7 +36,7 @@ export function assumptionsOf(p: HardwareProfile, shape: RunShape): string[] {
     const e = p.dma[c.engine]!;
     const used = Math.min(c.channels, e.maxChannels);
     out.push(
-      `copy: ${used} ${c.engine} channel(s) (max ${e.maxChannels}) at ${gb(e.channelGBps)} each${e.aggregateGBps ? `, ${gb(e.aggregateGBps)} for the engine` : ''}; ${ns(e.perDescriptorNs)} per descriptor (one per folio), ${ns(e.perMappingNs)} per IOMMU page, ${us(e.batchSetupUs)} setup per channel per batch`,
+      `copy: ${used} ${c.engine} channel(s) (max ${e.maxChannels}) at ${gb(e.channelGBps)} each${e.aggregateGBps ? `, ${gb(e.aggregateGBps)} for the engine` : ''}; ${ns(e.perDescriptorNs)} per descriptor (one per folio), ${ns(e.perMappingNs)} per IOMMU page, ${us(e.batchSetupUs)} CPU setup per channel per batch (serialised on the submitting CPU), ${us(e.completionUs)} from the last completion interrupt to the migrating task running again`,
     );
   }
   out.push(

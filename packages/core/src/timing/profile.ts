@@ -19,6 +19,7 @@ const dmaEngineSchema = z
     perDescriptorNs: nonNegative,
     perMappingNs: nonNegative,
     batchSetupUs: nonNegative,
+    completionUs: nonNegative,
     aggregateGBps: positive.optional(),
   })
   .strict();
@@ -60,6 +61,7 @@ export const profileSchema = z
         ccdGBps: positive,
         socketGBps: positive,
         writeLinkFactor: z.number().min(1).max(4),
+        copyStartNs: nonNegative,
         dispatchUs: nonNegative,
       })
       .strict(),

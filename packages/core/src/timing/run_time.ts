@@ -42,7 +42,7 @@ export interface ModeledTime {
   GBps: number;
 }
 
-/** Seconds for one lane-parallel batch copy (the part after the CPU queued the work). */
+/** Seconds of one batch's copy phase: its lanes in the bandwidth-sharing model, plus a DMA completion. */
 function copySeconds(p: HardwareProfile, shape: RunShape, batch: readonly FolioGroup[]): number {
   const res = new ResourceMap(p);
   const c = shape.copier;
@@ -62,39 +62,42 @@ function copySeconds(p: HardwareProfile, shape: RunShape, batch: readonly FolioG
   };
   if (c.kind === 'kernel') {
     const path = res.cpuPath(firstCpuOf(p, srcSocket), shape.from, shape.to);
+    // Folio by folio between the rest of each move: every copy starts cold.
+    const coldStart = p.cpu.copyStartNs * 1e-9;
     lanes.push({
       start: 0,
       path,
-      segments: batch.flatMap((g) => segmentsOf(g.count, 0, g.pages * PAGE_SIZE)),
+      segments: batch.flatMap((g) => segmentsOf(g.count, coldStart, g.pages * PAGE_SIZE)),
     });
-  } else if (c.kind === 'threads') {
+    return makespan(res.resources, lanes, p.contention.sharpness);
+  }
+  if (c.kind === 'threads') {
     const cpus = placeThreads(p, c.threads, c.placement);
     cpus.forEach((cpu, i) => {
       const path = res.cpuPath(cpu, shape.from, shape.to);
-      const start = (i + 1) * p.cpu.dispatchUs * 1e-6;
       const segments: Segment[] = [];
       // Fewer folios than threads: every thread copies 1/N of every folio.
       if (folios < c.threads)
         for (const g of batch) segments.push(...segmentsOf(g.count, 0, (g.pages * PAGE_SIZE) / c.threads));
       else slice(c.threads, i, (g, n) => segments.push(...segmentsOf(n, 0, g.pages * PAGE_SIZE)));
-      lanes.push({ start, path, segments });
+      lanes.push({ start: (i + 1) * p.cpu.dispatchUs * 1e-6, path, segments });
     });
-  } else {
-    const e = p.dma[c.engine]!;
-    const k = Math.min(c.channels, folios, e.maxChannels);
-    for (let i = 0; i < k; i++) {
-      const path = res.dmaPath(c.engine, i, shape.from, shape.to);
-      const start = (i + 1) * e.batchSetupUs * 1e-6;
-      const segments: Segment[] = [];
-      slice(k, i, (g, n) => {
-        // One descriptor per folio; the IOMMU maps a PMD-mapped THP with one 2 MiB page.
-        const latency = (e.perDescriptorNs + (g.pmdMapped ? 1 : g.pages) * e.perMappingNs) * 1e-9;
-        segments.push(...segmentsOf(n, latency, g.pages * PAGE_SIZE));
-      });
-      lanes.push({ start, path, segments });
-    }
+    return makespan(res.resources, lanes, p.contention.sharpness);
   }
-  return makespan(res.resources, lanes, p.contention.sharpness);
+  const e = p.dma[c.engine]!;
+  const k = Math.min(c.channels, folios, e.maxChannels);
+  for (let i = 0; i < k; i++) {
+    const path = res.dmaPath(c.engine, i, shape.from, shape.to);
+    const segments: Segment[] = [];
+    slice(k, i, (g, n) => {
+      // One descriptor per folio; the IOMMU maps a PMD-mapped THP with one 2 MiB page.
+      const latency = (e.perDescriptorNs + (g.pmdMapped ? 1 : g.pages) * e.perMappingNs) * 1e-9;
+      segments.push(...segmentsOf(n, latency, g.pages * PAGE_SIZE));
+    });
+    lanes.push({ start: (i + 1) * e.batchSetupUs * 1e-6, path, segments });
+  }
+  // The last channel's completion interrupt runs the callback that wakes the migrating task.
+  return makespan(res.resources, lanes, p.contention.sharpness) + e.completionUs * 1e-6;
 }
 
 /**

@@ -44,6 +44,11 @@ describe('calibration', () => {
     expect(fit.rmsLogErrorBefore - fit.rmsLogError).toBeLessThan(0.002);
   });
 
+  it('keeps the held-out copy-share table out of the fit: the cold-start cost it hinges on is fixed, with a reason', () => {
+    expect(shipped.calibration!.free).not.toContain('cpu.copyStartNs');
+    expect(shipped.calibration!.fixed['cpu.copyStartNs']).toMatch(/DRAM access/);
+  });
+
   it('explains what it cannot fit', () => {
     expect(() =>
       calibrate(

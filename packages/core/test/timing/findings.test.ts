@@ -47,14 +47,14 @@ describe('zen3-epyc-ptdma reproduces the published findings', () => {
     for (let i = 1; i < s.length; i++) expect(s[i]).toBeGreaterThan(s[i - 1]!);
   });
 
-  it('copy share: < 1% for one 4 KiB page, and within 15 points of ~35%, ~66%, ~97%', () => {
+  it('copy share: < 1% for one 4 KiB page; ~35% and ~97% within 5 points; ~66% within 15', () => {
     const [one4k, many4k, one2m, many2m] = f.copyShare;
+    const off = (i: number) => Math.abs(f.copyShare[i]!.share - zen3CopyShare[i]!.share);
     expect(one4k!.share).toBeLessThan(0.01);
-    [many4k!, one2m!, many2m!].forEach((c, i) => {
-      expect(Math.abs(c.share - zen3CopyShare[i + 1]!.share), zen3CopyShare[i + 1]!.printed).toBeLessThan(
-        0.15,
-      );
-    });
+    expect(off(1), zen3CopyShare[1]!.printed).toBeLessThan(0.05);
+    expect(off(3), zen3CopyShare[3]!.printed).toBeLessThan(0.05);
+    // Known gap (README): the fitted per-call cost leaves one 2 MiB folio about 10 points short.
+    expect(off(2), zen3CopyShare[2]!.printed).toBeLessThan(0.15);
     // The ordering the series draws its Amdahl argument from.
     expect(one4k!.share).toBeLessThan(many4k!.share);
     expect(many4k!.share).toBeLessThan(one2m!.share);

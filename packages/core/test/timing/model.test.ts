@@ -134,6 +134,28 @@ describe('modeledRunTime', () => {
     expect(t.phases.unmap).toBe(k.phases.unmap);
   });
 
+  it('a cold start per folio slows only the kernel copier, and in its copy phase', () => {
+    const cold = { ...p, cpu: { ...p.cpu, copyStartNs: p.cpu.copyStartNs + 1000 } };
+    const small = (copier: RunShape['copier']) => shape(copier, 1, 512);
+    const k0 = modeledRunTime(p, small({ kind: 'kernel' })).phases;
+    const k1 = modeledRunTime(cold, small({ kind: 'kernel' })).phases;
+    expect(k1.fallbackCopy - k0.fallbackCopy).toBeCloseTo(512 * 1000e-9, 9);
+    expect(k1.move).toBe(k0.move);
+    const threads = small({ kind: 'threads', threads: 1, placement: 'spread' });
+    expect(modeledRunTime(cold, threads)).toEqual(modeledRunTime(p, threads));
+  });
+
+  it('a DMA batch ends its completion latency after the last channel, once per batch', () => {
+    const dma = shape({ kind: 'dma', engine: 'ptdma', channels: 4 }, 512, 8);
+    const e = p.dma.ptdma!;
+    const slow = { ...p, dma: { ptdma: { ...e, completionUs: e.completionUs + 100 } } };
+    const batches = 8; // one 2 MiB folio per 512-page batch
+    expect(modeledRunTime(slow, dma).phases.batchCopy - modeledRunTime(p, dma).phases.batchCopy).toBeCloseTo(
+      batches * 100e-6,
+      9,
+    );
+  });
+
   it('a node behind a CXL link is slower to copy from than local DRAM, and a copy inside it slower still', () => {
     const c = loadProfile('dram-cxl');
     const run = (from: number, to: number) =>
