@@ -113,7 +113,7 @@ describe('configure', () => {
   it('load errors surface before the machine is touched', async () => {
     m = await smallMachine();
     const e = await caught(() =>
-      reg().configure(m!, { default: { id: 'cpu-serial' }, routes: { compaction: { id: 'sdxi' } } }),
+      reg().configure(m!, { default: { id: 'cpu-serial' }, routes: { compaction: { id: 'nvme-dma' } } }),
     );
     expect(e.code).toBe('ERR_MIGRATOR_NOT_INSTALLED');
     expect(m.offload.active).toBeNull();

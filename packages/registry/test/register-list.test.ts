@@ -53,7 +53,7 @@ describe('register', () => {
 });
 
 describe('list', () => {
-  it('reports every built-in: cpu-serial installed with version and capabilities, sdxi not', async () => {
+  it('reports every built-in: cpu-serial installed with version and capabilities, sdxi installed too', async () => {
     const rows = await createRegistry().list();
     expect(rows.map((r) => r.id)).toEqual(['cpu-serial', 'cpu-multithreaded', 'ptdma', 'sdxi']);
     expect(rows[0]).toEqual({
@@ -64,12 +64,12 @@ describe('list', () => {
       capabilities: { offloadsCpu: false, channels: 1, maxInFlightBatches: 1, needsSharedMemory: true },
       source: 'builtin',
     });
-    expect(rows.find((r) => r.id === 'sdxi')).toEqual({
+    // @pagemig/migrator-sdxi exists now and resolves in this workspace, as every built-in does.
+    expect(rows.find((r) => r.id === 'sdxi')).toMatchObject({
       id: 'sdxi',
       package: '@pagemig/migrator-sdxi',
-      installed: false,
-      version: null,
-      capabilities: null,
+      installed: true,
+      version: expect.stringMatching(/^\d+\.\d+\.\d+/),
       source: 'builtin',
     });
   });
