@@ -110,7 +110,8 @@ const paramNames: readonly ParamName[] = [
   'folios_failures',
 ];
 
-function optionError(who: string, message: string): PagemigError {
+/** ERR_MIGRATOR_OPTION, naming the migrator. */
+export function migratorOptionError(who: string, message: string): PagemigError {
   return new PagemigError('ERR_MIGRATOR_OPTION', `${who}: ${message}`);
 }
 
@@ -277,7 +278,7 @@ export function createDmaMigrator(config: DmaMigratorConfig): DmaMigrator {
   const who = config.name;
   const provider = config.provider;
   if (!provider || typeof provider.probe !== 'function' || typeof provider.remove !== 'function')
-    throw optionError(who, 'provider must have probe(ctx) and remove()');
+    throw migratorOptionError(who, 'provider must have probe(ctx) and remove()');
   const state: DcbmState = {
     offloading: true,
     nrDmaChan: Math.min(Math.max(provider.channels, 1), MAX_DMA_CHANNELS),
@@ -293,7 +294,7 @@ export function createDmaMigrator(config: DmaMigratorConfig): DmaMigrator {
     try {
       params.set(key, v);
     } catch (e) {
-      throw optionError(who, (e as Error).message.replace(/^E[A-Z]+: dcbm: /, ''));
+      throw migratorOptionError(who, (e as Error).message.replace(/^E[A-Z]+: dcbm: /, ''));
     }
   }
 

@@ -1,6 +1,15 @@
-// What a device thread needs, without @pagemig/core: its view of RAM, of its IOMMU domain, and the
-// host interrupt line it signals. Import it as `@pagemig/dmaengine/device` from device workers.
+// What a device thread needs, without @pagemig/core: its view of RAM, of its IOMMU domain, the
+// host interrupt line it signals, and its idle loop. Import it as `@pagemig/dmaengine/device` from
+// device workers.
 
+export {
+  EMU_STATE_BOOT,
+  EMU_STATE_EXITED,
+  EMU_STATE_READY,
+  type EmulatorWords,
+  runDeviceLoop,
+  wakeDevice,
+} from './device_loop.js';
 export {
   DMA_BIDIRECTIONAL,
   DMA_FROM_DEVICE,

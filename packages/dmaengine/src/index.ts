@@ -27,7 +27,11 @@ export {
   type DmaProvider,
   dcbmKnobKeys,
   MAX_DMA_CHANNELS,
+  migratorOptionError,
 } from './dcbm.js';
+export type { EmulatorWords } from './device_loop.js';
+export { type DeviceThread, type DeviceThreadOptions, startDeviceThread } from './device_thread.js';
+export { channelsOption, checkOptionKeys, spinNsOption } from './driver_options.js';
 export {
   DMA_BIDIRECTIONAL,
   DMA_FROM_DEVICE,

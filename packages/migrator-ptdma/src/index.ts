@@ -1,11 +1,14 @@
-import { type MigratorContext, PagemigError } from '@pagemig/core';
+import type { MigratorContext } from '@pagemig/core';
 import {
+  channelsOption,
+  checkOptionKeys,
   createDmaMigrator,
   type DcbmKnobs,
   type DmaMigrator,
   type DmaProvider,
   InterruptLine,
-  MAX_DMA_CHANNELS,
+  migratorOptionError,
+  spinNsOption,
 } from '@pagemig/dmaengine';
 import { PtdmaEngine } from './ptdma/driver.js';
 import { type PtdmaTiming, type ResolvedTiming, resolveTiming } from './ptdma/timing.js';
@@ -59,23 +62,11 @@ export const optionKeys = [
   'driverSpinUs',
   'resetTimeoutMs',
 ] as const;
-const OPTION_KEYS: readonly string[] = optionKeys;
 
 /** The ptdma migrator: dcbm over PTDMA channels, plus its devices for tests and tooling. */
 export interface PtdmaMigrator extends DmaMigrator {
   /** The PTDMA engines brought up at init (empty before init and after dispose). */
   readonly devices: readonly PtdmaEngine[];
-}
-
-function optionError(message: string): PagemigError {
-  return new PagemigError('ERR_MIGRATOR_OPTION', `ptdma: ${message}`);
-}
-
-function microseconds(name: string, v: unknown, def: number, max: number): number {
-  if (v === undefined) return def;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > max)
-    throw optionError(`${name} must be a number of microseconds in 0..${max}, got ${JSON.stringify(v)}`);
-  return v;
 }
 
 /** Probes `channels` PTDMA engines for the machine the migrator is initialised on. */
@@ -133,27 +124,22 @@ class PtdmaProvider implements DmaProvider {
  * @pagemig/dmaengine by the generic batch-copy migrator (dcbm). The registry loads it as `ptdma`.
  */
 export function createMigrator(options: PtdmaOptions = {}): PtdmaMigrator {
-  for (const key of Object.keys(options)) {
-    if (!OPTION_KEYS.includes(key))
-      throw optionError(`unknown option ${JSON.stringify(key)}; known: ${OPTION_KEYS.join(', ')}`);
-  }
-  const channels = options.channels ?? 1;
-  if (!Number.isInteger(channels) || channels < 1 || channels > MAX_DMA_CHANNELS)
-    throw optionError(
-      `channels must be an integer in 1..${MAX_DMA_CHANNELS}, got ${JSON.stringify(channels)}`,
-    );
+  checkOptionKeys('ptdma', options, optionKeys);
+  const channels = channelsOption('ptdma', options.channels);
   const t = options.timing;
   const list = Array.isArray(t) ? (t as readonly PtdmaTiming[]) : [t as PtdmaTiming | undefined];
   if (Array.isArray(t) && t.length !== channels)
-    throw optionError(
+    throw migratorOptionError(
+      'ptdma',
       `timing has ${t.length} profiles for ${channels} channels; give one profile or one per channel`,
     );
   const timings = list.map((p) => resolveTiming(p));
-  const deviceSpinNs = Math.round(microseconds('deviceSpinUs', options.deviceSpinUs, 50, 1e6) * 1000);
-  const driverSpinNs = Math.round(microseconds('driverSpinUs', options.driverSpinUs, 0, 1e6) * 1000);
+  const deviceSpinNs = spinNsOption('ptdma', 'deviceSpinUs', options.deviceSpinUs, 50);
+  const driverSpinNs = spinNsOption('ptdma', 'driverSpinUs', options.driverSpinUs, 0);
   const resetTimeoutMs = options.resetTimeoutMs ?? 20;
   if (!Number.isInteger(resetTimeoutMs) || resetTimeoutMs < 1 || resetTimeoutMs > 600_000)
-    throw optionError(
+    throw migratorOptionError(
+      'ptdma',
       `resetTimeoutMs must be an integer in 1..600000, got ${JSON.stringify(resetTimeoutMs)}`,
     );
 

@@ -1,11 +1,13 @@
-import { type MigratorContext, PagemigError } from '@pagemig/core';
+import type { MigratorContext } from '@pagemig/core';
 import {
+  channelsOption,
+  checkOptionKeys,
   createDmaMigrator,
   type DcbmKnobs,
   type DmaMigrator,
   type DmaProvider,
   InterruptLine,
-  MAX_DMA_CHANNELS,
+  spinNsOption,
 } from '@pagemig/dmaengine';
 import type { SdxiContext } from './sdxi/channel.js';
 import { SdxiFunction } from './sdxi/function.js';
@@ -45,23 +47,11 @@ export const optionKeys = [
   'deviceSpinUs',
   'driverSpinUs',
 ] as const;
-const OPTION_KEYS: readonly string[] = optionKeys;
 
 /** The sdxi migrator: dcbm over the contexts of one SDXI function, plus the function for tests and tooling. */
 export interface SdxiMigrator extends DmaMigrator {
   /** The function brought up at init (null before init and after dispose). */
   readonly function: SdxiFunction | null;
-}
-
-function optionError(message: string): PagemigError {
-  return new PagemigError('ERR_MIGRATOR_OPTION', `sdxi: ${message}`);
-}
-
-function microseconds(name: string, v: unknown, def: number, max: number): number {
-  if (v === undefined) return def;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > max)
-    throw optionError(`${name} must be a number of microseconds in 0..${max}, got ${JSON.stringify(v)}`);
-  return v;
 }
 
 /** Brings up one SDXI function with `channels` client contexts for the machine the migrator runs on. */
@@ -108,17 +98,10 @@ class SdxiProvider implements DmaProvider {
  * @pagemig/dmaengine by the generic batch-copy migrator (dcbm). The registry loads it as `sdxi`.
  */
 export function createMigrator(options: SdxiOptions = {}): SdxiMigrator {
-  for (const key of Object.keys(options)) {
-    if (!OPTION_KEYS.includes(key))
-      throw optionError(`unknown option ${JSON.stringify(key)}; known: ${OPTION_KEYS.join(', ')}`);
-  }
-  const channels = options.channels ?? 1;
-  if (!Number.isInteger(channels) || channels < 1 || channels > MAX_DMA_CHANNELS)
-    throw optionError(
-      `channels must be an integer in 1..${MAX_DMA_CHANNELS}, got ${JSON.stringify(channels)}`,
-    );
-  const deviceSpinNs = Math.round(microseconds('deviceSpinUs', options.deviceSpinUs, 50, 1e6) * 1000);
-  const driverSpinNs = Math.round(microseconds('driverSpinUs', options.driverSpinUs, 0, 1e6) * 1000);
+  checkOptionKeys('sdxi', options, optionKeys);
+  const channels = channelsOption('sdxi', options.channels);
+  const deviceSpinNs = spinNsOption('sdxi', 'deviceSpinUs', options.deviceSpinUs, 50);
+  const driverSpinNs = spinNsOption('sdxi', 'driverSpinUs', options.driverSpinUs, 0);
 
   const provider = new SdxiProvider(channels, deviceSpinNs, driverSpinNs);
   const mig = createDmaMigrator({

@@ -1,33 +1,10 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { runUntilExit } from '@pagemig/testkit';
 import { describe, expect, it } from 'vitest';
 
 const child = fileURLToPath(new URL('./fixtures/exit-child.mjs', import.meta.url));
-
-/** Runs the child script; resolves with its exit code and output, or 'timeout' after `ms`. */
-function run(args: string[], ms: number): Promise<{ code: number | 'timeout'; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [child, ...args], {
-      cwd: fileURLToPath(new URL('..', import.meta.url)),
-    });
-    let out = '';
-    let err = '';
-    c.stdout.on('data', (d) => {
-      out += d;
-    });
-    c.stderr.on('data', (d) => {
-      err += d;
-    });
-    const timer = setTimeout(() => {
-      c.kill('SIGKILL');
-      resolve({ code: 'timeout', out, err });
-    }, ms);
-    c.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, out, err });
-    });
-  });
-}
+const cwd = fileURLToPath(new URL('..', import.meta.url));
+const run = (args: string[], timeoutMs: number) => runUntilExit(child, args, { cwd, timeoutMs });
 
 describe('the function thread and process lifetime', () => {
   it('machine.close() ends the function thread and the process exits on its own', async () => {

@@ -1,5 +1,6 @@
 export { createFaultPlan, FaultPlan, type FaultRule, type FaultSite, InjectedFault } from '@pagemig/core';
 export { type ConformanceOptions, type ItLike, runMigratorConformance } from './conformance.js';
+export { type ExitResult, runUntilExit } from './exit.js';
 export { assertExpect, type ExpectLike } from './expect.js';
 export {
   checkRegion,

@@ -5,7 +5,7 @@
  * driver — registers, ring slots, descriptors — is validated before use.
  */
 import { isMainThread, workerData } from 'node:worker_threads';
-import { DMA_FROM_DEVICE, DMA_TO_DEVICE, IommuView, RamView } from '@pagemig/dmaengine/device';
+import { DMA_FROM_DEVICE, DMA_TO_DEVICE, IommuView, RamView, runDeviceLoop } from '@pagemig/dmaengine/device';
 import {
   CCP_ENGINE_PASSTHRU,
   CCP_MEMTYPE_LOCAL,
@@ -47,12 +47,8 @@ import {
   EMU_INJECT_WEDGE,
   EMU_LATENCY_NS,
   EMU_MMIO_SEQ,
-  EMU_SEEN_SEQ,
   EMU_SLEEPING,
-  EMU_SPIN_NS,
-  EMU_STATE,
-  EMU_STATE_EXITED,
-  EMU_STATE_READY,
+  EMU_WORDS,
   INT_COMPLETION,
   INT_EMPTY_QUEUE,
   INT_ERROR,
@@ -129,29 +125,7 @@ export class PtdmaDeviceModel {
 
   /** The device thread: run descriptors while there are any, else spin briefly and sleep. */
   run(): void {
-    const r = this.r;
-    Atomics.store(r, w(EMU_STATE), EMU_STATE_READY);
-    Atomics.notify(r, w(EMU_STATE));
-    for (;;) {
-      if (Atomics.load(r, w(EMU_EXIT))) break;
-      const seq = Atomics.load(r, w(EMU_MMIO_SEQ));
-      if (this.step()) continue;
-      Atomics.store(r, w(EMU_SEEN_SEQ), seq);
-      // Waking a sleeping thread costs tens of microseconds; a doorbell that arrives while the
-      // device still spins costs well under one. Spin for a bounded time, then sleep.
-      const spin = Atomics.load(r, w(EMU_SPIN_NS)) >>> 0;
-      if (spin > 0) {
-        const until = nowNs() + spin;
-        for (let i = 0; Atomics.load(r, w(EMU_MMIO_SEQ)) === seq; i++) {
-          if ((i & 63) === 0 && nowNs() >= until) break;
-        }
-      }
-      Atomics.store(r, w(EMU_SLEEPING), 1);
-      Atomics.wait(r, w(EMU_MMIO_SEQ), seq);
-      Atomics.store(r, w(EMU_SLEEPING), 0);
-    }
-    Atomics.store(r, w(EMU_STATE), EMU_STATE_EXITED);
-    Atomics.notify(r, w(EMU_STATE));
+    runDeviceLoop(this.r, EMU_WORDS, () => this.step());
   }
 
   /** Handles the queue once: at most one descriptor. False when there was nothing to do. */

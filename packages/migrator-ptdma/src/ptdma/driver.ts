@@ -3,9 +3,9 @@
  * and the tail doorbell, the interrupt handler, terminate and reset. It talks to its device only
  * through the BAR (Mmio) and the ring in emulated RAM, and offers one dmaengine channel per engine.
  */
-import { Worker } from 'node:worker_threads';
 import type { MigratorContext } from '@pagemig/core';
 import {
+  type DeviceThread,
   DMA_PREP_INTERRUPT,
   DMA_TO_DEVICE,
   type DmaCapability,
@@ -14,6 +14,7 @@ import {
   type InterruptLine,
   IommuDomain,
   type IrqSource,
+  startDeviceThread,
   VirtDmaChannel,
   type VirtDmaTx,
 } from '@pagemig/dmaengine';
@@ -46,9 +47,7 @@ import {
   EMU_INJECT_WEDGE,
   EMU_LATENCY_NS,
   EMU_SPIN_NS,
-  EMU_STATE,
-  EMU_STATE_BOOT,
-  EMU_STATE_READY,
+  EMU_WORDS,
   INT_ERROR,
   INT_QUEUE_STOPPED,
   Mmio,
@@ -75,16 +74,11 @@ import type { ResolvedTiming } from './timing.js';
 export const deviceUrl: URL = new URL('./ptdma-device.js', import.meta.url);
 
 const HI = 2 ** 32;
-const STATE_W = EMU_STATE >>> 2;
-const BOOT_TIMEOUT_MS = 10_000;
 
 /** A device thread and its BAR, before any driver logic (also what register-level tests use). */
-export interface LaunchedDevice {
-  readonly worker: Worker;
+export interface LaunchedDevice extends DeviceThread {
   readonly bar: SharedArrayBuffer;
   readonly mmio: Mmio;
-  /** Resolves once the device thread runs its loop; rejects if it dies first. */
-  readonly ready: Promise<void>;
 }
 
 export interface LaunchOptions {
@@ -119,42 +113,14 @@ export function launchDevice(o: LaunchOptions): LaunchedDevice {
     iommu: o.iommu.sab,
     irqLine: o.irqLine?.sab,
   };
-  const worker = new Worker(deviceUrl, { workerData: init });
-  worker.unref();
-  const ready = new Promise<void>((resolve, reject) => {
-    let settled = false;
-    const fail = (e: unknown) => {
-      if (settled) return;
-      settled = true;
-      worker.unref();
-      reject(e instanceof Error ? e : new Error(String(e)));
-    };
-    worker.once('error', fail);
-    worker.once('exit', (code) =>
-      fail(new Error(`ptdma device ${o.name} exited with code ${code} during start`)),
-    );
-    // Keep the process alive while the thread boots; the state word flips to READY when it runs.
-    worker.ref();
-    const deadline = performance.now() + BOOT_TIMEOUT_MS;
-    const poll = () => {
-      if (settled) return;
-      if (Atomics.load(i32, STATE_W) === EMU_STATE_READY) {
-        settled = true;
-        worker.unref();
-        resolve();
-        return;
-      }
-      if (performance.now() > deadline) {
-        fail(new Error(`ptdma device ${o.name} did not start within ${BOOT_TIMEOUT_MS} ms`));
-        return;
-      }
-      const w = Atomics.waitAsync(i32, STATE_W, EMU_STATE_BOOT, 50);
-      if (w.async) void w.value.then(poll);
-      else poll();
-    };
-    poll();
+  const thread = startDeviceThread({
+    url: deviceUrl,
+    workerData: init,
+    regs: i32,
+    words: EMU_WORDS,
+    name: `ptdma device ${o.name}`,
   });
-  return { worker, bar, mmio, ready };
+  return { ...thread, bar, mmio };
 }
 
 export interface PtdmaEngineOptions {

@@ -3,7 +3,7 @@
  * SharedArrayBuffer shared by the driver (main thread) and the device (its worker thread); `Mmio`
  * gives the driver the access semantics of the real registers (write-1-to-clear, read-only).
  */
-import { InterruptLine } from '@pagemig/dmaengine/device';
+import { type EmulatorWords, InterruptLine, wakeDevice } from '@pagemig/dmaengine/device';
 
 /** Bytes of the emulated BAR: the hardware registers, then the emulator block at EMU_BASE. */
 export const PT_BAR_BYTES = 0x8000;
@@ -141,9 +141,17 @@ export const EMU_SLEEPING = EMU_BASE + 0x38;
 /** Nanoseconds the device spent moving bytes (BigInt64): its busy time, for the benchmark. */
 export const EMU_COPY_NS = EMU_BASE + 0x40;
 
-export const EMU_STATE_BOOT = 0;
-export const EMU_STATE_READY = 1;
-export const EMU_STATE_EXITED = 2;
+export { EMU_STATE_BOOT, EMU_STATE_EXITED, EMU_STATE_READY } from '@pagemig/dmaengine/device';
+
+/** The emulator words the device loop and the boot handshake use. */
+export const EMU_WORDS: EmulatorWords = {
+  mmioSeq: EMU_MMIO_SEQ >>> 2,
+  seenSeq: EMU_SEEN_SEQ >>> 2,
+  sleeping: EMU_SLEEPING >>> 2,
+  spinNs: EMU_SPIN_NS >>> 2,
+  state: EMU_STATE >>> 2,
+  exit: EMU_EXIT >>> 2,
+};
 
 /** Registers whose writes the device must see: they bump EMU_MMIO_SEQ and wake it. */
 const DOORBELL_REGS = new Set([
@@ -192,12 +200,7 @@ export class Mmio {
     // one side sees the other and a completion that lands during the handler is never lost.
     if (offset === Q_INT_ENABLE && Atomics.load(this.i32, Q_INTERRUPT_STATUS >>> 2) & value)
       signalMsi(this.i32, this.line);
-    if (DOORBELL_REGS.has(offset)) {
-      // Bump, then look: the device sets SLEEPING before its last look at the sequence, so one of
-      // the two sees the other (both sequentially consistent) and no doorbell is lost.
-      Atomics.add(this.i32, EMU_MMIO_SEQ >>> 2, 1);
-      if (Atomics.load(this.i32, EMU_SLEEPING >>> 2)) Atomics.notify(this.i32, EMU_MMIO_SEQ >>> 2);
-    }
+    if (DOORBELL_REGS.has(offset)) wakeDevice(this.i32, EMU_WORDS);
   }
 }
 

@@ -6,7 +6,13 @@
  * tables, descriptors — is validated before use.
  */
 import { isMainThread, workerData } from 'node:worker_threads';
-import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, IommuView, RamView } from '@pagemig/dmaengine/device';
+import {
+  DMA_BIDIRECTIONAL,
+  DMA_FROM_DEVICE,
+  IommuView,
+  RamView,
+  runDeviceLoop,
+} from '@pagemig/dmaengine/device';
 import { type ContextInfo, Fault, lookupContext } from './context_table.js';
 import {
   ADM_CXT_START_NM,
@@ -41,16 +47,9 @@ import {
   EMU_DB_PENDING,
   EMU_DESCS,
   EMU_ERRORS,
-  EMU_EXIT,
-  EMU_MMIO_SEQ,
   EMU_ORDER,
   EMU_ORDER_REVERSE,
-  EMU_SEEN_SEQ,
-  EMU_SLEEPING,
-  EMU_SPIN_NS,
-  EMU_STATE,
-  EMU_STATE_EXITED,
-  EMU_STATE_READY,
+  EMU_WORDS,
   ERR_CFG_EN,
   ERR_CTL_INTR,
   ERR_STS_ERR,
@@ -171,29 +170,7 @@ export class SdxiFunctionModel implements FunctionView {
 
   /** The function thread: work while there is any, else spin briefly and sleep on the MMIO sequence. */
   run(): void {
-    const r = this.r;
-    Atomics.store(r, w(EMU_STATE), EMU_STATE_READY);
-    Atomics.notify(r, w(EMU_STATE));
-    for (;;) {
-      if (Atomics.load(r, w(EMU_EXIT))) break;
-      const seq = Atomics.load(r, w(EMU_MMIO_SEQ));
-      if (this.step()) continue;
-      Atomics.store(r, w(EMU_SEEN_SEQ), seq);
-      // Waking a sleeping thread costs tens of microseconds; a doorbell that arrives while the
-      // function still spins costs well under one. Spin for a bounded time, then sleep.
-      const spin = Atomics.load(r, w(EMU_SPIN_NS)) >>> 0;
-      if (spin > 0) {
-        const until = nowNs() + spin;
-        for (let i = 0; Atomics.load(r, w(EMU_MMIO_SEQ)) === seq; i++) {
-          if ((i & 63) === 0 && nowNs() >= until) break;
-        }
-      }
-      Atomics.store(r, w(EMU_SLEEPING), 1);
-      Atomics.wait(r, w(EMU_MMIO_SEQ), seq);
-      Atomics.store(r, w(EMU_SLEEPING), 0);
-    }
-    Atomics.store(r, w(EMU_STATE), EMU_STATE_EXITED);
-    Atomics.notify(r, w(EMU_STATE));
+    runDeviceLoop(this.r, EMU_WORDS, () => this.step());
   }
 
   /** One look at the function: state requests, doorbells, one window of one context. */

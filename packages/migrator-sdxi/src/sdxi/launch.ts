@@ -2,30 +2,21 @@
  * Starting an emulated SDXI function: its BARs and its worker thread, before any driver logic
  * (also what register-level tests use).
  */
-import { Worker } from 'node:worker_threads';
-import type { InterruptLine, IommuDomain } from '@pagemig/dmaengine';
-import type { SdxiDeviceInit } from './device.js';
 import {
-  BAR0_BYTES,
-  BAR2_BYTES,
-  EMU_SPIN_NS,
-  EMU_STATE,
-  EMU_STATE_BOOT,
-  EMU_STATE_READY,
-  Mmio,
-} from './regs.js';
+  type DeviceThread,
+  type InterruptLine,
+  type IommuDomain,
+  startDeviceThread,
+} from '@pagemig/dmaengine';
+import type { SdxiDeviceInit } from './device.js';
+import { BAR0_BYTES, BAR2_BYTES, EMU_SPIN_NS, EMU_WORDS, Mmio } from './regs.js';
 
 /** The function model's worker module, next to this file in dist/. */
 export const deviceUrl: URL = new URL('./sdxi-device.js', import.meta.url);
 
-const BOOT_TIMEOUT_MS = 10_000;
-
 /** A function thread and its BARs. */
-export interface LaunchedFunction {
-  readonly worker: Worker;
+export interface LaunchedFunction extends DeviceThread {
   readonly mmio: Mmio;
-  /** Resolves once the function thread runs its loop; rejects if it dies first. */
-  readonly ready: Promise<void>;
 }
 
 export interface LaunchOptions {
@@ -63,39 +54,12 @@ export function launchFunction(o: LaunchOptions): LaunchedFunction {
     addressSpaces: o.addressSpaces.map((d) => d?.sab ?? null),
     irqLine: o.irqLine?.sab,
   };
-  const worker = new Worker(deviceUrl, { workerData: init });
-  const i32 = mmio.i32;
-  const ready = new Promise<void>((resolve, reject) => {
-    let settled = false;
-    const fail = (e: unknown) => {
-      if (settled) return;
-      settled = true;
-      worker.unref();
-      reject(e instanceof Error ? e : new Error(String(e)));
-    };
-    worker.once('error', fail);
-    worker.once('exit', (code) =>
-      fail(new Error(`sdxi function ${o.name} exited with code ${code} during start`)),
-    );
-    // Referenced while it boots; the state word flips to READY when it runs.
-    const deadline = performance.now() + BOOT_TIMEOUT_MS;
-    const poll = () => {
-      if (settled) return;
-      if (Atomics.load(i32, EMU_STATE >>> 2) === EMU_STATE_READY) {
-        settled = true;
-        worker.unref();
-        resolve();
-        return;
-      }
-      if (performance.now() > deadline) {
-        fail(new Error(`sdxi function ${o.name} did not start within ${BOOT_TIMEOUT_MS} ms`));
-        return;
-      }
-      const w = Atomics.waitAsync(i32, EMU_STATE >>> 2, EMU_STATE_BOOT, 50);
-      if (w.async) void w.value.then(poll);
-      else poll();
-    };
-    poll();
+  const thread = startDeviceThread({
+    url: deviceUrl,
+    workerData: init,
+    regs: mmio.i32,
+    words: EMU_WORDS,
+    name: `sdxi function ${o.name}`,
   });
-  return { worker, mmio, ready };
+  return { ...thread, mmio };
 }

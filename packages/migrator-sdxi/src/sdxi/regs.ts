@@ -6,7 +6,7 @@
  * (read-only, write-1-to-clear) with sequentially consistent accesses, so a doorbell write
  * publishes the descriptors written before it.
  */
-import { InterruptLine } from '@pagemig/dmaengine/device';
+import { type EmulatorWords, InterruptLine, wakeDevice } from '@pagemig/dmaengine/device';
 
 // ---- BAR 0: control registers.
 /** Bits 1:0 fn_gsr (requested state), 2 fn_pasid_vl, 4 fn_err_intr_en, 27:8 fn_pasid, 63:32 fn_grp_id. */
@@ -129,9 +129,17 @@ export const EMU_DB_PENDING = EMU_BASE + 0x40;
 /** Int32 × 64: MSIs sent per vector. */
 export const EMU_MSI_VECTORS = EMU_BASE + 0x80;
 
-export const EMU_STATE_BOOT = 0;
-export const EMU_STATE_READY = 1;
-export const EMU_STATE_EXITED = 2;
+export { EMU_STATE_BOOT, EMU_STATE_EXITED, EMU_STATE_READY } from '@pagemig/dmaengine/device';
+
+/** The emulator words the function loop and the boot handshake use. */
+export const EMU_WORDS: EmulatorWords = {
+  mmioSeq: EMU_MMIO_SEQ >>> 2,
+  seenSeq: EMU_SEEN_SEQ >>> 2,
+  sleeping: EMU_SLEEPING >>> 2,
+  spinNs: EMU_SPIN_NS >>> 2,
+  state: EMU_STATE >>> 2,
+  exit: EMU_EXIT >>> 2,
+};
 
 /** Bytes of the emulated BAR 0. */
 export const BAR0_BYTES = EMU_MSI_VECTORS + 4 * 64;
@@ -173,20 +181,14 @@ export class Mmio {
       if (W1C.has(offset)) Atomics.and(this.r64, offset >>> 3, ~v);
       else Atomics.store(this.r64, offset >>> 3, v);
     }
-    if (WAKES.has(offset)) this.wake();
+    if (WAKES.has(offset)) wakeDevice(this.i32, EMU_WORDS);
   }
 
   /** The context's doorbell (BAR 2 at `cxt × stride`): software writes the new write index. */
   doorbell(cxt: number, value: number | bigint, stride = 4096): void {
     Atomics.store(this.db64, (cxt * stride) >>> 3, BigInt.asIntN(64, BigInt(value)));
     Atomics.or(this.i32, (EMU_DB_PENDING >>> 2) + (cxt >>> 5), 1 << (cxt & 31));
-    this.wake();
-  }
-
-  /** Bump, then look: the function sets SLEEPING before its last look at the sequence. */
-  private wake(): void {
-    Atomics.add(this.i32, EMU_MMIO_SEQ >>> 2, 1);
-    if (Atomics.load(this.i32, EMU_SLEEPING >>> 2)) Atomics.notify(this.i32, EMU_MMIO_SEQ >>> 2);
+    wakeDevice(this.i32, EMU_WORDS);
   }
 }
 
