@@ -18,6 +18,34 @@ const PHASES = [
 ] as const;
 
 const gb = (x: number) => Number((x / 1e9).toFixed(3));
+
+/**
+ * One colour per migrator ("ptdma x2" belongs to "ptdma"), and per thread/channel count within it
+ * a dash pattern and point shape: 13 series stay tellable apart with 8 colours.
+ */
+function seriesStyles(labels: readonly string[]) {
+  const families = [...new Set(labels.map((l) => l.split(' ')[0]))];
+  const seen = new Map<string, number>();
+  const variant = new Map<string, number>();
+  for (const l of labels) {
+    const f = l.split(' ')[0]!;
+    const n = seen.get(f) ?? 0;
+    variant.set(l, n);
+    seen.set(f, n + 1);
+  }
+  const dashes = [[], [8, 4], [2, 3], [12, 3, 2, 3]];
+  const points = ['circle', 'rect', 'triangle', 'rectRot'];
+  return (label: string) => {
+    const colour = PALETTE[families.indexOf(label.split(' ')[0]!) % PALETTE.length];
+    const v = variant.get(label) ?? 0;
+    return {
+      borderColor: colour,
+      backgroundColor: colour,
+      borderDash: dashes[v % dashes.length],
+      pointStyle: points[v % points.length],
+    };
+  };
+}
 const byLabel = (rows: SweepRow[]) => [...new Set(rows.map((r) => r.label))];
 
 function axes(x: string, y: string, stacked = false) {
@@ -41,10 +69,10 @@ function lineChart(
   xLabel: (k: number) => string,
 ): ChartSpec {
   const keys = [...new Set(rows.map(key))].sort((a, b) => a - b);
-  const datasets = byLabel(rows).map((label, i) => ({
+  const style = seriesStyles(byLabel(rows));
+  const datasets = byLabel(rows).map((label) => ({
     label,
-    borderColor: PALETTE[i % PALETTE.length],
-    backgroundColor: PALETTE[i % PALETTE.length],
+    ...style(label),
     data: keys.map((k) => {
       const r = rows.find((row) => row.label === label && key(row) === k);
       return r ? gb(r.bytesPerSec) : null;
