@@ -2,6 +2,7 @@
  * Tracepoints (include/trace/events/*.h): each event is kept with the kernel's printed text and
  * rendered like a line of /sys/kernel/tracing/trace.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 export interface TraceRecord {
   /** `system:event`, e.g. `migrate:mm_migrate_pages`. */
   readonly name: string;
@@ -24,18 +25,17 @@ export class Tracer {
   private readonly records: TraceRecord[] = [];
   /** Ring capacity, like the trace buffer: the oldest records are dropped first. */
   capacity = 100_000;
-  /** Who is "current" when an event fires (the issuing process, or a kernel thread). */
+  /** Who is "current" when an event fires outside any `during` (the idle task). */
   current: { pid: number; comm: string } = { pid: 0, comm: '<idle>' };
+  /**
+   * The task an event belongs to follows the async call that emits it, so two processes' syscalls
+   * that overlap in time still label their own events.
+   */
+  private readonly task = new AsyncLocalStorage<{ pid: number; comm: string }>();
 
-  /** Runs `fn` with `who` as the current task, so its events carry that pid and comm. */
-  async during<T>(who: { pid: number; comm: string }, fn: () => Promise<T>): Promise<T> {
-    const prev = this.current;
-    this.current = who;
-    try {
-      return await fn();
-    } finally {
-      this.current = prev;
-    }
+  /** Runs `fn` with `who` as the current task, so its events (across awaits) carry that pid and comm. */
+  during<T>(who: { pid: number; comm: string }, fn: () => Promise<T>): Promise<T> {
+    return this.task.run(who, fn);
   }
 
   /** Subscribe to `system:event`, a bare event name, a system (`migrate`), or `*`. Returns off(). */
@@ -48,6 +48,7 @@ export class Tracer {
 
   emit(system: string, event: string, fields: Record<string, string | number>, text: string): void {
     const name = `${system}:${event}`;
+    const who = this.task.getStore() ?? this.current;
     const rec: TraceRecord = {
       name,
       system,
@@ -55,8 +56,8 @@ export class Tracer {
       fields,
       text,
       ts: (performance.now() - this.t0) / 1000,
-      pid: this.current.pid,
-      comm: this.current.comm,
+      pid: who.pid,
+      comm: who.comm,
     };
     this.records.push(rec);
     if (this.records.length > this.capacity) this.records.splice(0, this.records.length - this.capacity);

@@ -383,6 +383,39 @@ describe('move_pages beyond LTP', () => {
     for (const x of pages) expect(sameBytes(p.read(x.addr, PG), x.data)).toBe(true);
   });
 
+  it('overlapping syscalls of two processes each label their own trace events', async () => {
+    const m = await machine();
+    const a = m.spawn({ comm: 'mover-a' });
+    const b = m.spawn({ comm: 'mover-b' });
+    const pa = [allocPage(a, 0, 1), allocPage(a, 0, 2)];
+    const pb = [allocPage(b, 0, 3), allocPage(b, 0, 4), allocPage(b, 0, 5)];
+    m.trace.clear();
+    // Both run at once: their awaits interleave, and each event must still name its caller.
+    const [ra, rb] = await Promise.all([
+      a.movePages(
+        0,
+        pa.map((x) => x.addr),
+        [1, 1],
+        MPOL_MF_MOVE,
+      ),
+      b.movePages(
+        0,
+        pb.map((x) => x.addr),
+        [1, 1, 1],
+        MPOL_MF_MOVE,
+      ),
+    ]);
+    expect(ra).toEqual({ ret: 0, status: [1, 1] });
+    expect(rb).toEqual({ ret: 0, status: [1, 1, 1] });
+    const ends = m.trace.events('migrate:mm_migrate_pages');
+    const byCaller = (pid: number) =>
+      ends.filter((e) => e.pid === pid).map((e) => [e.comm, e.fields.succeeded]);
+    expect(byCaller(a.pid)).toEqual([['mover-a', 2]]);
+    expect(byCaller(b.pid)).toEqual([['mover-b', 3]]);
+    for (const x of pa) expect(sameBytes(a.read(x.addr, PG), x.data)).toBe(true);
+    for (const x of pb) expect(sameBytes(b.read(x.addr, PG), x.data)).toBe(true);
+  });
+
   it('consecutive entries with the same node form one batch: [1,1,0,0] is two migrate_pages calls', async () => {
     const m = await machine();
     const p = m.spawn({ comm: 'mover' });
