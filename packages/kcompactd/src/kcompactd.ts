@@ -103,6 +103,8 @@ class NodeDaemon {
   readonly nrZones: number;
   wakes = 0;
   proactiveRuns = 0;
+  /** The kernel thread's identity: its tracepoints carry this pid and comm, as kcompactd<nid>'s do. */
+  readonly task: { pid: number; comm: string };
 
   constructor(
     private readonly kd: Kcompactd,
@@ -110,9 +112,12 @@ class NodeDaemon {
   ) {
     this.nrZones = Math.max(...node.zones.map((z) => zoneIdx(z))) + 1;
     this.highestZoneidx = this.nrZones - 1;
-    this.done = this.loop().catch((e) => {
-      kd.errors.push(e);
-    });
+    this.task = { pid: kd.kernel.nextPid++, comm: `kcompactd${node.nid}` };
+    this.done = kd.kernel.trace
+      .during(this.task, () => this.loop())
+      .catch((e) => {
+        kd.errors.push(e);
+      });
   }
 
   get nid(): number {
@@ -373,6 +378,7 @@ export class Kcompactd {
   /** The state of each kcompactd thread. */
   threads(): {
     nid: number;
+    pid: number;
     comm: string;
     sleeping: boolean;
     busy: boolean;
@@ -382,7 +388,8 @@ export class Kcompactd {
   }[] {
     return [...this.daemons.values()].map((d) => ({
       nid: d.nid,
-      comm: `kcompactd${d.nid}`,
+      pid: d.task.pid,
+      comm: d.task.comm,
       sleeping: d.sleeping,
       busy: d.busy,
       maxOrder: d.maxOrder,

@@ -112,6 +112,16 @@ describe('kcompactd', () => {
     expect(texts(m, 'mm_compaction_wakeup_kcompactd')).toEqual(['nid=0 order=9 classzone_idx=Normal  ']);
     expect(texts(m, 'mm_compaction_kcompactd_wake')).toEqual(['nid=0 order=9 classzone_idx=Normal  ']);
     expect(texts(m, 'mm_compaction_kcompactd_sleep')).toEqual(['nid=0']);
+    // The thread's own events are kcompactd0's; the wake-up is the waker's (here: nobody, <idle>).
+    const { pid } = kd.threads()[0]!;
+    for (const e of [
+      'mm_compaction_kcompactd_wake',
+      'mm_compaction_kcompactd_sleep',
+      'mm_migrate_pages_start',
+    ])
+      expect(m.trace.events(e).every((r) => r.pid === pid && r.comm === 'kcompactd0')).toBe(true);
+    expect(m.trace.events('mm_compaction_wakeup_kcompactd')[0]).toMatchObject({ pid: 0, comm: '<idle>' });
+    expect(m.trace.lines('mm_compaction_kcompactd_sleep')[0]).toMatch(new RegExp(`^ +kcompactd0-${pid} `));
     // compaction_deferred counted the attempt (consider=1); compaction success keeps the count.
     expect(texts(m, 'mm_compaction_defer_reset')).toEqual([
       'node=0 zone=Normal   order=9 order_failed=10 consider=1 limit=1',
