@@ -124,21 +124,24 @@ describe('config file', () => {
     expect(flagged.offload.foliosCopied).toBe(0);
   });
 
-  it('applies a timing profile named by --timing, and rejects an unknown one (exit 2)', async () => {
-    const dir = tempDir({
-      'pagemig.config.json': json({ timingProfiles: { slow: { bandwidth: '2GB/s', latencyUs: 1 } } }),
-    });
-    const r = await run(['migrate', '--total', '4MiB', '--migrator', 'ptdma', '--timing', 'slow', '--json'], {
-      cwd: dir,
-    });
-    expect(r.code).toBe(0);
-    const doc = JSON.parse(r.stdout);
-    expect(doc.migrator.options).toEqual({ timing: { bandwidth: '2GB/s', latencyUs: 1 } });
-    expect(doc.offload).toMatchObject({ migrator: 'ptdma', foliosCopied: 2 });
-    const bad = await run(['migrate', '--migrator', 'ptdma', '--timing', 'fast'], { cwd: dir });
-    expect(bad.code).toBe(2);
-    expect(bad.stderr).toBe('pagemig migrate: --timing: unknown timing profile "fast"; known: slow\n');
-  });
+  it.each(['ptdma', 'sdxi'])(
+    'applies a timing profile named by --timing to %s, and rejects an unknown one (exit 2)',
+    async (id) => {
+      const dir = tempDir({
+        'pagemig.config.json': json({ timingProfiles: { slow: { bandwidth: '2GB/s', latencyUs: 1 } } }),
+      });
+      const r = await run(['migrate', '--total', '4MiB', '--migrator', id, '--timing', 'slow', '--json'], {
+        cwd: dir,
+      });
+      expect(r.code).toBe(0);
+      const doc = JSON.parse(r.stdout);
+      expect(doc.migrator.options).toEqual({ timing: { bandwidth: '2GB/s', latencyUs: 1 } });
+      expect(doc.offload).toMatchObject({ migrator: id, foliosCopied: 2 });
+      const bad = await run(['migrate', '--migrator', id, '--timing', 'fast'], { cwd: dir });
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toBe('pagemig migrate: --timing: unknown timing profile "fast"; known: slow\n');
+    },
+  );
 
   it('routes a reason from the file to a migrator', async () => {
     const dir = tempDir();

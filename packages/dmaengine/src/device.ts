@@ -1,7 +1,8 @@
 // What a device thread needs, without @pagemig/core: its view of RAM, of its IOMMU domain, the
-// host interrupt line it signals, and its idle loop. Import it as `@pagemig/dmaengine/device` from
-// device workers.
+// host interrupt line it signals, its idle loop and its timing-profile clock. Import it as
+// `@pagemig/dmaengine/device` from device workers.
 
+export { DeviceClock, type TimingWords } from './device_clock.js';
 export {
   EMU_STATE_BOOT,
   EMU_STATE_EXITED,

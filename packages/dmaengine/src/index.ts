@@ -29,6 +29,7 @@ export {
   MAX_DMA_CHANNELS,
   migratorOptionError,
 } from './dcbm.js';
+export type { TimingWords } from './device_clock.js';
 export type { EmulatorWords } from './device_loop.js';
 export { type DeviceThread, type DeviceThreadOptions, startDeviceThread } from './device_thread.js';
 export { channelsOption, checkOptionKeys, spinNsOption } from './driver_options.js';
@@ -49,6 +50,14 @@ export {
   type SkeletonOrder,
   skeletonProvider,
 } from './skeleton.js';
+export {
+  type DeviceTiming,
+  HOST_TIMING,
+  parseBandwidth,
+  type ResolvedTiming,
+  timingManifest,
+  timingOption,
+} from './timing.js';
 export { VirtDmaChannel, VirtDmaTx } from './virt_dma.js';
 
 /** This package's version. */

@@ -4,15 +4,20 @@ import {
   checkOptionKeys,
   createDmaMigrator,
   type DcbmKnobs,
+  type DeviceTiming,
   type DmaMigrator,
   type DmaProvider,
   InterruptLine,
   migratorOptionError,
+  parseBandwidth as parseRate,
+  type ResolvedTiming,
   spinNsOption,
+  timingManifest,
+  timingOption,
 } from '@pagemig/dmaengine';
 import { PtdmaEngine } from './ptdma/driver.js';
-import { type PtdmaTiming, type ResolvedTiming, resolveTiming } from './ptdma/timing.js';
 
+export type { ResolvedTiming } from '@pagemig/dmaengine';
 export * from './ptdma/descriptor.js';
 export type { PtdmaDeviceInit } from './ptdma/device.js';
 export {
@@ -33,7 +38,15 @@ export {
 export * as regs from './ptdma/regs.js';
 export { Mmio } from './ptdma/regs.js';
 export { statusOfCode } from './ptdma/status.js';
-export { type PtdmaTiming, parseBandwidth, type ResolvedTiming, resolveTiming } from './ptdma/timing.js';
+
+/** A PTDMA engine's speed (dmaengine's `DeviceTiming`). */
+export type PtdmaTiming = DeviceTiming;
+
+/** Bytes per second from a number or '<n> [k|M|G|T][i]B/s'. */
+export const parseBandwidth = (v: number | string): number => parseRate('ptdma', v);
+
+/** A profile as the engine's emulator registers hold it. */
+export const resolveTiming = (t: PtdmaTiming | undefined): ResolvedTiming => timingOption('ptdma', t);
 
 export interface PtdmaOptions extends Omit<DcbmKnobs, 'sg_elems'> {
   /** Emulated PTDMA engines, one channel and one worker thread each: 1..16. Default 1. */
@@ -157,11 +170,7 @@ export function createMigrator(options: PtdmaOptions = {}): PtdmaMigrator {
       pciId: '1022:1498',
       queueDepth: 32,
       descriptorBytes: 32,
-      timing: timings.map((x) =>
-        x.bandwidthMBps || x.latencyNs
-          ? { bandwidthBytesPerSec: x.bandwidthMBps * 1e6, latencyUs: x.latencyNs / 1000 }
-          : 'host',
-      ),
+      timing: timings.map(timingManifest),
     },
   });
   Object.defineProperty(mig, 'devices', { get: () => provider.engines, enumerable: false });

@@ -4,10 +4,15 @@ import {
   checkOptionKeys,
   createDmaMigrator,
   type DcbmKnobs,
+  type DeviceTiming,
   type DmaMigrator,
   type DmaProvider,
   InterruptLine,
+  migratorOptionError,
+  type ResolvedTiming,
   spinNsOption,
+  timingManifest,
+  timingOption,
 } from '@pagemig/dmaengine';
 import type { SdxiContext } from './sdxi/channel.js';
 import { SdxiFunction } from './sdxi/function.js';
@@ -26,9 +31,14 @@ export { CONTEXT_BLOCK_PAGES, ContextRing, RING_ENTRIES } from './sdxi/ring.js';
 export { deviceCodeOf, statusOfErrlog } from './sdxi/status.js';
 export * as tables from './sdxi/tables.js';
 
+/** The SDXI function's speed (dmaengine's `DeviceTiming`). */
+export type SdxiTiming = DeviceTiming;
+
 export interface SdxiOptions extends Omit<DcbmKnobs, 'sg_elems'> {
   /** Client contexts of the emulated function, one dmaengine channel each: 1..16. Default 1. */
   channels?: number;
+  /** Throttle the function to a device's speed; its contexts share it. Default: host speed. */
+  timing?: SdxiTiming;
   /** How long the idle function thread spins on its doorbells before it sleeps, in µs. Default 50. */
   deviceSpinUs?: number;
   /** How long the engine's thread spins on the interrupt word before it awaits, in µs. Default 0. */
@@ -41,6 +51,7 @@ export interface SdxiOptions extends Omit<DcbmKnobs, 'sg_elems'> {
  */
 export const optionKeys = [
   'channels',
+  'timing',
   'offloading',
   'nr_dma_chan',
   'reason_mask',
@@ -61,6 +72,7 @@ class SdxiProvider implements DmaProvider {
 
   constructor(
     readonly channels: number,
+    private readonly timing: ResolvedTiming,
     private readonly deviceSpinNs: number,
     private readonly driverSpinNs: number,
   ) {}
@@ -72,6 +84,7 @@ class SdxiProvider implements DmaProvider {
       contexts: this.channels,
       // The function's MSIs all go to one line: contexts finishing together wake the engine once.
       line: new InterruptLine(this.driverSpinNs),
+      timing: this.timing,
       deviceSpinNs: this.deviceSpinNs,
     });
     try {
@@ -100,10 +113,16 @@ class SdxiProvider implements DmaProvider {
 export function createMigrator(options: SdxiOptions = {}): SdxiMigrator {
   checkOptionKeys('sdxi', options, optionKeys);
   const channels = channelsOption('sdxi', options.channels);
+  if (Array.isArray(options.timing))
+    throw migratorOptionError(
+      'sdxi',
+      'timing: one profile for the function, whose contexts share it; got an array',
+    );
+  const timing = timingOption('sdxi', options.timing);
   const deviceSpinNs = spinNsOption('sdxi', 'deviceSpinUs', options.deviceSpinUs, 50);
   const driverSpinNs = spinNsOption('sdxi', 'driverSpinUs', options.driverSpinUs, 0);
 
-  const provider = new SdxiProvider(channels, deviceSpinNs, driverSpinNs);
+  const provider = new SdxiProvider(channels, timing, deviceSpinNs, driverSpinNs);
   const mig = createDmaMigrator({
     name: 'sdxi',
     version: __PACKAGE_VERSION__,
@@ -118,6 +137,7 @@ export function createMigrator(options: SdxiOptions = {}): SdxiMigrator {
       contexts: channels,
       ringEntries: RING_ENTRIES,
       descriptorBytes: 64,
+      timing: timingManifest(timing),
     },
   });
   Object.defineProperty(mig, 'function', { get: () => provider.fn, enumerable: false });

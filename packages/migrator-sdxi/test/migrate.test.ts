@@ -284,6 +284,7 @@ describe('the sdxi migrator object', () => {
     expect(JSON.parse(JSON.stringify(mig.capabilities))).toEqual(mig.capabilities);
     expect(optionKeys).toEqual([
       'channels',
+      'timing',
       'offloading',
       'nr_dma_chan',
       'reason_mask',

@@ -5,7 +5,14 @@
  * driver — registers, ring slots, descriptors — is validated before use.
  */
 import { isMainThread, workerData } from 'node:worker_threads';
-import { DMA_FROM_DEVICE, DMA_TO_DEVICE, IommuView, RamView, runDeviceLoop } from '@pagemig/dmaengine/device';
+import {
+  DeviceClock,
+  DMA_FROM_DEVICE,
+  DMA_TO_DEVICE,
+  IommuView,
+  RamView,
+  runDeviceLoop,
+} from '@pagemig/dmaengine/device';
 import {
   CCP_ENGINE_PASSTHRU,
   CCP_MEMTYPE_LOCAL,
@@ -46,8 +53,6 @@ import {
   EMU_INJECT,
   EMU_INJECT_WEDGE,
   EMU_LATENCY_NS,
-  EMU_MMIO_SEQ,
-  EMU_SLEEPING,
   EMU_WORDS,
   INT_COMPLETION,
   INT_EMPTY_QUEUE,
@@ -87,8 +92,6 @@ const DESC_BYTES = 32;
 const MAX_SIZE_CODE = 26;
 /** Bytes copied between two looks at HALT. */
 const COPY_CHUNK = 4 << 20;
-/** Sleep in Atomics.wait only when the throttle has this long to wait; spin below it. */
-const SLEEP_ABOVE_NS = 200_000;
 
 const w = (offset: number): number => offset >>> 2;
 const nowNs = (): number => performance.now() * 1e6;
@@ -108,10 +111,8 @@ export class PtdmaDeviceModel {
   /** The queue was runnable when last looked at (a HALT or RUN clear then raises QUEUE_STOPPED). */
   private running = false;
   private haltAcked = false;
-  /** Virtual clock of the timing profile: when the engine is free again (ns). */
-  private busyUntil = 0;
-  /** Measured host copy cost, so a throttled copy lands when its modelled time is up. */
-  private copyNsPerByte = 0.1;
+  /** The timing profile (EMU_BW_MBPS, EMU_LATENCY_NS); a HALT abandons the descriptor it holds. */
+  private readonly clock: DeviceClock;
 
   constructor(init: PtdmaDeviceInit) {
     this.r = new Int32Array(init.bar);
@@ -120,6 +121,12 @@ export class PtdmaDeviceModel {
     this.ram = new RamView(init.sections, init.sectionPfnShift, init.nrPages);
     this.mmu = new IommuView(init.iommu, init.nrPages);
     this.line = init.irqLine ? new Int32Array(init.irqLine) : null;
+    this.clock = new DeviceClock(
+      this.r,
+      EMU_WORDS,
+      { bandwidthMBps: w(EMU_BW_MBPS), latencyNs: w(EMU_LATENCY_NS) },
+      () => this.halted(),
+    );
     Atomics.store(this.r, w(CMD_PT_VERSION), ptVersionValue(1));
   }
 
@@ -236,12 +243,10 @@ export class PtdmaDeviceModel {
     if (!this.mmu.allows(src, len, DMA_TO_DEVICE)) return this.fail(PtdmaError.IDMA0_AXI_SLVERR);
     if (!this.mmu.allows(dst, len, DMA_FROM_DEVICE)) return this.fail(PtdmaError.ODMA0_AXI_SLVERR);
 
-    const bw = Atomics.load(r, w(EMU_BW_MBPS)) >>> 0;
-    const lat = Atomics.load(r, w(EMU_LATENCY_NS)) >>> 0;
-    const modelNs = lat + (bw ? (len * 1000) / bw : 0);
+    const modelNs = this.clock.modelNs(len);
     const timeoutUs = Atomics.load(r, w(CMD_TIMEOUT_OFFSET)) >>> 0;
     if (timeoutUs && modelNs > timeoutUs * 1000) return this.fail(PtdmaError.CMD_TIMEOUT);
-    if (modelNs > 0 && !this.throttle(modelNs, len)) return ABANDONED;
+    if (modelNs > 0 && !this.clock.hold(modelNs, len)) return ABANDONED;
 
     const t0 = nowNs();
     if (byteswap) this.swapCopy(dst, src, len, byteswap === PT_BYTESWAP_32BIT ? 4 : 32);
@@ -254,7 +259,7 @@ export class PtdmaDeviceModel {
       }
     }
     const took = nowNs() - t0;
-    if (len >= 1 << 16) this.copyNsPerByte = 0.8 * this.copyNsPerByte + (0.2 * took) / len;
+    this.clock.copied(len, took);
     Atomics.add(this.copyNs, 0, BigInt(Math.round(took)));
 
     Atomics.add(r, w(EMU_DESCS), 1);
@@ -285,32 +290,6 @@ export class PtdmaDeviceModel {
     const buf = this.ram.read(src, len);
     for (let o = 0; o < len; o += unit) buf.subarray(o, o + unit).reverse();
     this.ram.write(dst, buf);
-  }
-
-  /**
-   * Holds the descriptor until the timing profile says it is done (a virtual clock, so sleep
-   * granularity does not accumulate); false if a HALT or exit arrived meanwhile (nothing copied).
-   */
-  private throttle(modelNs: number, len: number): boolean {
-    const r = this.r;
-    const start = Math.max(nowNs(), this.busyUntil);
-    this.busyUntil = start + modelNs;
-    const landAt = this.busyUntil - len * this.copyNsPerByte;
-    for (;;) {
-      const now = nowNs();
-      if (now >= landAt) return true;
-      if (this.halted()) {
-        this.busyUntil = now;
-        return false;
-      }
-      const left = landAt - now;
-      if (left > SLEEP_ABOVE_NS) {
-        const seq = Atomics.load(r, w(EMU_MMIO_SEQ));
-        Atomics.store(r, w(EMU_SLEEPING), 1);
-        Atomics.wait(r, w(EMU_MMIO_SEQ), seq, (left - SLEEP_ABOVE_NS / 2) / 1e6);
-        Atomics.store(r, w(EMU_SLEEPING), 0);
-      }
-    }
   }
 
   /** The driver stopped the queue (RUN cleared or HALT) or ends the thread. */

@@ -14,6 +14,7 @@ import {
   type InterruptLine,
   IommuDomain,
   type IrqSource,
+  type ResolvedTiming,
   startDeviceThread,
   VirtDmaChannel,
   type VirtDmaTx,
@@ -68,7 +69,6 @@ import {
   SUPPORTED_INTERRUPTS,
 } from './regs.js';
 import { statusOfCode } from './status.js';
-import type { ResolvedTiming } from './timing.js';
 
 /** The device model's worker module, next to this file in dist/. */
 export const deviceUrl: URL = new URL('./ptdma-device.js', import.meta.url);

@@ -7,6 +7,7 @@
  */
 import { isMainThread, workerData } from 'node:worker_threads';
 import {
+  DeviceClock,
   DMA_BIDIRECTIONAL,
   DMA_FROM_DEVICE,
   IommuView,
@@ -42,11 +43,14 @@ import {
   CTL0_GSR_MASK,
   cap0Value,
   cap1Value,
+  EMU_BW_MBPS,
   EMU_BYTES,
   EMU_COPY_NS,
   EMU_DB_PENDING,
   EMU_DESCS,
   EMU_ERRORS,
+  EMU_EXIT,
+  EMU_LATENCY_NS,
   EMU_ORDER,
   EMU_ORDER_REVERSE,
   EMU_WORDS,
@@ -143,6 +147,8 @@ export class SdxiFunctionModel implements FunctionView {
   /** The order a window's ops run in. */
   private readonly order = new Int32Array(WINDOW);
   private readonly imm: Uint8Array;
+  /** The function's timing profile (EMU_BW_MBPS, EMU_LATENCY_NS), one clock for all contexts. */
+  private readonly clock: DeviceClock;
 
   constructor(init: SdxiDeviceInit) {
     if (init.bar0.byteLength < BAR0_BYTES) throw new RangeError('sdxi: BAR 0 is too small');
@@ -154,6 +160,12 @@ export class SdxiFunctionModel implements FunctionView {
     this.line = init.irqLine ? new Int32Array(init.irqLine) : null;
     this.sfunc = init.sfunc;
     this.imm = new Uint8Array(this.win.buffer);
+    this.clock = new DeviceClock(
+      this.r,
+      EMU_WORDS,
+      { bandwidthMBps: w(EMU_BW_MBPS), latencyNs: w(EMU_LATENCY_NS) },
+      () => this.preempted(),
+    );
     this.store(MMIO_CAP0, cap0Value(init.sfunc));
     this.store(MMIO_CAP1, cap1Value());
     this.store(MMIO_VERSION, versionValue());
@@ -185,11 +197,25 @@ export class SdxiFunctionModel implements FunctionView {
         this.ready.add(k * 32 + b);
       }
     }
-    const c = this.ready.values().next();
-    if (c.done) return false;
-    this.ready.delete(c.value);
-    if (c.value <= this.maxCxt && this.runContext(c.value)) this.ready.add(c.value);
+    // The admin context first: a stop must not wait behind other contexts' throttled copies.
+    const id = this.ready.has(0) ? 0 : this.ready.values().next().value;
+    if (id === undefined) return false;
+    this.ready.delete(id);
+    if (id <= this.maxCxt && this.runContext(id)) this.ready.add(id);
     return true;
+  }
+
+  /**
+   * Whether a throttled descriptor must be given up: the function is asked to stop or reset, its
+   * thread to end, or the admin context has a doorbell (which may stop the descriptor's context).
+   */
+  private preempted(): boolean {
+    const r = this.r;
+    return (
+      (this.load(MMIO_CTL0) & CTL0_GSR_MASK) !== GSR_ACTIVE ||
+      Atomics.load(r, w(EMU_EXIT)) !== 0 ||
+      (Atomics.load(r, w(EMU_DB_PENDING)) & 1) !== 0
+    );
   }
 
   /** Moves fn_gsv toward CTL0.fn_gsr; true while the function is active. */
@@ -324,7 +350,8 @@ export class SdxiFunctionModel implements FunctionView {
       run = this.ops[count - 1]!.unit;
       more = false;
     }
-    if (run > 0) this.execute(cx, slot0, mask, run, rd);
+    // Preempted: the rest waits for the context's next turn, if it still runs then.
+    if (run > 0 && this.execute(cx, slot0, mask, run, rd) < run) return true;
     if (failAt >= 0) {
       this.report(id, rd + BigInt(failAt), this.ops[failAt]!.csb, cx);
       return false;
@@ -348,16 +375,20 @@ export class SdxiFunctionModel implements FunctionView {
   }
 
   /**
-   * Runs window slots [0, run): chains in their order, the rest in EMU_ORDER. Then it clears vl of
-   * the consumed slots (they read as invalid when the ring comes round again), advances the read
-   * index, and only then signals the completion blocks and interrupts, in the order the
-   * descriptors ran: a driver that sees a descriptor complete sees the index past it, so it may
-   * reuse the slot at once.
+   * Runs window slots [0, run): chains in their order, the rest in EMU_ORDER, each copy held for
+   * its timing profile. Then it clears vl of the consumed slots (they read as invalid when the
+   * ring comes round again), advances the read index, and only then signals the completion blocks
+   * and interrupts, in the order the descriptors ran: a driver that sees a descriptor complete
+   * sees the index past it, so it may reuse the slot at once. A preempted hold (see `preempted`)
+   * consumes only the chains before the held one (in ring order; nothing in reverse order): the
+   * rest stays in the ring, valid, and what of it ran leaves its destinations partly written, as
+   * an abandoned copy does. Returns the slots consumed.
    */
-  private execute(cx: ContextInfo, slot0: number, mask: number, run: number, rd: bigint): void {
+  private execute(cx: ContextInfo, slot0: number, mask: number, run: number, rd: bigint): number {
     const phys = this.phys;
     const order = this.order;
-    if (Atomics.load(this.r, w(EMU_ORDER)) !== EMU_ORDER_REVERSE) {
+    const reverse = Atomics.load(this.r, w(EMU_ORDER)) === EMU_ORDER_REVERSE;
+    if (!reverse) {
       for (let i = 0; i < run; i++) order[i] = i;
     } else {
       let k = 0;
@@ -367,23 +398,36 @@ export class SdxiFunctionModel implements FunctionView {
         end = start;
       }
     }
-    const t0 = nowNs();
+    let ran = 0;
     let moved = 0;
-    for (let k = 0; k < run; k++) moved += this.apply(order[k]!);
-    const t1 = nowNs();
-    for (let i = 0; i < run; i++) phys.and32(cx.ring + ((slot0 + i) & mask) * DESC_BYTES, ~DW0_VL);
-    phys.store64n(cx.sts + STS_READ_INDEX, rd + BigInt(run));
-    for (let k = 0; k < run; k++) {
+    let copyNs = 0;
+    for (; ran < run; ran++) {
+      const op = this.ops[order[ran]!]!;
+      const copy = op.kind === OP_COPY || op.kind === OP_REPCOPY;
+      const modelNs = copy ? this.clock.modelNs(op.len) : 0;
+      if (modelNs > 0 && !this.clock.hold(modelNs, op.len)) break;
+      const t0 = nowNs();
+      moved += this.apply(order[ran]!);
+      const took = nowNs() - t0;
+      copyNs += took;
+      if (copy) this.clock.copied(op.len, took);
+    }
+    const done = ran === run ? run : reverse ? 0 : this.ops[ran]!.unit;
+    for (let i = 0; i < done; i++) phys.and32(cx.ring + ((slot0 + i) & mask) * DESC_BYTES, ~DW0_VL);
+    if (done) phys.store64n(cx.sts + STS_READ_INDEX, rd + BigInt(done));
+    for (let k = 0; k < ran; k++) {
+      if (order[k]! >= done) continue;
       const op = this.ops[order[k]!]!;
       if (op.csb >= 0) phys.signal(op.csb);
       // After the completion block: a handler the interrupt wakes sees this descriptor done.
       if (op.kind === OP_INTR && op.vector >= 0) signalMsi(this.r, op.vector, this.line);
     }
-    Atomics.add(this.r, w(EMU_DESCS), run);
+    Atomics.add(this.r, w(EMU_DESCS), done);
     if (moved) {
       Atomics.add(this.r64, q(EMU_BYTES), BigInt(moved));
-      Atomics.add(this.r64, q(EMU_COPY_NS), BigInt(Math.round(t1 - t0)));
+      Atomics.add(this.r64, q(EMU_COPY_NS), BigInt(Math.round(copyNs)));
     }
+    return done;
   }
 
   /** What validated op `i` does to memory and contexts; returns the bytes it wrote. */

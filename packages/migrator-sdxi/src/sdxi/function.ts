@@ -11,6 +11,7 @@ import {
   type InterruptLine,
   IommuDomain,
   type IrqSource,
+  type ResolvedTiming,
 } from '@pagemig/dmaengine';
 import { AdminQueue } from './admin.js';
 import { type ContextHost, DATA_AKEY, SdxiContext } from './channel.js';
@@ -20,11 +21,13 @@ import { type LaunchedFunction, launchFunction } from './launch.js';
 import {
   CTL0_GSR_MASK,
   doorbellStride,
+  EMU_BW_MBPS,
   EMU_BYTES,
   EMU_COPY_NS,
   EMU_DESCS,
   EMU_ERRORS,
   EMU_EXIT,
+  EMU_LATENCY_NS,
   ERR_CFG_EN,
   ERR_CTL_INTR,
   ERR_STS_ERR,
@@ -76,6 +79,8 @@ export interface SdxiFunctionOptions {
   contexts: number;
   /** The interrupt line every MSI of the function goes to (its dispatcher runs on the engine's thread). */
   line: InterruptLine;
+  /** The function's timing profile, shared by its contexts (default: host speed). */
+  timing?: ResolvedTiming;
   /** Idle spin of the function thread before it sleeps (ns). */
   deviceSpinNs: number;
 }
@@ -144,6 +149,7 @@ export class SdxiFunction implements ContextHost, IrqSource {
       nrPages: ctx.nrPages,
       iommu: this.iommu,
       addressSpaces: [null, ...this.spaces],
+      timing: this.o.timing,
       spinNs: this.o.deviceSpinNs,
       irqLine: this.o.line,
     });
@@ -326,6 +332,12 @@ export class SdxiFunction implements ContextHost, IrqSource {
 
   unref(): void {
     if (--this.refs === 0) this.dev?.worker.unref();
+  }
+
+  /** Changes the function's timing profile (its contexts share it). */
+  setTiming(t: ResolvedTiming): void {
+    this.mmio.write(EMU_BW_MBPS, t.bandwidthMBps);
+    this.mmio.write(EMU_LATENCY_NS, t.latencyNs);
   }
 
   deviceCounters(): SdxiDeviceCounters {

@@ -6,10 +6,11 @@ import {
   type DeviceThread,
   type InterruptLine,
   type IommuDomain,
+  type ResolvedTiming,
   startDeviceThread,
 } from '@pagemig/dmaengine';
 import type { SdxiDeviceInit } from './device.js';
-import { BAR0_BYTES, BAR2_BYTES, EMU_SPIN_NS, EMU_WORDS, Mmio } from './regs.js';
+import { BAR0_BYTES, BAR2_BYTES, EMU_BW_MBPS, EMU_LATENCY_NS, EMU_SPIN_NS, EMU_WORDS, Mmio } from './regs.js';
 
 /** The function model's worker module, next to this file in dist/. */
 export const deviceUrl: URL = new URL('./sdxi-device.js', import.meta.url);
@@ -30,6 +31,8 @@ export interface LaunchOptions {
   iommu: IommuDomain;
   /** Data address spaces by PASID (null where none). */
   addressSpaces: readonly (IommuDomain | null)[];
+  /** The function's timing profile (default: host speed). */
+  timing?: ResolvedTiming;
   /** Idle spin of the function thread before it sleeps (ns). */
   spinNs?: number;
   /** The host interrupt line its MSIs go to. */
@@ -39,7 +42,9 @@ export interface LaunchOptions {
 /** Starts one emulated SDXI function in its own worker thread (unref'd: it never keeps a process alive). */
 export function launchFunction(o: LaunchOptions): LaunchedFunction {
   const mmio = new Mmio(new SharedArrayBuffer(BAR0_BYTES), new SharedArrayBuffer(BAR2_BYTES));
-  // Set before the thread runs (the worker start publishes it).
+  // Set before the thread runs (the worker start publishes them).
+  mmio.i32[EMU_BW_MBPS >>> 2] = o.timing?.bandwidthMBps ?? 0;
+  mmio.i32[EMU_LATENCY_NS >>> 2] = o.timing?.latencyNs ?? 0;
   mmio.i32[EMU_SPIN_NS >>> 2] = o.spinNs ?? 0;
   const init: SdxiDeviceInit = {
     kind: 'pagemig.sdxi',

@@ -124,6 +124,12 @@ export const EMU_MSIS = EMU_BASE + 0x24;
 /** BigInt64: bytes written to data buffers; nanoseconds spent moving them. */
 export const EMU_BYTES = EMU_BASE + 0x28;
 export const EMU_COPY_NS = EMU_BASE + 0x30;
+/**
+ * Int32: the timing profile, for the whole function (its contexts share its data mover): bandwidth
+ * in MB/s (10^6 bytes/s, 0 = host speed) and latency per copy or repeat-copy in nanoseconds.
+ */
+export const EMU_BW_MBPS = EMU_BASE + 0x38;
+export const EMU_LATENCY_NS = EMU_BASE + 0x3c;
 /** Int32 × 2: one doorbell-pending bit per context (the bus's record of doorbell writes). */
 export const EMU_DB_PENDING = EMU_BASE + 0x40;
 /** Int32 × 64: MSIs sent per vector. */
@@ -149,7 +155,15 @@ export const BAR2_BYTES = (EMU_MAX_CXT + 1) * 4096;
 const READ_ONLY = new Set([MMIO_STS0, MMIO_CAP0, MMIO_CAP1, MMIO_VERSION, MMIO_ERR_WRT]);
 const W1C = new Set([MMIO_ERR_STS]);
 /** Writes the function must notice: they bump EMU_MMIO_SEQ and wake it. */
-const WAKES = new Set([MMIO_CTL0, MMIO_ERR_CFG, EMU_EXIT, EMU_SPIN_NS, EMU_ORDER]);
+const WAKES = new Set([
+  MMIO_CTL0,
+  MMIO_ERR_CFG,
+  EMU_EXIT,
+  EMU_SPIN_NS,
+  EMU_ORDER,
+  EMU_BW_MBPS,
+  EMU_LATENCY_NS,
+]);
 
 /**
  * The driver's window on an SDXI function: 64-bit ioread/iowrite on BAR 0 and the doorbells of
