@@ -13,9 +13,15 @@
 //   PAGEMIG_BENCH_REPS=5  PAGEMIG_BUSY_REPS=3  PAGEMIG_COMPACT_CLUSTER=32 (COMPACT_CLUSTER_MAX)
 
 import { existsSync } from 'node:fs';
-import { createMachine, defineMigrator, MIGRATOR_API_VERSION, PAGE_SIZE } from '@pagemig/core';
+import { createMachine, PAGE_SIZE } from '@pagemig/core';
 import { createMigrator as cpuSerial } from '@pagemig/migrator-cpu-serial';
-import { median, printTable, rawCopy, writeResults } from '@pagemig-tools/bench';
+import {
+  markOnlyMigrator as markOnly,
+  median,
+  printTable,
+  rawCopy,
+  writeResults,
+} from '@pagemig-tools/bench';
 import { attachKcompactd, runBusyScenario, zoneMap } from '../dist/index.js';
 
 const REPS = Number(process.env.PAGEMIG_BENCH_REPS ?? 5);
@@ -47,22 +53,6 @@ const missing = [
   !sdxi && '@pagemig/migrator-sdxi',
 ].filter(Boolean);
 if (missing.length) console.log(`not built, left out: ${missing.join(', ')}`);
-
-/** Marks every row copied without copying: the engine's own cost, what no offload can remove. */
-function markOnly() {
-  return defineMigrator({
-    apiVersion: MIGRATOR_API_VERSION,
-    name: 'mark-only',
-    version: '0.0.0',
-    engines: { core: '*' },
-    capabilities: { offloadsCpu: true, channels: 1, maxInFlightBatches: 1, needsSharedMemory: false },
-    init() {},
-    copyBatch(batch) {
-      for (let i = 0; i < batch.rows; i++) batch.markCopied(i);
-    },
-    dispose() {},
-  });
-}
 
 const cases = [
   { label: 'none (kernel copy)', make: () => null },

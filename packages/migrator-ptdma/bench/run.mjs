@@ -19,10 +19,17 @@
 //   change in the machine's load hits them alike; a figure is the median over rounds of each
 //   round's median.
 
-import { openSync, readSync } from 'node:fs';
 import { createMachine } from '@pagemig/core';
 import { createMigrator as cpuSerial } from '@pagemig/migrator-cpu-serial';
-import { median, printTable, rawCopy, writeResults } from '@pagemig-tools/bench';
+import {
+  markOnlyMigrator as markOnly,
+  median,
+  medianOf,
+  printTable,
+  rawCopy,
+  threadCpuSeconds as threadCpu,
+  writeResults,
+} from '@pagemig-tools/bench';
 import { createMigrator as ptdma } from '../dist/index.js';
 
 const REGION = 256 << 20;
@@ -47,31 +54,6 @@ try {
   );
 }
 
-// The engine thread's own CPU in seconds (see the header: a short sleep first folds in the running slice).
-const statFd = openSync('/proc/thread-self/schedstat', 'r');
-const statBuf = Buffer.alloc(128);
-const nap = new Int32Array(new SharedArrayBuffer(4));
-const threadCpu = () => {
-  Atomics.wait(nap, 0, 0, 0.1);
-  return Number(statBuf.toString('latin1', 0, readSync(statFd, statBuf, 0, 128, 0)).split(' ')[0]) / 1e9;
-};
-
-/** Marks every row copied without copying: what the engine costs besides the copy. */
-function markOnly() {
-  return {
-    apiVersion: 'pagemig.migrator/v1',
-    name: 'mark-only',
-    version: '0.0.0',
-    engines: { core: '*' },
-    capabilities: { offloadsCpu: true, channels: 1, maxInFlightBatches: 1, needsSharedMemory: false },
-    init() {},
-    copyBatch(batch) {
-      for (let i = 0; i < batch.rows; i++) batch.markCopied(i);
-    },
-    dispose() {},
-  };
-}
-
 const regions = new Map();
 function fillRegion(seed) {
   let data = regions.get(seed);
@@ -81,13 +63,6 @@ function fillRegion(seed) {
   for (let i = 0; i < words.length; i++) words[i] = Math.imul(i + 1, 2654435761 + seed);
   regions.set(seed, data);
   return data;
-}
-
-/** Per-field median over rounds of measure() results. */
-function medianOf(results) {
-  const out = {};
-  for (const k of Object.keys(results[0])) out[k] = median(results.map((r) => r[k]));
-  return out;
 }
 
 /** Migrates the region back and forth REPS + 1 times; returns medians of the timed runs. */

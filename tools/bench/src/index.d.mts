@@ -82,3 +82,26 @@ export declare function formatBytes(n: number): string;
 
 /** The median of `xs` (the mean of the two middle values for an even count). */
 export function median(xs: readonly number[]): number;
+
+/** Per-field median over rounds of result objects with the same numeric fields. */
+export function medianOf<T extends Record<string, number>>(results: readonly T[]): T;
+
+/** The calling thread's own CPU seconds (schedstat, after a 100 µs sleep that brings it up to date). */
+export function threadCpuSeconds(): number;
+
+/** A migrator that marks every row copied without copying (the engine's floor); never verify bytes after it. */
+export function markOnlyMigrator(): {
+  apiVersion: 'pagemig.migrator/v1';
+  name: 'mark-only';
+  version: string;
+  engines: { core: string };
+  capabilities: {
+    offloadsCpu: boolean;
+    channels: number;
+    maxInFlightBatches: number;
+    needsSharedMemory: boolean;
+  };
+  init(): void;
+  copyBatch(batch: { rows: number; markCopied(i: number): void }): void;
+  dispose(): void;
+};

@@ -1,7 +1,7 @@
 // Benchmark harness for pagemig (DESIGN.md "Measurement"): every throughput is reported next to the
 // same run's raw copy of the same bytes (TypedArray.prototype.set between warm SharedArrayBuffers),
 // results go to JSON under <repo root>/bench-results/, and a plain table goes to stdout.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, readSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
@@ -206,6 +206,60 @@ export function rawCopy({ bytes, chunk, minMs = 200 }) {
     bytes,
     chunk,
     runs: samples.length,
+  };
+}
+
+/**
+ * Per-field median over rounds of result objects with the same numeric fields.
+ * @template {Record<string, number>} T
+ * @param {readonly T[]} results
+ * @returns {T}
+ */
+export function medianOf(results) {
+  const out = /** @type {Record<string, number>} */ ({});
+  for (const k of Object.keys(results[0])) out[k] = median(results.map((r) => r[k]));
+  return /** @type {T} */ (out);
+}
+
+/** @type {{ fd: number, buf: Buffer, nap: Int32Array } | null} */
+let schedstat = null;
+
+/**
+ * The calling thread's own CPU time in seconds (Linux /proc/thread-self/schedstat). The kernel
+ * brings schedstat up to date only when the thread is switched out or at a tick, so a 100 µs sleep
+ * (Atomics.wait) comes first: spans of milliseconds are then exact to tens of microseconds, where
+ * an unforced read can lag by a scheduler tick.
+ * @returns {number}
+ */
+export function threadCpuSeconds() {
+  schedstat ??= {
+    fd: openSync('/proc/thread-self/schedstat', 'r'),
+    buf: Buffer.alloc(128),
+    nap: new Int32Array(new SharedArrayBuffer(4)),
+  };
+  const { fd, buf, nap } = schedstat;
+  Atomics.wait(nap, 0, 0, 0.1);
+  return Number(buf.toString('latin1', 0, readSync(fd, buf, 0, 128, 0)).split(' ')[0]) / 1e9;
+}
+
+/**
+ * A migrator that marks every row copied without copying: what the engine costs besides the copy
+ * (the floor no offload can go below). Its migrations leave destinations unwritten: never verify
+ * bytes after one.
+ */
+export function markOnlyMigrator() {
+  return {
+    apiVersion: 'pagemig.migrator/v1',
+    name: 'mark-only',
+    version: '0.0.0',
+    engines: { core: '*' },
+    capabilities: { offloadsCpu: true, channels: 1, maxInFlightBatches: 1, needsSharedMemory: false },
+    init() {},
+    /** @param {{ rows: number, markCopied(i: number): void }} batch */
+    copyBatch(batch) {
+      for (let i = 0; i < batch.rows; i++) batch.markCopied(i);
+    },
+    dispose() {},
   };
 }
 
