@@ -138,6 +138,13 @@ async function main(): Promise<void> {
       (r.cpuSeconds * 1000).toFixed(0),
     ]),
   );
+  const dma = installed.find((d) => d.id === 'ptdma' || d.id === 'sdxi');
+  if (dma)
+    console.log(
+      `batches are NR_MAX_BATCHED_MIGRATION = 512 base pages (one 2 MiB folio): a DMA migrator pays a doorbell and an\n` +
+        `interrupt per batch; the series raised the batch for its DMA numbers, as does\n` +
+        `  pnpm pagemig migrate --total 256MiB --folio 2MiB --batch-pages 65536 --migrator ${dma.id} -o channels=2`,
+    );
   const file = writeResults('demo', { region: REGION, rows });
   console.log(
     `every byte and the invariants verified in ${rows.length} runs; results: ${file}; ${((performance.now() - t0) / 1000).toFixed(1)} s`,
