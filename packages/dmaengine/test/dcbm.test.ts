@@ -1,4 +1,5 @@
 import { type Machine, PagemigError } from '@pagemig/core';
+import { batchOf, markedRows, populateRegion } from '@pagemig/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   createDmaMigrator,
@@ -7,7 +8,7 @@ import {
   type SkeletonOptions,
   skeletonProvider,
 } from '../src/index.js';
-import { fillPages, makeBatch, markedRows, never, pattern, samePages, smallMachine } from './helpers.js';
+import { fillPages, never, samePages, smallMachine } from './helpers.js';
 
 let m: Machine | undefined;
 afterEach(async () => {
@@ -24,17 +25,6 @@ function dcbm(opts: SkeletonOptions = {}, knobs: Record<string, unknown> = {}): 
   });
 }
 
-/** A process with `len` bytes of pattern data in folios of `thp`, and the head pfns of its folios. */
-function populate(machine: Machine, len: number, thp: 'never' | '64KiB' | 'always', folio: number, seed = 1) {
-  const p = machine.spawn();
-  const a = p.mmap(len, { thp, node: 0 });
-  const data = pattern(seed, len);
-  p.write(a, data);
-  const pfns: number[] = [];
-  for (let off = 0; off < len; off += folio) pfns.push(p.pageInfo(a + off)!.headPfn);
-  return { p, a, data, pfns };
-}
-
 const submittedPerChannel = (mig: DmaMigrator) => mig.stats().channels.map((c) => c.submitted);
 
 describe('dcbm over skeleton channels', () => {
@@ -49,7 +39,8 @@ describe('dcbm over skeleton channels', () => {
         ['64KiB', 64 << 10],
         ['always', 2 << 20],
       ] as const) {
-        const { p, a, data, pfns } = populate(m, 4 << 20, thp, folio, n);
+        const { p, addr: a, data, heads: pfns } = populateRegion(m, { bytes: 4 << 20, thp, seed: n });
+        expect(pfns.length).toBe((4 << 20) / folio);
         const r = await m.migrateFolios(pfns, { node: 1 });
         expect(r.ret).toBe(0);
         expect(r.offload.foliosCopied).toBe(pfns.length);
@@ -74,7 +65,7 @@ describe('dcbm over skeleton channels', () => {
       { length: 10 },
       (_, i) => [100 + 2 * i, 300 + 2 * i, 1] as [number, number, number],
     );
-    const batch = makeBatch(rows);
+    const batch = batchOf(rows);
     await mig.copyBatch(batch, { signal: never });
     expect(submittedPerChannel(mig)).toEqual([3, 3, 4]);
     expect(markedRows(batch)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -85,7 +76,7 @@ describe('dcbm over skeleton channels', () => {
     const mig = dcbm({ channels: 2 });
     await m.offload.register(mig);
     const src = fillPages(m, 1000, 10, 5);
-    const batch = makeBatch(
+    const batch = batchOf(
       Array.from({ length: 10 }, (_, i) => [1000 + i, 3000 + i, 1] as [number, number, number]),
     );
     await mig.copyBatch(batch, { signal: never });
@@ -100,7 +91,7 @@ describe('dcbm over skeleton channels', () => {
     await m.offload.register(two);
     const big = fillPages(m, 2048, 512, 6);
     fillPages(m, 1500, 1, 7);
-    const b2 = makeBatch([
+    const b2 = batchOf([
       [2048, 4096, 512],
       [1500, 6000, 1],
     ]);
@@ -109,7 +100,7 @@ describe('dcbm over skeleton channels', () => {
     expect(markedRows(b2)).toEqual([0, 1]);
     expect(samePages(m, 4096, big)).toBe(true);
     // A lone folio goes to one channel: two devices' wake-ups cost more than they save.
-    const b3 = makeBatch([[2048, 7000, 512]]);
+    const b3 = batchOf([[2048, 7000, 512]]);
     await two.copyBatch(b3, { signal: never });
     expect(two.stats().channels.map((c) => c.submitted)).toEqual([1 + 1, 2]);
   });
@@ -122,7 +113,7 @@ describe('dcbm over skeleton channels', () => {
       const data = fillPages(m, 500, 40, 8);
       m.kernel.mem.view(5000, 80).fill(0);
       // Every other destination page: nothing merges, 40 descriptors.
-      const batch = makeBatch(
+      const batch = batchOf(
         Array.from({ length: 40 }, (_, i) => [500 + i, 5000 + 2 * i, 1] as [number, number, number]),
       );
       await mig.copyBatch(batch, { signal: never });
@@ -146,7 +137,7 @@ describe('dcbm over skeleton channels', () => {
     await m.offload.register(mig);
     fillPages(m, 600, 8, 9);
     m.kernel.mem.view(7000, 16).fill(0xee);
-    const batch = makeBatch(
+    const batch = batchOf(
       Array.from({ length: 8 }, (_, i) => [600 + i, 7000 + 2 * i, 1] as [number, number, number]),
     );
     await mig.copyBatch(batch, { signal: never });
@@ -163,7 +154,7 @@ describe('dcbm over skeleton channels', () => {
     const mig = dcbm({ channels: 1 });
     await m.offload.register(mig);
     // Both rows read pfn 700: the second mapping of the same frame is refused (EEXIST).
-    const batch = makeBatch([
+    const batch = batchOf([
       [700, 800, 1],
       [700, 900, 1],
     ]);
@@ -178,7 +169,7 @@ describe('dcbm over skeleton channels', () => {
     let hang = true;
     const mig = dcbm({ channels: 2, inject: (ch) => (hang && ch === 0 ? 'hang' : undefined) });
     await m.offload.register(mig);
-    const { p, a, data, pfns } = populate(m, 1 << 20, 'never', 4096, 3);
+    const { p, addr: a, data, heads: pfns } = populateRegion(m, { bytes: 1 << 20, thp: 'never', seed: 3 });
     const r = await m.migrateFolios(pfns, { node: 1, copyTimeoutMs: 30 });
     expect(r.ret).toBe(0);
     expect(r.offload.failures).toBeGreaterThan(0);
@@ -204,7 +195,7 @@ describe('dcbm over skeleton channels', () => {
     const mig = dcbm({ channels: 1, sgSegments: 16 }, { sg_elems: 4 });
     await m.offload.register(mig);
     const data = fillPages(m, 1200, 10, 11);
-    const batch = makeBatch(
+    const batch = batchOf(
       Array.from({ length: 10 }, (_, i) => [1200 + i, 4000 + 3 * i, 1] as [number, number, number]),
     );
     await mig.copyBatch(batch, { signal: never });
@@ -282,7 +273,7 @@ describe('dcbm knobs and counters', () => {
     // nr_dma_chan limits the channels one batch uses.
     mig.params.set('offloading', 1);
     mig.params.set('nr_dma_chan', 1);
-    const batch = makeBatch([
+    const batch = batchOf([
       [100, 200, 1],
       [102, 202, 1],
     ]);

@@ -1,4 +1,4 @@
-import { createMachine, type Machine, MigrateMode, MigrateReason, MigrationBatch } from '@pagemig/core';
+import { createMachine, type Machine } from '@pagemig/core';
 
 /** Deterministic bytes: every 4-byte word differs between seeds and positions. */
 export function pattern(seed: number, n: number): Uint8Array {
@@ -13,21 +13,6 @@ export async function smallMachine(memory = '32MiB', nodes = 2): Promise<Machine
     nodes: Array.from({ length: nodes }, () => ({ memory })),
     prefault: false,
   });
-}
-
-/** A batch table in a SharedArrayBuffer, as the engine builds it. */
-export function makeBatch(rows: [src: number, dst: number, nr: number][]): MigrationBatch {
-  const table = new Int32Array(new SharedArrayBuffer(Math.max(rows.length, 1) * 16));
-  rows.forEach(([s, d, n], i) => {
-    table.set([s, d, n, 0], i * 4);
-  });
-  return new MigrationBatch(table, rows.length, MigrateReason.MR_SYSCALL, MigrateMode.MIGRATE_SYNC);
-}
-
-export function markedRows(batch: MigrationBatch): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < batch.rows; i++) if (batch.isCopied(i)) out.push(i);
-  return out;
 }
 
 /** Fills pfns [pfn, pfn + nr) with the pattern of `seed` and returns the bytes. */

@@ -1,12 +1,6 @@
-import {
-  createMachine,
-  type Machine,
-  MigrateMode,
-  MigrateReason,
-  MigrationBatch,
-  PagemigError,
-} from '@pagemig/core';
+import { createMachine, type Machine, PagemigError } from '@pagemig/core';
 import { DmaStatusCode } from '@pagemig/dmaengine';
+import { batchOf, markedRows, populateRegion } from '@pagemig/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMigrator, optionKeys, PtdmaError, type PtdmaMigrator } from '../dist/index.js';
 import { pattern } from './rig.js';
@@ -23,26 +17,6 @@ async function machine(memory = '64MiB', extra: object = {}): Promise<Machine> {
   return createMachine({ nodes: [{ memory }, { memory }], prefault: false, ...extra });
 }
 
-function populate(mm: Machine, len: number, thp: 'never' | '64KiB' | 'always', folio: number, seed: number) {
-  const p = mm.spawn();
-  const a = p.mmap(len, { thp, node: 0 });
-  const data = pattern(seed, len);
-  p.write(a, data);
-  const pfns: number[] = [];
-  for (let off = 0; off < len; off += folio) pfns.push(p.pageInfo(a + off)!.headPfn);
-  return { p, a, data, pfns };
-}
-
-function batchOf(rows: [number, number, number][]): MigrationBatch {
-  const t = new Int32Array(new SharedArrayBuffer(rows.length * 16));
-  rows.forEach(([s, d, n], i) => {
-    t.set([s, d, n, 0], i * 4);
-  });
-  return new MigrationBatch(t, rows.length, MigrateReason.MR_SYSCALL, MigrateMode.MIGRATE_SYNC);
-}
-const marked = (b: MigrationBatch) =>
-  Array.from({ length: b.rows }, (_, i) => i).filter((i) => b.isCopied(i));
-
 describe('migration through emulated PTDMA engines', () => {
   it.each([1, 2, 4, 16])('migrates with %i channel(s): bytes verified, invariants hold', async (channels) => {
     m = await machine();
@@ -55,7 +29,8 @@ describe('migration through emulated PTDMA engines', () => {
       ['64KiB', 64 << 10],
       ['always', 2 << 20],
     ] as const) {
-      const { p, a, data, pfns } = populate(m, 8 << 20, thp, folio, channels);
+      const { p, addr: a, data, heads: pfns } = populateRegion(m, { bytes: 8 << 20, thp, seed: channels });
+      expect(pfns.length).toBe((8 << 20) / folio);
       const r = await m.migrateFolios(pfns, { node: 1 });
       expect(r.ret).toBe(0);
       expect(r.offload.foliosCopied).toBe(pfns.length);
@@ -91,7 +66,7 @@ describe('migration through emulated PTDMA engines', () => {
     mig.devices[1]!.injectError(PtdmaError.ODMA0_AXI_SLVERR, 2);
     const batch = batchOf(rows);
     await mig.copyBatch(batch, { signal: never });
-    expect(marked(batch)).toEqual([0, 1, 2, 3, 4]);
+    expect(markedRows(batch)).toEqual([0, 1, 2, 3, 4]);
     for (const [i, [s, d]] of rows.entries()) {
       if (i <= 4) expect(Buffer.compare(mem.view(d), mem.view(s))).toBe(0);
       else expect(mem.view(d).every((b) => b === 0xee)).toBe(true);
@@ -102,7 +77,7 @@ describe('migration through emulated PTDMA engines', () => {
     expect(m.offload.log.join('\n')).toContain('INVALID_DST_ADDR, device code 38');
 
     // Through the engine: the CPU copies what the device did not, and every byte arrives.
-    const { p, a, data, pfns } = populate(m, 4 << 20, 'never', 4096, 9);
+    const { p, addr: a, data, heads: pfns } = populateRegion(m, { bytes: 4 << 20, thp: 'never', seed: 9 });
     mig.devices[0]!.injectError(PtdmaError.LSB_PARITY_ERR, 1);
     const r = await m.migrateFolios(pfns, { node: 1 });
     expect(r.ret).toBe(0);
@@ -132,7 +107,7 @@ describe('migration through emulated PTDMA engines', () => {
     for (let round = 0; round < 300; round++) {
       const batch = batchOf(rows);
       await mig.copyBatch(batch, { signal: AbortSignal.timeout(5000) });
-      expect(marked(batch).length, `round ${round}`).toBe(rows.length);
+      expect(markedRows(batch).length, `round ${round}`).toBe(rows.length);
     }
     for (const [s, d] of rows) expect(Buffer.compare(mem.view(d), mem.view(s))).toBe(0);
     expect(mig.stats()).toMatchObject({
@@ -147,7 +122,7 @@ describe('migration through emulated PTDMA engines', () => {
     // 20 MB/s: 4 MiB would take ~200 ms; the engine gives up after 20 ms.
     const mig = createMigrator({ channels: 2, timing: { bandwidth: '20MB/s' } });
     await m.offload.register(mig);
-    const { p, a, data, pfns } = populate(m, 4 << 20, 'always', 2 << 20, 4);
+    const { p, addr: a, data, heads: pfns } = populateRegion(m, { bytes: 4 << 20, thp: 'always', seed: 4 });
     const t0 = performance.now();
     const r = await m.migrateFolios(pfns, { node: 1, copyTimeoutMs: 20 });
     expect(performance.now() - t0).toBeLessThan(1000);
@@ -176,7 +151,7 @@ describe('migration through emulated PTDMA engines', () => {
     // Engine 0 wedges on its next descriptor: HALT goes unanswered, so terminate resets it. One
     // 2 MiB folio: one batch, on one channel (engine 0).
     mig.devices[0]!.injectWedge(1);
-    const { p, a, data, pfns } = populate(m, 2 << 20, 'always', 2 << 20, 5);
+    const { p, addr: a, data, heads: pfns } = populateRegion(m, { bytes: 2 << 20, thp: 'always', seed: 5 });
     const r = await m.migrateFolios(pfns, { node: 1, copyTimeoutMs: 30 });
     expect(r.ret).toBe(0);
     expect(r.offload.foliosCopied).toBe(0);
@@ -207,14 +182,14 @@ describe('migration through emulated PTDMA engines', () => {
     // Pull the plug on the device thread behind the driver's back.
     await (dev as unknown as { dev: { worker: { terminate(): Promise<number> } } }).dev.worker.terminate();
     await run;
-    expect(marked(batch)).toEqual([]);
+    expect(markedRows(batch)).toEqual([]);
     expect(dev.channels[0].stats().errors).toBe(1);
     for (let i = 0; i < 100 && dev.state !== 'up'; i++) await new Promise((res) => setTimeout(res, 10));
     expect(dev.state).toBe('up');
     dev.setTiming({ bandwidthMBps: 0, latencyNs: 0 });
     const again = batchOf([[2000, 9000, 4]]);
     await mig.copyBatch(again, { signal: never });
-    expect(marked(again)).toEqual([0]);
+    expect(markedRows(again)).toEqual([0]);
     expect(mem.view(9000, 4).every((b) => b === 7)).toBe(true);
     expect(DmaStatusCode.DEV_LINK_ERROR).toBe(13);
   });

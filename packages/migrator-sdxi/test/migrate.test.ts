@@ -1,12 +1,6 @@
-import {
-  createMachine,
-  type Machine,
-  MigrateMode,
-  MigrateReason,
-  MigrationBatch,
-  PagemigError,
-} from '@pagemig/core';
+import { createMachine, type Machine, PagemigError } from '@pagemig/core';
 import { DmaStatusCode, type DmaTxResult } from '@pagemig/dmaengine';
+import { batchOf, markedRows, populateRegion } from '@pagemig/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   CONTEXT_BLOCK_PAGES,
@@ -32,25 +26,6 @@ async function machine(memory = '64MiB'): Promise<Machine> {
   return createMachine({ nodes: [{ memory }, { memory }], prefault: false });
 }
 
-function populate(mm: Machine, len: number, thp: 'never' | '64KiB' | 'always', folio: number, seed: number) {
-  const p = mm.spawn();
-  const a = p.mmap(len, { thp, node: 0 });
-  const data = pattern(seed, len);
-  p.write(a, data);
-  const pfns: number[] = [];
-  for (let off = 0; off < len; off += folio) pfns.push(p.pageInfo(a + off)!.headPfn);
-  return { p, a, data, pfns };
-}
-
-function batchOf(rows: [number, number, number][]): MigrationBatch {
-  const tb = new Int32Array(new SharedArrayBuffer(rows.length * 16));
-  rows.forEach(([s, d, n], i) => {
-    tb.set([s, d, n, 0], i * 4);
-  });
-  return new MigrationBatch(tb, rows.length, MigrateReason.MR_SYSCALL, MigrateMode.MIGRATE_SYNC);
-}
-const marked = (b: MigrationBatch) =>
-  Array.from({ length: b.rows }, (_, i) => i).filter((i) => b.isCopied(i));
 /** Rows of one page that never merge (every other frame). */
 const scattered = (n: number, src: number, dst: number) =>
   Array.from({ length: n }, (_, i) => [src + 2 * i, dst + 2 * i, 1] as [number, number, number]);
@@ -68,7 +43,8 @@ describe('migration through an emulated SDXI function', () => {
       ['64KiB', 64 << 10],
       ['always', 2 << 20],
     ] as const) {
-      const { p, a, data, pfns } = populate(m, 8 << 20, thp, folio, channels);
+      const { p, addr: a, data, heads: pfns } = populateRegion(m, { bytes: 8 << 20, thp, seed: channels });
+      expect(pfns.length).toBe((8 << 20) / folio);
       const r = await m.migrateFolios(pfns, { node: 1 });
       expect(r.ret).toBe(0);
       expect(r.offload.foliosCopied).toBe(pfns.length);
@@ -125,7 +101,7 @@ describe('migration through an emulated SDXI function', () => {
     ctx2.ring.setAkey(0, { valid: false, interrupt: true, vector: 2, targetSfunc: 0, pasid: 2 });
     const batch = batchOf(rows);
     await mig.copyBatch(batch, { signal: never });
-    expect(marked(batch)).toEqual([0, 1, 2, 3]);
+    expect(markedRows(batch)).toEqual([0, 1, 2, 3]);
     for (const [i, [s, d]] of rows.entries()) {
       if (i < 4) expect(Buffer.compare(mem.view(d), mem.view(s))).toBe(0);
       else expect(mem.view(d).every((x) => x === 0xee)).toBe(true);
@@ -146,7 +122,7 @@ describe('migration through an emulated SDXI function', () => {
     ctx2.ring.setAkey(0, { valid: true, interrupt: true, vector: 2, targetSfunc: 0, pasid: 2 });
     const again = batchOf(rows);
     await mig.copyBatch(again, { signal: never });
-    expect(marked(again)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(markedRows(again)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     for (const [s, d] of rows) expect(Buffer.compare(mem.view(d), mem.view(s))).toBe(0);
   });
 
@@ -160,7 +136,7 @@ describe('migration through an emulated SDXI function', () => {
     for (let round = 0; round < 40; round++) {
       const batch = batchOf(rows);
       await mig.copyBatch(batch, { signal: AbortSignal.timeout(5000) });
-      expect(marked(batch).length, `round ${round}`).toBe(rows.length);
+      expect(markedRows(batch).length, `round ${round}`).toBe(rows.length);
     }
     for (const [s, d] of rows) expect(Buffer.compare(mem.view(d), mem.view(s))).toBe(0);
     expect(mig.stats()).toMatchObject({ folios_migrated: 40 * rows.length, folios_failures: 0, timeouts: 0 });
@@ -258,7 +234,7 @@ describe('migration through an emulated SDXI function', () => {
     await (fn as unknown as { dev: { worker: { terminate(): Promise<number> } } }).dev.worker.terminate();
     for (let i = 0; i < 100 && fn.state === 'up'; i++) await new Promise((res) => setTimeout(res, 5));
     expect(fn.state).toBe('dead');
-    const { p, a, data, pfns } = populate(m, 1 << 20, 'never', 4096, 7);
+    const { p, addr: a, data, heads: pfns } = populateRegion(m, { bytes: 1 << 20, thp: 'never', seed: 7 });
     const r = await m.migrateFolios(pfns, { node: 1 });
     expect(r.ret).toBe(0);
     expect(r.offload.foliosCopied).toBe(0);

@@ -1,13 +1,10 @@
 import {
-  BATCH_ROW_INTS,
   DRIVER_FAULT_SITES,
   type DriverFaultSite,
   type FaultRule,
   type Machine,
   MIGRATOR_API_VERSION,
-  MigrateMode,
-  MigrateReason,
-  MigrationBatch,
+  type MigrationBatch,
   type Migrator,
   type MmapOptions,
   PAGE_SIZE,
@@ -18,6 +15,7 @@ import {
 } from '@pagemig/core';
 import { assertExpect, type ExpectLike } from './expect.js';
 import {
+  batchOf,
   checkRegion,
   createTestMachine,
   machineChecksum,
@@ -67,7 +65,7 @@ interface DirectBatch {
 /** Allocates `orders.length` folio pairs, fills sources with a pattern and destinations with garbage. */
 function directBatch(m: Machine, orders: readonly number[], seed = 1): DirectBatch {
   const k = m.kernel;
-  const table = new Int32Array(new SharedArrayBuffer(orders.length * BATCH_ROW_INTS * 4));
+  const rows: [number, number, number][] = [];
   const src: number[] = [];
   const dst: number[] = [];
   const nr: number[] = [];
@@ -84,13 +82,13 @@ function directBatch(m: Machine, orders: readonly number[], seed = 1): DirectBat
       k.mem.view(s, n).set(patternBytes(n * PAGE_SIZE, seed * 1000 + i));
       k.mem.view(d, 2 * n).fill(0xee);
     }
-    table.set([s, dd, n, 0], i * BATCH_ROW_INTS);
+    rows.push([s, dd, n]);
     src.push(s);
     dst.push(dd);
     nr.push(n);
   });
   return {
-    batch: new MigrationBatch(table, orders.length, MigrateReason.MR_SYSCALL, MigrateMode.MIGRATE_SYNC),
+    batch: batchOf(rows),
     src,
     dst,
     nr,

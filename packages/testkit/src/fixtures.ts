@@ -1,8 +1,14 @@
 import {
+  BATCH_ROW_INTS,
   createMachine,
   type Machine,
   type MachineConfig,
+  MigrateMode,
+  type MigrateModeValue,
   type MigrateOptions,
+  MigrateReason,
+  type MigrateReasonValue,
+  MigrationBatch,
   type MigrationResult,
   type MmapOptions,
   PAGE_SIZE,
@@ -193,4 +199,27 @@ export function machineChecksum(m: Machine): string {
     }
   }
   return (h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0');
+}
+
+/**
+ * A batch of `(srcPfn, dstPfn, nrPages)` rows in a SharedArrayBuffer, as the engine hands one to a
+ * migrator: for calling `copyBatch` by hand. Default reason `syscall_or_cpuset`, mode MIGRATE_SYNC.
+ */
+export function batchOf(
+  rows: readonly (readonly [src: number, dst: number, nrPages: number])[],
+  reason: MigrateReasonValue = MigrateReason.MR_SYSCALL,
+  mode: MigrateModeValue = MigrateMode.MIGRATE_SYNC,
+): MigrationBatch {
+  const table = new Int32Array(new SharedArrayBuffer(Math.max(rows.length, 1) * BATCH_ROW_INTS * 4));
+  rows.forEach(([s, d, n], i) => {
+    table.set([s, d, n, 0], i * BATCH_ROW_INTS);
+  });
+  return new MigrationBatch(table, rows.length, reason, mode);
+}
+
+/** The rows of `batch` its migrator marked copied, in order. */
+export function markedRows(batch: MigrationBatch): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < batch.rows; i++) if (batch.isCopied(i)) out.push(i);
+  return out;
 }

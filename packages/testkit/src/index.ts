@@ -3,11 +3,13 @@ export { type ConformanceOptions, type ItLike, runMigratorConformance } from './
 export { type ExitResult, runUntilExit } from './exit.js';
 export { assertExpect, type ExpectLike } from './expect.js';
 export {
+  batchOf,
   checkRegion,
   createTestMachine,
   fillPattern,
   headsOf,
   machineChecksum,
+  markedRows,
   migrateRegion,
   patternBytes,
   populateRegion,

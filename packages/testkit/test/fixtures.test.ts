@@ -1,11 +1,13 @@
 import { Worker } from 'node:worker_threads';
-import type { Machine } from '@pagemig/core';
+import { type Machine, MigrateMode, MigrateReason } from '@pagemig/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   assertExpect,
+  batchOf,
   checkRegion,
   createTestMachine,
   machineChecksum,
+  markedRows,
   migrateRegion,
   patternBytes,
   populateRegion,
@@ -76,5 +78,33 @@ describe('fixtures', () => {
     assertExpect({ a: [1] }).toEqual({ a: [1] });
     assertExpect(3).toBeGreaterThan(2);
     expect(() => assertExpect(1).toBeLessThanOrEqual(0)).toThrow(/expected 1 <= 0/);
+  });
+});
+
+describe('batchOf and markedRows', () => {
+  it('lays rows out as the engine does and reports the rows a migrator marked', () => {
+    const b = batchOf([
+      [10, 20, 1],
+      [30, 40, 512],
+      [50, 60, 16],
+    ]);
+    expect([b.rows, b.reason, b.mode]).toEqual([3, MigrateReason.MR_SYSCALL, MigrateMode.MIGRATE_SYNC]);
+    expect([0, 1, 2].map((i) => [b.src(i), b.dst(i), b.nrPages(i)])).toEqual([
+      [10, 20, 1],
+      [30, 40, 512],
+      [50, 60, 16],
+    ]);
+    expect(b.pages).toBe(529);
+    expect(markedRows(b)).toEqual([]);
+    b.markCopied(2);
+    b.markCopied(0);
+    expect(markedRows(b)).toEqual([0, 2]);
+    const c = batchOf([], MigrateReason.MR_COMPACTION, MigrateMode.MIGRATE_ASYNC);
+    expect([c.rows, c.reason, c.mode, markedRows(c)]).toEqual([
+      0,
+      MigrateReason.MR_COMPACTION,
+      MigrateMode.MIGRATE_ASYNC,
+      [],
+    ]);
   });
 });
