@@ -49,6 +49,17 @@ export declare function rawCopier(bytes: number): { readonly bytes: number; pass
 /** `TypedArray.prototype.set` between two pre-faulted SharedArrayBuffers, warm, ≥ minMs (200) timed. */
 export declare function rawCopy(opts: { bytes: number; chunk: number; minMs?: number }): RawCopy;
 
+/**
+ * The ceiling for multi-threaded copies: the calling thread and `threads - 1` workers (spinning
+ * when the clock starts) copy contiguous runs of the pieces of two pre-faulted buffers of `bytes`;
+ * `pass(chunk, n = threads)` returns the seconds of one warm copy of all of them in pieces of
+ * `chunk` bytes on `n` threads (`n = 1`: the one-thread reference). `close()` ends the workers.
+ */
+export declare function parallelRawCopier(
+  bytes: number,
+  threads: number,
+): Promise<{ readonly bytes: number; readonly threads: number; pass(chunk: number, n?: number): number; close(): Promise<void> }>;
+
 export interface Environment {
   node: string;
   v8: string;

@@ -355,3 +355,5 @@ export function formatBytes(n) {
   }
   return `${n} B`;
 }
+
+export { parallelRawCopier } from './parallel-raw-copy.mjs';
