@@ -71,7 +71,11 @@ export interface MigrationResult {
   /** Input pfns that could not be isolated (free, not user memory, already isolated). */
   notIsolated: number;
   phases: MigrationPhases;
-  /** The engine thread's own CPU time (/proc/thread-self/schedstat on Linux). */
+  /**
+   * The engine thread's own CPU time (/proc/thread-self/schedstat on Linux). The kernel brings it up
+   * to date when the thread sleeps and at scheduler ticks, so a migration that never sleeps (an
+   * inline copy) is charged in whole ticks (4 ms at HZ=250): sum it over many migrations.
+   */
   cpuSeconds: number;
   wallSeconds: number;
   /** Under clock 'modeled': the timing model's phases for this run's shape (modeled, not measured). */

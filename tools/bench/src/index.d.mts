@@ -58,7 +58,12 @@ export declare function rawCopy(opts: { bytes: number; chunk: number; minMs?: nu
 export declare function parallelRawCopier(
   bytes: number,
   threads: number,
-): Promise<{ readonly bytes: number; readonly threads: number; pass(chunk: number, n?: number): number; close(): Promise<void> }>;
+): Promise<{
+  readonly bytes: number;
+  readonly threads: number;
+  pass(chunk: number, n?: number): number;
+  close(): Promise<void>;
+}>;
 
 export interface Environment {
   node: string;

@@ -52,10 +52,15 @@ export async function parallelRawCopier(bytes, threads) {
     workers.push(w);
   }
   const exited = workers.map((w) => new Promise((resolve) => w.once('exit', resolve)));
-  await Promise.all(workers.map((w) => new Promise((resolve, reject) => {
-    w.once('online', resolve);
-    w.once('error', reject);
-  })));
+  await Promise.all(
+    workers.map(
+      (w) =>
+        new Promise((resolve, reject) => {
+          w.once('online', resolve);
+          w.once('error', reject);
+        }),
+    ),
+  );
   // Started: from now on the threads never keep the process alive.
   for (const w of workers) w.unref();
 

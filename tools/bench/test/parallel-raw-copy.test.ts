@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { parallelRawCopier } from '../src/index.mjs';
 
-const workerHandles = () => process.getActiveResourcesInfo().filter((r) => /Worker|MessagePort/i.test(r)).length;
+const workerHandles = () =>
+  process.getActiveResourcesInfo().filter((r) => /Worker|MessagePort/i.test(r)).length;
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const close of closers.splice(0)) await close();
