@@ -1,5 +1,7 @@
-import { expect } from 'vitest';
+import { afterEach, expect } from 'vitest';
+import type { MachineConfig } from '../src/config.js';
 import { PagemigError } from '../src/errno.js';
+import { createMachine, type Machine } from '../src/machine.js';
 import { PAGE_SIZE } from '../src/mmzone.js';
 
 /** Runs `fn`, expects a PagemigError and returns it. */
@@ -52,4 +54,28 @@ export function filled(n: number, value: number): Uint8Array {
 export function allZero(a: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) if (a[i] !== 0) return false;
   return true;
+}
+
+/**
+ * The machine factory of a test file: two 32 MiB nodes, not pre-faulted, unless `config` says
+ * otherwise. After each test every machine it made is checked against the model's invariants and
+ * closed. Call it at the top level of the file (it registers the afterEach hook).
+ */
+export function machinesCheckedAfterEach(): (config?: Partial<MachineConfig>) => Promise<Machine> {
+  const machines: Machine[] = [];
+  afterEach(async () => {
+    for (const m of machines.splice(0)) {
+      m.checkInvariants();
+      await m.close();
+    }
+  });
+  return async (config = {}) => {
+    const m = await createMachine({
+      nodes: [{ memory: '32MiB' }, { memory: '32MiB' }],
+      prefault: false,
+      ...config,
+    });
+    machines.push(m);
+    return m;
+  };
 }

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { MachineConfig } from '../src/config.js';
 import { EINVAL, ENOMEM } from '../src/errno.js';
-import { createMachine, type Machine } from '../src/machine.js';
+import type { Machine } from '../src/machine.js';
 import {
   GUP_PIN_COUNTING_BIAS,
   NR_MAX_MIGRATE_ASYNC_RETRY,
@@ -18,7 +18,7 @@ import type { Migrator } from '../src/migrator.js';
 import { PAGE_SIZE } from '../src/mmzone.js';
 import type { MmapOptions, Process } from '../src/process.js';
 import type { VmstatName } from '../src/vmstat.js';
-import { pattern, sameBytes } from './helpers.js';
+import { machinesCheckedAfterEach, pattern, sameBytes } from './helpers.js';
 
 // The reference migrator, imported from its source. A dynamic import by absolute path keeps the
 // other package's file out of this package's `tsc` program (rootDir, .ts extension).
@@ -31,22 +31,9 @@ async function cpuSerial(): Promise<Migrator> {
 const PG = PAGE_SIZE;
 const THP = 2 << 20;
 
-const machines: Machine[] = [];
-async function machine(extra: Partial<MachineConfig> = {}): Promise<Machine> {
-  const m = await createMachine({
-    nodes: [{ memory: '32MiB' }, { memory: '32MiB' }],
-    prefault: false,
-    ...extra,
-  });
-  machines.push(m);
-  return m;
-}
-afterEach(async () => {
+const machine = machinesCheckedAfterEach();
+afterEach(() => {
   vi.restoreAllMocks();
-  for (const m of machines.splice(0)) {
-    m.checkInvariants();
-    await m.close();
-  }
 });
 
 interface Region {

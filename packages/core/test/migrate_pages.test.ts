@@ -1,28 +1,15 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EINVAL, EPERM, ESRCH } from '../src/errno.js';
-import { createMachine, type Machine } from '../src/machine.js';
 import { PAGE_SIZE } from '../src/mmzone.js';
 import { MAX_NUMNODES } from '../src/move_pages.js';
 import type { MmapOptions, Process } from '../src/process.js';
-import { pattern, sameBytes } from './helpers.js';
+import { machinesCheckedAfterEach, pattern, sameBytes } from './helpers.js';
 
 const PG = PAGE_SIZE;
 
-const machines: Machine[] = [];
-async function machine(nodes = 2): Promise<Machine> {
-  const m = await createMachine({
-    nodes: Array.from({ length: nodes }, () => ({ memory: '32MiB' })),
-    prefault: false,
-  });
-  machines.push(m);
-  return m;
-}
-afterEach(async () => {
-  for (const m of machines.splice(0)) {
-    m.checkInvariants();
-    await m.close();
-  }
-});
+const newMachine = machinesCheckedAfterEach();
+const machine = (nodes = 2) =>
+  newMachine({ nodes: Array.from({ length: nodes }, () => ({ memory: '32MiB' })) });
 
 interface Region {
   p: Process;

@@ -1,7 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import type { MachineConfig } from '../src/config.js';
+import { describe, expect, it } from 'vitest';
 import { EACCES, EBUSY, EFAULT, EINVAL, ENODEV, ENOENT, ENOMEM, EPERM, ESRCH } from '../src/errno.js';
-import { createMachine, type Machine } from '../src/machine.js';
+import type { Machine } from '../src/machine.js';
 import { PAGE_SIZE } from '../src/mmzone.js';
 import {
   MAX_NUMNODES,
@@ -12,29 +11,14 @@ import {
 } from '../src/move_pages.js';
 import type { Process } from '../src/process.js';
 import type { VmstatName } from '../src/vmstat.js';
-import { pattern, sameBytes } from './helpers.js';
+import { machinesCheckedAfterEach, pattern, sameBytes } from './helpers.js';
 
 const PG = PAGE_SIZE;
 const THP = 2 << 20;
 /** numactl's "impossible value" that move_pages pre-fills status with. */
 const UNTOUCHED = -123;
 
-const machines: Machine[] = [];
-async function machine(extra: Partial<MachineConfig> = {}): Promise<Machine> {
-  const m = await createMachine({
-    nodes: [{ memory: '32MiB' }, { memory: '32MiB' }],
-    prefault: false,
-    ...extra,
-  });
-  machines.push(m);
-  return m;
-}
-afterEach(async () => {
-  for (const m of machines.splice(0)) {
-    m.checkInvariants();
-    await m.close();
-  }
-});
+const machine = machinesCheckedAfterEach();
 
 /** numa_alloc_onnode(pagesize, node) + a touch: one private page on `node`, filled with a pattern. */
 function allocPage(p: Process, node: number, seed: number): { addr: number; data: Uint8Array } {

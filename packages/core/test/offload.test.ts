@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EBUSY, EINVAL, EOPNOTSUPP } from '../src/errno.js';
-import { createMachine, type Machine } from '../src/machine.js';
+import type { Machine } from '../src/machine.js';
 import {
   formatReasonMask,
   MigrateMode,
@@ -23,7 +23,7 @@ import {
 import { MigratorErrorCode } from '../src/migrator_validate.js';
 import { PAGE_SIZE } from '../src/mmzone.js';
 import type { MmapOptions, Process } from '../src/process.js';
-import { pattern, sameBytes } from './helpers.js';
+import { machinesCheckedAfterEach, pattern, sameBytes } from './helpers.js';
 
 const CPU_SERIAL = new URL('../../migrator-cpu-serial/src/index.ts', import.meta.url).pathname;
 async function cpuSerial(): Promise<Migrator> {
@@ -34,22 +34,8 @@ async function cpuSerial(): Promise<Migrator> {
 const PG = PAGE_SIZE;
 const GARBAGE = 0xee;
 
-const machines: Machine[] = [];
-async function machine(backing: 'shared' | 'none' = 'shared'): Promise<Machine> {
-  const m = await createMachine({
-    nodes: [{ memory: '32MiB' }, { memory: '32MiB' }],
-    prefault: false,
-    backing,
-  });
-  machines.push(m);
-  return m;
-}
-afterEach(async () => {
-  for (const m of machines.splice(0)) {
-    m.checkInvariants();
-    await m.close();
-  }
-});
+const newMachine = machinesCheckedAfterEach();
+const machine = (backing: 'shared' | 'none' = 'shared') => newMachine({ backing });
 
 interface Region {
   p: Process;

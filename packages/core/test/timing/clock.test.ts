@@ -1,28 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import type { MachineConfig } from '../../src/config.js';
+import { describe, expect, it } from 'vitest';
 import { createMachine, type Machine } from '../../src/machine.js';
 import { defineMigrator, type MigrationBatch, type MigratorContext } from '../../src/migrator.js';
 import { PAGE_SIZE } from '../../src/mmzone.js';
 import type { Process } from '../../src/process.js';
-import { pattern, sameBytes } from '../helpers.js';
+import { machinesCheckedAfterEach, pattern, sameBytes } from '../helpers.js';
 
 const THP = 2 << 20;
-const machines: Machine[] = [];
-async function machine(extra: Partial<MachineConfig> = {}): Promise<Machine> {
-  const m = await createMachine({
-    nodes: [{ memory: '32MiB' }, { memory: '32MiB' }],
-    prefault: false,
-    ...extra,
-  });
-  machines.push(m);
-  return m;
-}
-afterEach(async () => {
-  for (const m of machines.splice(0)) {
-    m.checkInvariants();
-    await m.close();
-  }
-});
+const machine = machinesCheckedAfterEach();
 
 function populate(m: Machine, bytes: number, thp: 'always' | 'never') {
   const p = m.spawn();
