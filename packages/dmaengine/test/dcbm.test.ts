@@ -1,5 +1,5 @@
 import { type Machine, PagemigError } from '@pagemig/core';
-import { batchOf, markedRows, populateRegion } from '@pagemig/testkit';
+import { batchOf, markedRows, migrateEachFolioSize, populateRegion, scatteredRows } from '@pagemig/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   createDmaMigrator,
@@ -34,21 +34,8 @@ describe('dcbm over skeleton channels', () => {
       m = await smallMachine('32MiB');
       const mig = dcbm({ channels: n, order: 'random', seed: n });
       await m.offload.register(mig, 'all');
-      for (const [thp, folio] of [
-        ['never', 4096],
-        ['64KiB', 64 << 10],
-        ['always', 2 << 20],
-      ] as const) {
-        const { p, addr: a, data, heads: pfns } = populateRegion(m, { bytes: 4 << 20, thp, seed: n });
-        expect(pfns.length).toBe((4 << 20) / folio);
-        const r = await m.migrateFolios(pfns, { node: 1 });
-        expect(r.ret).toBe(0);
-        expect(r.offload.foliosCopied).toBe(pfns.length);
-        expect(p.pageInfo(a)!.node).toBe(1);
-        expect(Buffer.compare(p.read(a, data.length), data)).toBe(0);
-        m.checkInvariants();
-        p.exit();
-      }
+      const { problems } = await migrateEachFolioSize(m, { bytes: 4 << 20, seed: n });
+      expect(problems).toEqual([]);
       expect(mig.params.get('folios_failures')).toBe('0');
       expect(Number(mig.params.get('folios_migrated'))).toBe(1024 + 64 + 2);
       for (const ch of mig.channels) expect(ch.device.iommu.mappedPages()).toBe(0);
@@ -61,10 +48,7 @@ describe('dcbm over skeleton channels', () => {
     const mig = dcbm({ channels: 3 });
     await m.offload.register(mig);
     // Ten 1-page rows that are not physically contiguous: one descriptor each.
-    const rows = Array.from(
-      { length: 10 },
-      (_, i) => [100 + 2 * i, 300 + 2 * i, 1] as [number, number, number],
-    );
+    const rows = scatteredRows(10, 100, 300);
     const batch = batchOf(rows);
     await mig.copyBatch(batch, { signal: never });
     expect(submittedPerChannel(mig)).toEqual([3, 3, 4]);

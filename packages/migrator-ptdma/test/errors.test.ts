@@ -1,7 +1,8 @@
 import { DMA_FROM_DEVICE, DMA_TO_DEVICE, DmaStatusCode } from '@pagemig/dmaengine';
+import { fillMemory } from '@pagemig/testkit';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PtdmaError, ptdmaErrorName, raisedCodes, regs, statusOfCode } from '../dist/index.js';
-import { pattern, QCONTROL, RING_PFN, Rig, slot } from './rig.js';
+import { QCONTROL, RING_PFN, Rig, slot } from './rig.js';
 
 const r = regs;
 const SRC = 100; // mapped for reading
@@ -14,8 +15,7 @@ let rig: Rig;
 beforeAll(async () => {
   rig = await Rig.create();
   // Every page of the machine holds data, so a stray write anywhere changes the checksum.
-  const k = rig.m.kernel;
-  for (let pfn = 0; pfn < k.nrPages; pfn += 64) rig.bytes(pfn, 64).set(pattern(pfn, 64 * P));
+  fillMemory(rig.m);
 });
 afterAll(async () => {
   await rig.close();

@@ -1,29 +1,24 @@
+import { changedPages, type DmaTarget, fillMemory, mapDmaWindows, snapshotMemory } from '@pagemig/testkit';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memcpyDescriptor, type PtdmaDescriptor, raisedCodes, regs } from '../dist/index.js';
 import { descriptorArb } from './arbitraries.js';
-import { pattern, QCONTROL, RING_PFN, Rig, slot } from './rig.js';
+import { QCONTROL, RING_PFN, Rig, slot } from './rig.js';
 
 const r = regs;
 const PAGES = 2048; // 8 MiB
 const P = 4096;
 
 let rig: Rig;
-let ram: Uint8Array[];
 beforeAll(async () => {
   rig = await Rig.create('8MiB');
-  ram = rig.m.kernel.mem.sections.map((s) => new Uint8Array(s));
-  for (let pfn = 0; pfn < PAGES; pfn += 64) rig.bytes(pfn, 64).set(pattern(pfn, 64 * P));
+  fillMemory(rig.m);
 });
 afterAll(async () => {
   await rig.close();
 });
 
-type Where =
-  | { kind: 'win'; idx: number; off: number }
-  | { kind: 'ram'; addr: number }
-  | { kind: 'wild'; addr: number };
-const whereArb: fc.Arbitrary<Where> = fc.oneof(
+const whereArb: fc.Arbitrary<DmaTarget> = fc.oneof(
   {
     weight: 6,
     arbitrary: fc.record({ kind: fc.constant('win' as const), idx: fc.nat(3), off: fc.nat(40 * P) }),
@@ -61,7 +56,7 @@ const descArb = fc.oneof(
 const windowArb = fc.record({
   pfn: fc.nat(PAGES - 1),
   nr: fc.integer({ min: 1, max: 40 }),
-  dir: fc.constantFrom(1, 2, 3),
+  dir: fc.constantFrom(1 as const, 2 as const, 3 as const),
 });
 const writeArb = fc.oneof(
   fc.record({ off: fc.constant(r.CMD_TIMEOUT_OFFSET), v: fc.nat(2000) }),
@@ -105,22 +100,7 @@ describe('PTDMA under random descriptors and register writes (fast-check)', () =
         await rig.idle();
         rig.write(r.Q_INTERRUPT_STATUS, r.ALL_INTERRUPTS);
         if (!run.ringMapped) rig.iommu.unmap(RING_PFN, 1);
-        const wins: { pfn: number; nr: number }[] = [];
-        for (const w of run.windows) {
-          const nr = Math.min(w.nr, PAGES - w.pfn);
-          if (w.pfn <= RING_PFN && RING_PFN < w.pfn + nr) continue;
-          try {
-            rig.iommu.map(w.pfn, nr, w.dir as 1 | 2 | 3);
-            wins.push({ pfn: w.pfn, nr });
-          } catch {
-            // overlaps an earlier window
-          }
-        }
-        const at = (w: Where): number => {
-          if (w.kind !== 'win') return w.addr;
-          const win = wins[w.idx % Math.max(wins.length, 1)];
-          return win ? win.pfn * P + (w.off % (win.nr * P)) : w.off;
-        };
+        const at = mapDmaWindows(rig.iommu, run.windows, { pages: PAGES, keepClear: RING_PFN });
         run.descs.forEach((d, i) => {
           const desc: PtdmaDescriptor =
             'raw' in d
@@ -129,7 +109,7 @@ describe('PTDMA under random descriptors and register writes (fast-check)', () =
           rig.put(i, desc);
         });
         descriptors += run.descs.length;
-        const snapshot = ram.map((s) => Buffer.from(s));
+        const snapshot = snapshotMemory(rig.m);
         for (const w of run.writes) rig.write(w.off, w.v);
         rig.write(r.Q_TAIL_LO, slot(run.descs.length));
         rig.write(r.Q_CONTROL, run.control);
@@ -137,14 +117,9 @@ describe('PTDMA under random descriptors and register writes (fast-check)', () =
         await rig.idle(3000); // never hangs
 
         // No byte changed outside the pages mapped for writing.
-        const sectionPages = ram[0]!.length / P;
-        for (let pfn = 0; pfn < PAGES; pfn++) {
-          if (writable(pfn)) continue;
-          const s = Math.floor(pfn / sectionPages);
-          const off = (pfn % sectionPages) * P;
-          if (Buffer.compare(ram[s]!.subarray(off, off + P), snapshot[s]!.subarray(off, off + P)) !== 0)
-            throw new Error(`the device wrote pfn ${pfn}, which is not mapped for writing`);
-        }
+        const [stray] = changedPages(rig.m, snapshot, writable);
+        if (stray !== undefined)
+          throw new Error(`the device wrote pfn ${stray}, which is not mapped for writing`);
 
         // A status: drained, stopped with a known error code, stopped on completion, or not started.
         const st = rig.read(r.Q_INTERRUPT_STATUS);

@@ -1,7 +1,8 @@
 import { DMA_FROM_DEVICE, DMA_TO_DEVICE } from '@pagemig/dmaengine';
+import { patternBytes } from '@pagemig/testkit';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PT_BYTESWAP_32BIT, PT_BYTESWAP_256BIT, regs } from '../dist/index.js';
-import { pattern, QCONTROL, RING, Rig, slot } from './rig.js';
+import { QCONTROL, RING, Rig, slot } from './rig.js';
 
 const r = regs;
 let rig: Rig;
@@ -39,7 +40,7 @@ describe('PTDMA registers, driven by hand', () => {
   });
 
   it('runs one descriptor: the bytes land, head advances one slot, status and MSI report it', async () => {
-    const data = pattern(1, 8192);
+    const data = patternBytes(8192, 1);
     rig.bytes(100, 2).set(data);
     windows(100, 300, 2);
     const msi = rig.msi;
@@ -57,7 +58,7 @@ describe('PTDMA registers, driven by hand', () => {
   });
 
   it('takes 31 descriptors per doorbell and wraps around the 32-slot ring', async () => {
-    const data = pattern(2, 64 * 4096);
+    const data = patternBytes(64 * 4096, 2);
     rig.bytes(200, 64).set(data);
     windows(200, 400, 64);
     let at = 0;
@@ -160,7 +161,7 @@ describe('PTDMA registers, driven by hand', () => {
   });
 
   it('implements the passthru byteswap functions (32-bit and 256-bit)', async () => {
-    const data = pattern(3, 64);
+    const data = patternBytes(64, 3);
     rig.bytes(90).set(data);
     windows(90, 91, 1);
     rig.copy(0, 91 * 4096, 90 * 4096, 64, { function: PT_BYTESWAP_32BIT });
@@ -176,7 +177,7 @@ describe('PTDMA registers, driven by hand', () => {
 
   it('copies a run that crosses a section boundary', async () => {
     // 4 MiB sections: pfn 1024 starts the second one.
-    const data = pattern(4, 8 * 4096);
+    const data = patternBytes(8 * 4096, 4);
     rig.bytes(1020, 4).set(data.subarray(0, 4 * 4096));
     rig.bytes(1024, 4).set(data.subarray(4 * 4096));
     windows(1020, 1500, 8);

@@ -1,4 +1,5 @@
 import { DMA_FROM_DEVICE, DMA_TO_DEVICE, DmaStatusCode } from '@pagemig/dmaengine';
+import { fillMemory } from '@pagemig/testkit';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   copyDescriptor,
@@ -19,7 +20,7 @@ import {
   tables,
   writeImmDescriptor,
 } from '../dist/index.js';
-import { ctxPfn, LOG_PFN, P, pattern, Rig } from './rig.js';
+import { ctxPfn, LOG_PFN, P, Rig } from './rig.js';
 
 const r = regs;
 const t = tables;
@@ -35,8 +36,7 @@ let rig: Rig;
 beforeAll(async () => {
   rig = await Rig.create();
   // Every page of the machine holds data, so a stray write anywhere changes the checksum.
-  const k = rig.m.kernel;
-  for (let pfn = 0; pfn < k.nrPages; pfn += 64) rig.bytes(pfn, 64).set(pattern(pfn, 64 * P));
+  fillMemory(rig.m);
 });
 afterAll(async () => {
   await rig.close();

@@ -1,3 +1,4 @@
+import { changedPages, type DmaTarget, mapDmaWindows, patternBytes, snapshotMemory } from '@pagemig/testkit';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -12,27 +13,21 @@ import {
   tables,
   writeImmDescriptor,
 } from '../dist/index.js';
-import { ENTRIES, isControlPage, P, pattern, Rig } from './rig.js';
+import { ENTRIES, isControlPage, P, Rig } from './rig.js';
 
 const r = regs;
 const t = tables;
 const PAGES = 2048; // 8 MiB
 
 let rig: Rig;
-let ram: Uint8Array;
 beforeAll(async () => {
   rig = await Rig.create('8MiB');
-  ram = new Uint8Array(rig.m.kernel.mem.sections[0]!);
 });
 afterAll(async () => {
   await rig.close();
 });
 
-type Where =
-  | { kind: 'win'; idx: number; off: number }
-  | { kind: 'ram'; addr: number }
-  | { kind: 'wild'; addr: number };
-const whereArb: fc.Arbitrary<Where> = fc.oneof(
+const whereArb: fc.Arbitrary<DmaTarget> = fc.oneof(
   {
     weight: 6,
     arbitrary: fc.record({ kind: fc.constant('win' as const), idx: fc.nat(3), off: fc.nat(40 * P) }),
@@ -79,7 +74,7 @@ const runArb = fc.record({
     fc.record({
       pfn: fc.integer({ min: 200, max: PAGES - 1 }),
       nr: fc.integer({ min: 1, max: 40 }),
-      dir: fc.constantFrom(1, 2, 3),
+      dir: fc.constantFrom(1 as const, 2 as const, 3 as const),
     }),
     { maxLength: 4 },
   ),
@@ -101,22 +96,8 @@ describe('SDXI under random descriptors (fast-check)', () => {
         await rig.activate();
         rig.mmio.write(r.EMU_ORDER, run.reverse ? r.EMU_ORDER_REVERSE : r.EMU_ORDER_RING);
         const space = rig.spaces[0]!;
-        const wins: { pfn: number; nr: number }[] = [];
-        for (const w of run.windows) {
-          const nr = Math.min(w.nr, PAGES - w.pfn);
-          try {
-            space.map(w.pfn, nr, w.dir as 1 | 2 | 3);
-            wins.push({ pfn: w.pfn, nr });
-          } catch {
-            // overlaps an earlier window
-          }
-        }
+        const at = mapDmaWindows(space, run.windows, { pages: PAGES });
         rig.setAkey(1, 1, run.key1);
-        const at = (w: Where): number => {
-          if (w.kind !== 'win') return w.addr;
-          const win = wins[w.idx % Math.max(wins.length, 1)];
-          return win ? win.pfn * P + (w.off % (win.nr * P)) : w.off;
-        };
         const list: SdxiDescriptor[] = run.descs.map((d) => {
           if ('raw' in d) return d.raw;
           const o = d.op;
@@ -129,7 +110,7 @@ describe('SDXI under random descriptors (fast-check)', () => {
               return repCopyDescriptor({ dst: at(o.dst), src: at(o.src), len: o.blocks * P, ...keys }, f);
             case 'wrt':
               return writeImmDescriptor(
-                { dst: at(o.dst), data: pattern(o.len, 1 + (o.len % 32)), akeyDst: o.key1 },
+                { dst: at(o.dst), data: patternBytes(1 + (o.len % 32), o.len), akeyDst: o.key1 },
                 f,
               );
             case 'nop':
@@ -143,17 +124,15 @@ describe('SDXI under random descriptors (fast-check)', () => {
           rig.put(1, d, 'op' in o ? o.op.csb : 'own');
         });
         descriptors += list.length;
-        const snapshot = Buffer.from(ram);
+        const snapshot = snapshotMemory(rig.m);
         rig.doorbell(1);
         await rig.idle(3000); // never hangs
 
         // No byte changed outside the pages the context may write (and the function's own structures).
-        for (let pfn = 0; pfn < PAGES; pfn++) {
-          if (space.permissions(pfn) & 2 || isControlPage(pfn)) continue;
-          const o = pfn * P;
-          if (Buffer.compare(ram.subarray(o, o + P), snapshot.subarray(o, o + P)) !== 0)
-            throw new Error(`the function wrote pfn ${pfn}, which context 1 may not write`);
-        }
+        const mayWrite = (pfn: number) => (space.permissions(pfn) & 2) !== 0 || isControlPage(pfn);
+        const [stray] = changedPages(rig.m, snapshot, mayWrite);
+        if (stray !== undefined)
+          throw new Error(`the function wrote pfn ${stray}, which context 1 may not write`);
 
         // A status: drained; or waiting at an invalid slot or an unfinished chain; or stopped in
         // error with one record naming the context and a descriptor from its read index on.

@@ -1,6 +1,16 @@
-import { createMachine, type Machine, PagemigError } from '@pagemig/core';
+import type { Machine } from '@pagemig/core';
 import { DmaStatusCode, type DmaTxResult } from '@pagemig/dmaengine';
-import { batchOf, markedRows, populateRegion } from '@pagemig/testkit';
+import {
+  batchOf,
+  copyBatchRounds,
+  createTestMachine,
+  markedRows,
+  migrateEachFolioSize,
+  migratorOptionError,
+  patternBytes,
+  populateRegion,
+  scatteredRows,
+} from '@pagemig/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   CONTEXT_BLOCK_PAGES,
@@ -12,7 +22,6 @@ import {
   type SdxiMigrator,
   tables,
 } from '../dist/index.js';
-import { pattern } from './rig.js';
 
 let m: Machine | undefined;
 afterEach(async () => {
@@ -22,38 +31,15 @@ afterEach(async () => {
 
 const never = new AbortController().signal;
 
-async function machine(memory = '64MiB'): Promise<Machine> {
-  return createMachine({ nodes: [{ memory }, { memory }], prefault: false });
-}
-
-/** Rows of one page that never merge (every other frame). */
-const scattered = (n: number, src: number, dst: number) =>
-  Array.from({ length: n }, (_, i) => [src + 2 * i, dst + 2 * i, 1] as [number, number, number]);
-
 describe('migration through an emulated SDXI function', () => {
   it.each([1, 2, 4, 8])('migrates with %i context(s): bytes verified, invariants hold', async (channels) => {
-    m = await machine();
+    m = await createTestMachine();
     const mig = createMigrator({ channels });
     await m.offload.register(mig, 'all');
     const fn = mig.function!;
     expect(fn.contexts.length).toBe(channels);
-    let folios = 0;
-    for (const [thp, folio] of [
-      ['never', 4096],
-      ['64KiB', 64 << 10],
-      ['always', 2 << 20],
-    ] as const) {
-      const { p, addr: a, data, heads: pfns } = populateRegion(m, { bytes: 8 << 20, thp, seed: channels });
-      expect(pfns.length).toBe((8 << 20) / folio);
-      const r = await m.migrateFolios(pfns, { node: 1 });
-      expect(r.ret).toBe(0);
-      expect(r.offload.foliosCopied).toBe(pfns.length);
-      expect(p.pageInfo(a)!.node).toBe(1);
-      expect(Buffer.compare(p.read(a, data.length), data)).toBe(0);
-      m.checkInvariants();
-      folios += pfns.length;
-      p.exit();
-    }
+    const { folios, problems } = await migrateEachFolioSize(m, { bytes: 8 << 20, seed: channels });
+    expect(problems).toEqual([]);
     const s = mig.stats();
     expect(s).toMatchObject({ folios_migrated: folios, folios_failures: 0, descriptorFailures: 0 });
     // Every batch window was unmapped; the function keeps only its tables, log and context blocks.
@@ -64,14 +50,14 @@ describe('migration through an emulated SDXI function', () => {
   });
 
   it('migrates a process with migrate_pages(2): every page on the new node, every byte intact', async () => {
-    m = await machine();
+    m = await createTestMachine();
     const mig = createMigrator({ channels: 3 });
     await m.offload.register(mig, 'all');
     const p = m.spawn();
     const a = p.mmap(6 << 20, { thp: 'always', node: 0 });
     const b = p.mmap(2 << 20, { thp: 'never', node: 0 });
-    const da = pattern(11, 6 << 20);
-    const db = pattern(12, 2 << 20);
+    const da = patternBytes(6 << 20, 11);
+    const db = patternBytes(2 << 20, 12);
     p.write(a, da);
     p.write(b, db);
     const r = await p.migratePages(0, [0], [1]);
@@ -88,14 +74,14 @@ describe('migration through an emulated SDXI function', () => {
   });
 
   it('an invalid AKey fails that context: its folios go to the CPU, the context is stopped and restarted', async () => {
-    m = await machine();
+    m = await createTestMachine();
     const mig = createMigrator({ channels: 2 });
     await m.offload.register(mig);
     const fn = mig.function!;
     const mem = m.kernel.mem;
     // Eight rows that do not merge: context 1 gets rows 0-3, context 2 rows 4-7.
-    const rows = scattered(8, 1000, 9000);
-    for (const [s] of rows) mem.view(s).set(pattern(s, 4096));
+    const rows = scatteredRows(8, 1000, 9000);
+    for (const [s] of rows) mem.view(s).set(patternBytes(4096, s));
     for (const [, d] of rows) mem.view(d).fill(0xee);
     const ctx2 = fn.contexts[1]!;
     ctx2.ring.setAkey(0, { valid: false, interrupt: true, vector: 2, targetSfunc: 0, pasid: 2 });
@@ -127,23 +113,16 @@ describe('migration through an emulated SDXI function', () => {
   });
 
   it('loses no completion across many refills of a 1024-slot ring', async () => {
-    m = await machine();
+    m = await createTestMachine();
     const mig = createMigrator({ channels: 1 });
     await m.offload.register(mig);
-    const mem = m.kernel.mem;
-    const rows = scattered(1500, 1000, 6000);
-    for (const [s] of rows) mem.view(s).set(pattern(s, 4096));
-    for (let round = 0; round < 40; round++) {
-      const batch = batchOf(rows);
-      await mig.copyBatch(batch, { signal: AbortSignal.timeout(5000) });
-      expect(markedRows(batch).length, `round ${round}`).toBe(rows.length);
-    }
-    for (const [s, d] of rows) expect(Buffer.compare(mem.view(d), mem.view(s))).toBe(0);
+    const rows = scatteredRows(1500, 1000, 6000);
+    expect(await copyBatchRounds(m, mig, rows, 40)).toEqual([]);
     expect(mig.stats()).toMatchObject({ folios_migrated: 40 * rows.length, folios_failures: 0, timeouts: 0 });
   });
 
   it('terminateAll stops the context, completes or aborts every descriptor, and leaves the channel usable', async () => {
-    m = await machine();
+    m = await createTestMachine();
     const mig = createMigrator({ channels: 1 });
     await m.offload.register(mig);
     const ctx = mig.function!.contexts[0]!;
@@ -151,7 +130,7 @@ describe('migration through an emulated SDXI function', () => {
     const mem = m.kernel.mem;
     ctx.iommu.map(1000, 512, 1);
     ctx.iommu.map(3000, 512, 2);
-    mem.view(1000, 512).set(pattern(3, 512 * 4096));
+    mem.view(1000, 512).set(patternBytes(512 * 4096, 3));
     const results: DmaTxResult[] = [];
     for (let i = 0; i < 512; i++) {
       const tx = ch.prepMemcpy((3000 + i) * 4096, (1000 + i) * 4096, 4096)!;
@@ -177,14 +156,14 @@ describe('migration through an emulated SDXI function', () => {
   });
 
   it('handles errors as the dmadev error_handling test of DPDK does: 16-copy bursts with a failure at 0, 7, 14, 15', async () => {
-    m = await machine();
+    m = await createTestMachine();
     const mig = createMigrator({ channels: 1 });
     await m.offload.register(mig);
     const ctx = mig.function!.contexts[0]!;
     const ch = ctx.channels[0];
     const mem = m.kernel.mem;
     ctx.iommu.map(1000, 16, 1);
-    mem.view(1000, 16).set(pattern(21, 16 * 4096));
+    mem.view(1000, 16).set(patternBytes(16 * 4096, 21));
     for (const bad of [0, 7, 14, 15]) {
       // Every destination mapped but the bad one's: the function refuses it, writes nothing.
       for (let i = 0; i < 16; i++) if (i !== bad) ctx.iommu.map(3000 + i, 1, 2);
@@ -227,7 +206,7 @@ describe('migration through an emulated SDXI function', () => {
   });
 
   it('fails outstanding work with DEV_LINK_ERROR when the function thread dies; the CPU takes over', async () => {
-    m = await machine();
+    m = await createTestMachine();
     const mig = createMigrator({ channels: 2 });
     await m.offload.register(mig);
     const fn = mig.function!;
@@ -279,17 +258,11 @@ describe('the sdxi migrator object', () => {
     [{ reason_mask: 'sometimes' }, /unknown migrate reason/],
     [{ deviceSpinUs: -1 }, /deviceSpinUs/],
   ])('rejects %j with ERR_MIGRATOR_OPTION', (opts, msg) => {
-    try {
-      createMigrator(opts as never);
-      expect.unreachable();
-    } catch (e) {
-      expect(PagemigError.isInstance(e) && e.code).toBe('ERR_MIGRATOR_OPTION');
-      expect((e as Error).message).toMatch(msg);
-    }
+    expect(migratorOptionError(() => createMigrator(opts as never))).toMatch(msg);
   });
 
   it('stops the function thread on close and frees every page it allocated', async () => {
-    m = await machine();
+    m = await createTestMachine();
     const free0 = m.vmstat().nr_free_pages;
     const mig: SdxiMigrator = createMigrator({ channels: 3 });
     await m.offload.register(mig);

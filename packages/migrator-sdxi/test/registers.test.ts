@@ -1,4 +1,5 @@
 import { DMA_FROM_DEVICE, DMA_TO_DEVICE } from '@pagemig/dmaengine';
+import { patternBytes } from '@pagemig/testkit';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   adminIntrDescriptor,
@@ -15,7 +16,7 @@ import {
   tables,
   writeImmDescriptor,
 } from '../dist/index.js';
-import { P, pattern, Rig } from './rig.js';
+import { P, Rig } from './rig.js';
 
 const r = regs;
 const t = tables;
@@ -55,7 +56,7 @@ describe('SDXI function registers and rings, driven by hand', () => {
   });
 
   it('copies: the bytes land, the read index advances, the CST_BLK reaches 0, vl is cleared behind', async () => {
-    const data = pattern(1, 2 * P);
+    const data = patternBytes(2 * P, 1);
     rig.bytes(400, 2).set(data);
     windows(400, 600, 2);
     const i = rig.put(1, copy(600 * P, 400 * P, 2 * P));
@@ -83,9 +84,9 @@ describe('SDXI function registers and rings, driven by hand', () => {
   it('write-immediate writes exactly its bytes, repeat-copy replicates a 4 KiB block, nop completes', async () => {
     windows(400, 600, 8);
     rig.bytes(600, 8).fill(0xee);
-    const block = pattern(2, P);
+    const block = patternBytes(P, 2);
     rig.bytes(400).set(block);
-    const imm = pattern(3, 20);
+    const imm = patternBytes(20, 3);
     const a = rig.put(1, writeImmDescriptor({ dst: 600 * P + 100, data: imm }));
     const b = rig.put(1, repCopyDescriptor({ dst: 602 * P, src: 400 * P, len: 4 * P }));
     const c = rig.put(1, nopDescriptor());
@@ -152,8 +153,8 @@ describe('SDXI function registers and rings, driven by hand', () => {
     rig.spaces[0]!.map(400, 1, DMA_TO_DEVICE);
     rig.spaces[0]!.map(500, 1, 3);
     rig.spaces[0]!.map(600, 1, DMA_FROM_DEVICE);
-    const x = pattern(4, P);
-    const y = pattern(5, P);
+    const x = patternBytes(P, 4);
+    const y = patternBytes(P, 5);
     rig.mmio.write(r.EMU_ORDER, r.EMU_ORDER_REVERSE);
     for (const fence of [false, true]) {
       rig.bytes(400).set(x);
@@ -170,8 +171,8 @@ describe('SDXI function registers and rings, driven by hand', () => {
     rig.spaces[0]!.map(400, 1, DMA_TO_DEVICE);
     rig.spaces[0]!.map(500, 1, 3);
     rig.spaces[0]!.map(600, 1, DMA_FROM_DEVICE);
-    const x = pattern(6, P);
-    const y = pattern(7, P);
+    const x = patternBytes(P, 6);
+    const y = patternBytes(P, 7);
     rig.mmio.write(r.EMU_ORDER, r.EMU_ORDER_REVERSE);
     rig.bytes(400).set(x);
     rig.bytes(500).set(y);
@@ -198,7 +199,7 @@ describe('SDXI function registers and rings, driven by hand', () => {
     await rig.activate({ clientsRunning: false });
     windows(400, 600, 4);
     rig.bytes(600, 4).fill(0);
-    rig.bytes(400, 4).set(pattern(8, 4 * P));
+    rig.bytes(400, 4).set(patternBytes(4 * P, 8));
     rig.put(1, copy(600 * P, 400 * P, P));
     rig.doorbell(1);
     await rig.idle();
@@ -234,7 +235,7 @@ describe('SDXI function registers and rings, driven by hand', () => {
 
   it('a context in its error state runs nothing until it is stopped and started again', async () => {
     windows(400, 600, 2);
-    rig.bytes(400, 2).set(pattern(9, 2 * P));
+    rig.bytes(400, 2).set(patternBytes(2 * P, 9));
     rig.bytes(600, 2).fill(0);
     const bad = rig.put(1, copy(600 * P, 400 * P, 0)); // size field 2^32 - 1: not mapped that far
     rig.doorbell(1);

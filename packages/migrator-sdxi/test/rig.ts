@@ -250,10 +250,3 @@ export class Rig {
     await this.m.close();
   }
 }
-
-export function pattern(seed: number, n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  const w = new Uint32Array(out.buffer, 0, n >>> 2);
-  for (let i = 0; i < w.length; i++) w[i] = Math.imul(i + 1, 2654435761) ^ Math.imul(seed + 1, 40503);
-  return out;
-}

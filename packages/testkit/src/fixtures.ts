@@ -217,6 +217,18 @@ export function batchOf(
   return new MigrationBatch(table, rows.length, reason, mode);
 }
 
+/**
+ * `n` one-page rows from every other frame from `src` to every other frame from `dst`: rows
+ * that never merge into one descriptor, for `batchOf`.
+ */
+export function scatteredRows(
+  n: number,
+  src: number,
+  dst: number,
+): [src: number, dst: number, nrPages: number][] {
+  return Array.from({ length: n }, (_, i) => [src + 2 * i, dst + 2 * i, 1]);
+}
+
 /** The rows of `batch` its migrator marked copied, in order. */
 export function markedRows(batch: MigrationBatch): number[] {
   const out: number[] = [];

@@ -1,8 +1,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { runUntilExit } from '../src/index.js';
+import { runExitLifetimeSuite, runUntilExit } from '../src/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pagemig-exit-'));
 function script(name: string, body: string): string {
@@ -29,4 +30,13 @@ describe('runUntilExit', () => {
     const r = await runUntilExit(s, [], { cwd: dir, timeoutMs: 1500 });
     expect(r).toEqual({ code: 'timeout', out: 'started\n', err: '' });
   });
+});
+
+runExitLifetimeSuite({
+  describe,
+  it,
+  expect,
+  child: fileURLToPath(new URL('./fixtures/lifetime-child.mjs', import.meta.url)),
+  threads: 'mock threads',
+  states: { closed: ['removed'], idle: ['up'] },
 });
