@@ -16,26 +16,28 @@ export function fillMemory(m: Machine, seed = 1): void {
   }
 }
 
-/** A copy of the machine's RAM, section by section, for `changedPages`. */
-export function snapshotMemory(m: Machine): Uint8Array[] {
-  return m.kernel.mem.sections.map((s) => new Uint8Array(s).slice());
+/** A copy of the machine's RAM (pfn n at byte n * PAGE_SIZE), for `changedPages`. */
+export function snapshotMemory(m: Machine): Uint8Array {
+  const mem = m.kernel.mem;
+  const copy = new Uint8Array(m.kernel.nrPages * PAGE_SIZE);
+  // 64 pages at a time, as fillMemory.
+  for (let pfn = 0; pfn < m.kernel.nrPages; pfn += 64)
+    copy.set(mem.view(pfn, Math.min(64, m.kernel.nrPages - pfn)), pfn * PAGE_SIZE);
+  return copy;
 }
 
 /** The pfns whose bytes differ from `snapshot`, leaving out those `mayChange` allows; ascending. */
 export function changedPages(
   m: Machine,
-  snapshot: readonly Uint8Array[],
+  snapshot: Uint8Array,
   mayChange: (pfn: number) => boolean = () => false,
 ): number[] {
-  const sections = m.kernel.mem.sections;
-  const perSection = sections[0]!.byteLength / PAGE_SIZE;
+  const mem = m.kernel.mem;
   const out: number[] = [];
   for (let pfn = 0; pfn < m.kernel.nrPages; pfn++) {
     if (mayChange(pfn)) continue;
-    const s = Math.floor(pfn / perSection);
-    const off = (pfn % perSection) * PAGE_SIZE;
-    const now = new Uint8Array(sections[s]!, off, PAGE_SIZE);
-    if (Buffer.compare(now, snapshot[s]!.subarray(off, off + PAGE_SIZE)) !== 0) out.push(pfn);
+    const before = snapshot.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
+    if (Buffer.compare(mem.view(pfn), before) !== 0) out.push(pfn);
   }
   return out;
 }
