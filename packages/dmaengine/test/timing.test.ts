@@ -63,9 +63,9 @@ describe('DeviceClock', () => {
     const t0 = performance.now();
     stop = true;
     expect(clock.hold(1e9, 0)).toBe(false);
-    expect(performance.now() - t0).toBeLessThan(100);
+    expect(performance.now() - t0).toBeLessThan(500);
     stop = false;
     expect(clock.hold(1e6, 0)).toBe(true);
-    expect(performance.now() - t0).toBeLessThan(100);
+    expect(performance.now() - t0).toBeLessThan(500);
   });
 });

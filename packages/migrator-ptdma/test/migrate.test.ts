@@ -145,7 +145,8 @@ describe('migration through emulated PTDMA engines', () => {
 
   it('fails outstanding work with DEV_LINK_ERROR when a device thread dies, then brings it back', async () => {
     m = await createTestMachine();
-    const mig = createMigrator({ channels: 1, timing: { bandwidth: '1MB/s' } });
+    // Held for 4 s, so the plug is pulled while the descriptor is in flight however busy the host.
+    const mig = createMigrator({ channels: 1, timing: { latencyUs: 4_000_000 } });
     await m.offload.register(mig);
     const dev = mig.devices[0]!;
     const mem = m.kernel.mem;

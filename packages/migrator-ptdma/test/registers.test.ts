@@ -196,16 +196,20 @@ describe('PTDMA registers, driven by hand', () => {
     rig.ring(1);
     await rig.idle();
     expect(performance.now() - t0).toBeGreaterThan(1.4);
-    // 1 MB/s: 16 KiB would take ~16 ms; HALT after 2 ms leaves the destination untouched.
-    rig.write(r.EMU_BW_MBPS, 1);
+    // A 4 s latency: the HALT (sent after 2 ms, or whenever a busy host gets to it) finds the
+    // descriptor still held, abandons it at once and leaves the destination untouched.
+    rig.write(r.EMU_BW_MBPS, 0);
+    rig.write(r.EMU_LATENCY_NS, 4e9);
     rig.bytes(120, 4).fill(0xaa);
+    const t1 = performance.now();
     rig.copy(1, 120 * 4096, 110 * 4096, 16384);
     rig.ring(2);
     await new Promise((res) => setTimeout(res, 2));
     rig.write(r.Q_CONTROL, QCONTROL | r.CMD_Q_HALT);
     await rig.idle();
+    expect(performance.now() - t1).toBeLessThan(2000);
     expect(rig.read(r.Q_HEAD_LO)).toBe(slot(1));
     expect(rig.bytes(120, 4).every((b) => b === 0xaa)).toBe(true);
-    rig.write(r.EMU_BW_MBPS, 0);
+    rig.write(r.EMU_LATENCY_NS, 0);
   });
 });
