@@ -14,8 +14,9 @@ const EXPECTED = [
   /^ {2}pt1chan0 copied [\d.]+ MiB$/m,
 ];
 
+// The whole example in a child process: seconds alone, much longer on a loaded two-core host.
 it('prints its report when run as a script', async () => {
   expect(existsSync(script), 'dist/main.js is missing: run the build first').toBe(true);
   const { stdout } = await promisify(execFile)('node', [script], { cwd: join(import.meta.dirname, '..') });
   for (const line of EXPECTED) expect(stdout).toMatch(line);
-});
+}, 90_000);
