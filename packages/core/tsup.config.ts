@@ -1,11 +1,16 @@
 import { defineConfig } from 'tsup';
 import { libraryConfig } from '../../tools/config/tsup.mjs';
 
-// Two entries: the library, and the worker module every user thread runs (resolved at run time
-// with `new URL('./user-thread.js', import.meta.url)`).
+// Entries: the public library, its `internal` and `timing` subpaths, and the worker module every
+// user thread runs (resolved at run time with `new URL('./user-thread.js', import.meta.url)`).
 export default defineConfig(
   libraryConfig({
     dir: import.meta.dirname,
-    entry: { index: 'src/index.ts', 'user-thread': 'src/user_thread.ts' },
+    entry: {
+      index: 'src/index.ts',
+      internal: 'src/internal.ts',
+      timing: 'src/timing/index.ts',
+      'user-thread': 'src/user_thread.ts',
+    },
   }),
 );

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { PagemigError } from './errno.js';
 import { PAGE_SIZE, PAGEBLOCK_NR_PAGES, type ZoneName, zoneNames } from './mmzone.js';
 import { MAX_PTE_PFN } from './pagetable.js';
-import { type ClockKind, type ProfileRef, resolveProfile } from './timing/engine_clock.js';
+import { type ClockKind, type ProfileRef, resolveProfile } from './timing/clock.js';
 import { parseSize, type Size } from './units.js';
 
 /** What `createMachine()` accepts. Sizes are byte counts or strings such as '512MiB'. */

@@ -41,6 +41,13 @@ export const errnoNames: Readonly<Record<number, string>> = {
   [ETIMEDOUT]: 'ETIMEDOUT',
 };
 
+/** What a syscall returns: `ret` -1 with `errno` on error, else 0 or a count. */
+export interface SyscallResult {
+  /** The syscall's return value: -1 on error (see errno), else 0 or the count not migrated. */
+  ret: number;
+  errno?: number;
+}
+
 const marker = Symbol.for('pagemig.error');
 
 /**

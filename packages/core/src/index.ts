@@ -14,17 +14,19 @@ export {
   type FaultSite,
   InjectedFault,
 } from './fault_inject.js';
-export { splitLayout } from './huge_memory.js';
-export type { Kernel, VmTunables } from './kernel.js';
 export { createMachine, Machine, type NodeInfo, type Procfs } from './machine.js';
-export type { Mempolicy, MempolicyMode } from './mempolicy.js';
-/** The migration engine itself, for in-kernel callers with their own get_new_folio/put_new_folio hooks (compaction). */
 export {
-  GUP_PIN_COUNTING_BIAS,
+  type Mempolicy,
+  type MempolicyMode,
+  MPOL_MF_LAZY,
+  MPOL_MF_MOVE,
+  MPOL_MF_MOVE_ALL,
+  MPOL_MF_STRICT,
+} from './mempolicy.js';
+export {
   type MigrateOptions,
   type MigrationPhases,
   type MigrationResult,
-  MigrationRun,
   NR_MAX_MIGRATE_PAGES_RETRY,
 } from './migrate.js';
 export {
@@ -57,11 +59,24 @@ export {
   type MigratorLogger,
   type OffloadInfo,
 } from './migrator.js';
+export {
+  type BooleanOptionSpec,
+  type CustomOptionSpec,
+  checkMigratorOptions,
+  describeKnownKeys,
+  type IntegerOptionSpec,
+  type MigratorOptionSpec,
+  type MigratorOptionsSpec,
+  type NumberOptionSpec,
+  type ParsedMigratorOptions,
+  suggestKey,
+} from './migrator_options.js';
 export { CORE_VERSION, MigratorErrorCode, validateMigrator } from './migrator_validate.js';
 export { Mmu, MmuFault, type MmuInit } from './mmu.js';
 export {
   HPAGE_PMD_NR,
   HPAGE_PMD_ORDER,
+  MAX_NUMNODES,
   MAX_PAGE_ORDER,
   MIGRATE_HIGHATOMIC,
   MIGRATE_ISOLATE,
@@ -78,22 +93,13 @@ export {
   type ZoneName,
   zoneNames,
 } from './mmzone.js';
-export {
-  MAX_NUMNODES,
-  type MovePagesResult,
-  MPOL_MF_LAZY,
-  MPOL_MF_MOVE,
-  MPOL_MF_MOVE_ALL,
-  MPOL_MF_STRICT,
-  type SyscallResult,
-} from './move_pages.js';
-export type { PgData } from './node.js';
-export type { PageArray } from './page.js';
-export * as pageFlags from './page.js';
+export type { MovePagesResult } from './move_pages.js';
 export { USER_BASE, ZERO_PFN } from './pagetable.js';
 export { type MmapOptions, type PageInfo, Process, type SpawnOptions } from './process.js';
+export { threadCpuSeconds } from './schedstat.js';
 export type { Sysctl } from './sysctl.js';
-export * from './timing/index.js';
+export type { ClockKind, ModeledRun, ProfileRef } from './timing/clock.js';
+export type { HardwareProfile } from './timing/profile.js';
 export type { TraceListener, TraceRecord, Tracer } from './trace.js';
 export { formatSize, parseSize, type Size } from './units.js';
 export { type ThreadSpec, UserThread, type UserThreadState } from './user_threads.js';
@@ -110,4 +116,3 @@ export {
   verifyPattern,
   type Workload,
 } from './workload.js';
-export type { Zone } from './zone.js';

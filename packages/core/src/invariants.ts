@@ -1,16 +1,10 @@
 import { PagemigError } from './errno.js';
 import type { Kernel } from './kernel.js';
+import type { Vma } from './mm.js';
 import { HPAGE_PMD_ORDER, MIGRATE_TYPES, NR_PAGE_ORDERS } from './mmzone.js';
 import { PG_buddy, PG_head, PG_tail } from './page.js';
-import {
-  PMD_HUGE,
-  PMD_TABLE,
-  PTE_MIGRATION,
-  PTE_PFN_SHIFT,
-  PTE_PRESENT,
-  PTRS_PER_PTE,
-  ZERO_PFN,
-} from './pagetable.js';
+import { PTE_MIGRATION, PTE_PFN_SHIFT, PTE_PRESENT, ZERO_PFN } from './pagetable.js';
+import { type MmWalkOps, walkPageRange } from './pagewalk.js';
 
 function broken(k: Kernel, pfn: number, rule: string): never {
   // Zone-wide rules (list counts, free page totals) have no pfn: their text names the zone.
@@ -121,32 +115,18 @@ export function checkInvariants(k: Kernel): void {
       broken(k, pfn, `rmap index ${p.index[head]! + (pfn - head)} but mapped at index ${index}`);
     if (!migration) mapped[head]!++;
   };
+  let vma: Vma;
+  const tableOps: MmWalkOps = {
+    pmdEntry(_pt, _pmdIdx, e, vpn) {
+      check(e >>> PTE_PFN_SHIFT, vpn, vma.mapping.id, vma.index(vpn), true, !(e & PTE_PRESENT));
+    },
+    pteEntry(_pt, _slot, e, vpn) {
+      if (e & (PTE_PRESENT | PTE_MIGRATION))
+        check(e >>> PTE_PFN_SHIFT, vpn, vma.mapping.id, vma.index(vpn), false, !(e & PTE_PRESENT));
+    },
+  };
   for (const proc of k.processes.values()) {
-    const pt = proc.mm.pt;
-    for (const vma of proc.mm.vmas) {
-      for (let vpn = vma.startVpn; vpn < vma.endVpn; ) {
-        const pmdIdx = vpn >>> 9;
-        const pmd = pt.pmd[pmdIdx]!;
-        const stop = Math.min(vma.endVpn, (pmdIdx + 1) * PTRS_PER_PTE);
-        if (pmd & PMD_HUGE) {
-          check(
-            pmd >>> PTE_PFN_SHIFT,
-            vpn,
-            vma.mapping.id,
-            vma.index(pmdIdx * PTRS_PER_PTE),
-            true,
-            !(pmd & PTE_PRESENT),
-          );
-        } else if (pmd & PMD_TABLE) {
-          for (let v = vpn; v < stop; v++) {
-            const e = pt.pte[pt.pteIndex(v)]!;
-            if (e & (PTE_PRESENT | PTE_MIGRATION))
-              check(e >>> PTE_PFN_SHIFT, v, vma.mapping.id, vma.index(v), false, !(e & PTE_PRESENT));
-          }
-        }
-        vpn = stop;
-      }
-    }
+    for (vma of proc.mm.vmas) walkPageRange(proc.mm.pt, vma.startVpn, vma.endVpn, tableOps);
   }
   for (const m of k.mappings) {
     if (!m?.pageCache) continue;

@@ -1,10 +1,22 @@
 import type { ResolvedConfig } from './config.js';
+import { EBUSY, PagemigError } from './errno.js';
 import type { FaultPlan } from './fault_inject.js';
 import { OffloadHost } from './migrate_offload.js';
 import { MIGRATE_TYPES, PAGEBLOCK_ORDER } from './mmzone.js';
 import { PgData } from './node.js';
 import { PageArray, PG_head, PG_tail } from './page.js';
-import { type AllocRequest, allocPages, calculateMinFreeKbytes, setupPerZoneWmarks } from './page_alloc.js';
+import {
+  type AllocHooks,
+  type AllocRequest,
+  allocPages,
+  allocPagesSlowpath,
+  buildZonelist,
+  calculateMinFreeKbytes,
+  type DirectCompactAttempt,
+  type SlowpathResult,
+  setupPerZoneWmarks,
+  wakeAllKswapds,
+} from './page_alloc.js';
 import { Pageblocks } from './pageblock.js';
 import type { Process } from './process.js';
 import { Mapping } from './rmap.js';
@@ -79,6 +91,7 @@ export class Kernel {
         .map((n) => n.nid)
         .sort((a, b) => node.distances[a]! - node.distances[b]! || a - b);
     }
+    for (const node of this.nodes) node.zonelist = buildZonelist(this.nodes, node);
     for (const z of this.zones) z.freeAreaInit();
     this.vm = {
       min_free_kbytes: calculateMinFreeKbytes(this.nodes),
@@ -107,6 +120,8 @@ export class Kernel {
   readonly threadExits = new Set<Promise<void>>();
   /** Failed allocations that may wake kswapd go to these (onAllocFailure). */
   private readonly allocFailure = new Set<(req: AllocRequest) => void>();
+  /** The slow path's steps that attached subsystems provide (setAllocHook). */
+  private readonly allocHooks: AllocHooks = {};
   /** Kernel threads of attached subsystems (kcompactd) to stop when the machine closes (onClose). */
   readonly closeHooks = new Set<() => void | Promise<void>>();
 
@@ -159,7 +174,7 @@ export class Kernel {
   allocFolio(req: AllocRequest): number {
     const got = allocPages(this.nodes, req);
     if (!got) {
-      if (req.order > 0 && req.kswapdReclaim !== false) for (const fn of this.allocFailure) fn(req);
+      if (req.order > 0 && req.kswapdReclaim !== false) this.allocFailed(req);
       return -1;
     }
     this.events.counts[got.zone.pgallocEvent] += 1 << req.order;
@@ -186,6 +201,45 @@ export class Kernel {
     p.mapcount[pfn] = 0;
     p.mapping[pfn] = 0;
     p.index[pfn] = 0;
+  }
+
+  /**
+   * A failed request that may wake kswapd: the observers see it at once; kswapd (or, without one,
+   * its sleep step that wakes kcompactd) runs in its own thread, so after the failed call returns.
+   */
+  private allocFailed(req: AllocRequest): void {
+    for (const fn of this.allocFailure) fn(req);
+    const hooks = this.allocHooks;
+    if (!hooks.wakeKswapd && !hooks.kswapdSleep) return;
+    const copy = { ...req };
+    queueMicrotask(() => wakeAllKswapds(this.nodes, copy, hooks));
+  }
+
+  /**
+   * Installs one step of the allocator's slow path (AllocHooks); a step has one owner, so a
+   * second owner gets EBUSY. Returns the function that removes it.
+   */
+  setAllocHook<K extends keyof AllocHooks>(name: K, fn: NonNullable<AllocHooks[K]>): () => void {
+    if (this.allocHooks[name])
+      throw new PagemigError('EBUSY', `EBUSY: the allocator's ${name} hook is already installed`, {
+        errno: EBUSY,
+      });
+    this.allocHooks[name] = fn;
+    return () => {
+      if (this.allocHooks[name] === fn) delete this.allocHooks[name];
+    };
+  }
+
+  /**
+   * Allocates with the slow path (__alloc_pages_slowpath): on failure kswapd is woken and direct
+   * compaction runs through the installed hooks. Resolves to the folio's head pfn (or -1) and the
+   * direct compaction attempts made.
+   */
+  allocFolioSlowpath<A extends DirectCompactAttempt = DirectCompactAttempt>(
+    req: AllocRequest,
+    hooks: AllocHooks = this.allocHooks,
+  ): Promise<SlowpathResult<A>> {
+    return allocPagesSlowpath<A>(this, req, hooks);
   }
 
   /**

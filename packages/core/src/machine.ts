@@ -85,7 +85,7 @@ export class Machine {
   /** In-kernel migrate_pages() of the folios containing `pfns` to `opts.node`. */
   migrateFolios(pfns: ArrayLike<number>, opts: MigrateOptions): Promise<MigrationResult> {
     this.open();
-    return migrateFolios(this.kernel, this.kernel.offload, pfns, opts);
+    return migrateFolios(this.kernel, pfns, opts);
   }
 
   /** get_page: takes an extra reference on the folio of `pfn` (migration then retries -EAGAIN). */

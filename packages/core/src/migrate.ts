@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { EAGAIN, EINVAL, ENOMEM, kernelError } from './errno.js';
 import { InjectedFault } from './fault_inject.js';
 import { isolateSplitFolios, splitFolio } from './huge_memory.js';
 import type { Kernel } from './kernel.js';
+import { modeledClock } from './migrate_clock.js';
 import {
   MigrateMode,
   type MigrateModeName,
@@ -21,7 +21,8 @@ import { HPAGE_PMD_ORDER, MIGRATE_MOVABLE } from './mmzone.js';
 import { PG_buddy, PG_content_copied, PG_head, PG_isolated, PG_lru, PG_tail } from './page.js';
 import { mkPte, PMD_HUGE, PTE_MIGRATION, PTE_PFN_SHIFT, PTE_PRESENT } from './pagetable.js';
 import { type Mapping, type RmapHit, rmapWalk } from './rmap.js';
-import { type ClockOptions, type ModeledRun, modeledClock } from './timing/engine_clock.js';
+import { threadCpuSeconds } from './schedstat.js';
+import type { ClockOptions, ModeledRun } from './timing/clock.js';
 
 /** mm/migrate.c constants. */
 export const NR_MAX_MIGRATE_PAGES_RETRY = 10;
@@ -87,16 +88,6 @@ export interface MigrationResult {
     foliosCopied: number;
     failures: number;
   };
-}
-
-/** The calling thread's on-CPU time in seconds. */
-export function threadCpuSeconds(): number {
-  try {
-    return Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[0]) / 1e9;
-  } catch {
-    const u = process.cpuUsage();
-    return (u.user + u.system) / 1e6;
-  }
 }
 
 interface Stats {
@@ -285,10 +276,8 @@ export class MigrationRun {
 
   /** putback_movable_pages for one folio. */
   private putback(head: number): void {
-    const p = this.k.pages;
     this.putBack++;
-    p.flags[head] = (p.flags[head]! & ~PG_isolated) | PG_lru;
-    this.k.folioPut(head);
+    putbackFolio(this.k, head);
   }
 
   /**
@@ -687,8 +676,10 @@ export function isolateFolios(k: Kernel, pfns: ArrayLike<number>): { heads: numb
   let refused = 0;
   for (let i = 0; i < pfns.length; i++) {
     const pfn = pfns[i]!;
-    if (!Number.isInteger(pfn) || pfn < 0 || pfn >= k.nrPages)
+    if (!Number.isInteger(pfn) || pfn < 0 || pfn >= k.nrPages) {
+      putbackFolios(k, heads);
       throw kernelError(EINVAL, `pfn ${pfn} is not RAM (0..${k.nrPages - 1})`);
+    }
     const head = p.head(pfn);
     const f = p.flags[head]!;
     if (f & PG_buddy || !(f & PG_lru) || f & PG_isolated || p.refcount[head]! <= 0) {
@@ -702,52 +693,84 @@ export function isolateFolios(k: Kernel, pfns: ArrayLike<number>): { heads: numb
   return { heads, refused };
 }
 
-/** m.migrateFolios(): in-kernel migrate_pages() of the folios that contain `pfns`. */
-export async function migrateFolios(
-  k: Kernel,
-  host: OffloadHost,
-  pfns: ArrayLike<number>,
-  opts: MigrateOptions,
-): Promise<MigrationResult> {
+/** What one engine entry takes: the target and modes, the caller's hooks, and its accounting. */
+export interface MigratePagesOptions extends MigrateOptions {
+  /** get_new_folio (e.g. compaction_alloc): a prepared folio of `order` for `src`, or -1. */
+  alloc?: (src: number, order: number) => number;
+  /** put_new_folio (e.g. compaction_free): takes back an unused destination. */
+  free?: (dst: number) => void;
+  /** Pfns the caller could not isolate, reported as `notIsolated`. */
+  notIsolated?: number;
+  /**
+   * Whether this call is a measured unit of its own (default true): its engine-thread CPU time is
+   * read and pagemig:migrate_phases is emitted. Callers that migrate in many small pieces and
+   * measure the whole (compaction's 32-page clusters) pass false and sum `phases` themselves.
+   */
+  account?: boolean;
+}
+
+const DEMOTE_ORIGINS = ['kswapd', 'direct', 'khugepaged', 'proactive'];
+/** dcbm's default: a batch copy still running after this long is aborted and copied by the CPU. */
+const DEFAULT_COPY_TIMEOUT_MS = 10_000;
+
+/** A run's checked options and its modeled clock, resolved before any folio is touched. */
+interface RunPlan {
+  node: number;
+  mode: MigrateModeValue;
+  reason: MigrateReasonValue;
+  engine: ConstructorParameters<typeof MigrationRun>[5];
+  account: boolean;
+  clock: ReturnType<typeof modeledClock>;
+}
+
+function planRun(k: Kernel, opts: MigratePagesOptions): RunPlan {
   const node = opts.node;
   if (!Number.isInteger(node) || node < 0 || node >= k.nodes.length) {
     throw kernelError(EINVAL, `target node ${node} does not exist (nodes 0..${k.nodes.length - 1})`);
   }
   const mode = resolveMode(opts.mode);
   const reason = resolveReason(opts.reason);
-  const origins = ['kswapd', 'direct', 'khugepaged', 'proactive'];
   const demoteOrigin = opts.demoteOrigin ?? 'kswapd';
-  if (!origins.includes(demoteOrigin))
+  if (!DEMOTE_ORIGINS.includes(demoteOrigin))
     throw kernelError(
       EINVAL,
-      `demoteOrigin ${JSON.stringify(demoteOrigin)} is not one of ${origins.join(', ')}`,
+      `demoteOrigin ${JSON.stringify(demoteOrigin)} is not one of ${DEMOTE_ORIGINS.join(', ')}`,
     );
-  const t0 = performance.now();
-  const c0 = threadCpuSeconds();
-  const clock = modeledClock(k, host, opts);
-  const { heads, refused } = isolateFolios(k, pfns);
-  clock?.capture(heads);
-  const run = new MigrationRun(k, host, node, mode, reason, {
-    demoteOrigin,
-    copyTimeoutMs: opts.copyTimeoutMs ?? 10_000,
-    ...(opts.abortGraceMs !== undefined ? { abortGraceMs: opts.abortGraceMs } : {}),
-  });
-  const ret = await run.migratePages(heads);
-  const result = runResult(run, ret, refused, t0, c0);
-  if (clock) result.modeled = clock.finish(result);
-  emitPhases(k, result);
-  return result;
+  const copyTimeoutMs = opts.copyTimeoutMs ?? DEFAULT_COPY_TIMEOUT_MS;
+  if (typeof copyTimeoutMs !== 'number' || !(copyTimeoutMs > 0) || copyTimeoutMs === Infinity)
+    throw kernelError(EINVAL, `copyTimeoutMs must be a positive number of ms, got ${String(copyTimeoutMs)}`);
+  const abortGraceMs = opts.abortGraceMs;
+  if (abortGraceMs !== undefined && (typeof abortGraceMs !== 'number' || !(abortGraceMs >= 0)))
+    throw kernelError(EINVAL, `abortGraceMs must be a number of ms >= 0, got ${String(abortGraceMs)}`);
+  return {
+    node,
+    mode,
+    reason,
+    engine: {
+      demoteOrigin,
+      copyTimeoutMs,
+      ...(abortGraceMs !== undefined ? { abortGraceMs } : {}),
+      ...(opts.alloc ? { alloc: opts.alloc } : {}),
+      ...(opts.free ? { free: opts.free } : {}),
+    },
+    account: opts.account ?? true,
+    clock: modeledClock(k, k.offload, opts),
+  };
 }
 
-export function runResult(
-  run: MigrationRun,
-  ret: number,
-  refused: number,
-  t0: number,
-  c0: number,
-): MigrationResult {
+async function runPlan(
+  k: Kernel,
+  plan: RunPlan,
+  heads: readonly number[],
+  notIsolated: number,
+): Promise<MigrationResult> {
+  const t0 = performance.now();
+  const c0 = plan.account ? threadCpuSeconds() : 0;
+  plan.clock?.capture(heads);
+  const run = new MigrationRun(k, k.offload, plan.node, plan.mode, plan.reason, plan.engine);
+  const ret = await run.migratePages(heads);
   const s = run.stats;
-  return {
+  const result: MigrationResult = {
     ret,
     ...(ret < 0 ? { errno: -ret } : {}),
     nrSucceeded: s.nrSucceeded,
@@ -756,16 +779,63 @@ export function runResult(
     nrThpFailed: s.nrThpFailed,
     nrThpSplit: s.nrThpSplit,
     nrSplit: s.nrSplit,
-    notIsolated: refused,
+    notIsolated,
     phases: { ...run.phases },
-    cpuSeconds: threadCpuSeconds() - c0,
+    cpuSeconds: plan.account ? threadCpuSeconds() - c0 : 0,
     wallSeconds: (performance.now() - t0) / 1000,
     offload: { ...run.offload },
   };
+  if (plan.clock) result.modeled = plan.clock.finish(result);
+  if (plan.account) emitPhases(k, result);
+  return result;
+}
+
+/**
+ * migrate_pages() of include/linux/migrate.h: the one entry into the engine for every caller
+ * (m.migrateFolios, move_pages(2), migrate_pages(2), compaction, and the policy daemons). It
+ * migrates the isolated folios `heads` to `opts.node` and puts back what did not move; it owns the
+ * run: option defaults and checks, the result, the phase tracepoint, CPU accounting and the
+ * modeled clock. Invalid options put every folio back before the error is thrown.
+ */
+export async function migratePages(
+  k: Kernel,
+  heads: readonly number[],
+  opts: MigratePagesOptions,
+): Promise<MigrationResult> {
+  let plan: RunPlan;
+  try {
+    plan = planRun(k, opts);
+  } catch (e) {
+    putbackFolios(k, heads);
+    throw e;
+  }
+  return runPlan(k, plan, heads, opts.notIsolated ?? 0);
+}
+
+/** m.migrateFolios(): isolates the folios that contain `pfns` and migrates them. */
+export async function migrateFolios(
+  k: Kernel,
+  pfns: ArrayLike<number>,
+  opts: MigrateOptions,
+): Promise<MigrationResult> {
+  // Options are checked before isolation, so a refused call leaves every folio where it was.
+  const plan = planRun(k, opts);
+  const { heads, refused } = isolateFolios(k, pfns);
+  return runPlan(k, plan, heads, refused);
+}
+
+/** putback_movable_pages: returns isolated folios to the LRU and drops the isolation reference. */
+export function putbackFolios(k: Kernel, heads: readonly number[]): void {
+  for (const head of heads) putbackFolio(k, head);
+}
+
+function putbackFolio(k: Kernel, head: number): void {
+  k.pages.flags[head] = (k.pages.flags[head]! & ~PG_isolated) | PG_lru;
+  k.folioPut(head);
 }
 
 /** pagemig's own tracepoint with the phase breakdown of one migration. */
-export function emitPhases(k: Kernel, r: MigrationResult): void {
+function emitPhases(k: Kernel, r: MigrationResult): void {
   const us = (s: number) => Math.round(s * 1e6);
   const ph = r.phases;
   k.trace.emit(

@@ -42,3 +42,6 @@ export const WMARK_MIN = 0;
 export const WMARK_LOW = 1;
 export const WMARK_HIGH = 2;
 export const WMARK_PROMO = 3;
+
+/** MAX_NUMNODES with CONFIG_NODES_SHIFT=10: the bound of a node id in a syscall's node mask. */
+export const MAX_NUMNODES = 1024;

@@ -1,27 +1,17 @@
-import { EACCES, EBUSY, EFAULT, EINVAL, ENODEV, ENOENT, EPERM, ESRCH } from './errno.js';
+import { EACCES, EBUSY, EFAULT, EINVAL, ENODEV, ENOENT, EPERM, type SyscallResult } from './errno.js';
 import type { Kernel } from './kernel.js';
-import { emitPhases, isolateFolios, MigrationRun, runResult, threadCpuSeconds } from './migrate.js';
+import { MPOL_MF_MOVE, MPOL_MF_MOVE_ALL } from './mempolicy.js';
+import { isolateFolios, migratePages } from './migrate.js';
 import { MigrateMode, MigrateReason } from './migrate_mode.js';
 import type { Mm } from './mm.js';
 import { addrToVpn } from './mm.js';
+import { MAX_NUMNODES } from './mmzone.js';
 import { PG_isolated } from './page.js';
-import { PMD_HUGE, PMD_TABLE, PTE_PFN_SHIFT, PTE_PRESENT, ZERO_PFN } from './pagetable.js';
+import { PTE_PRESENT, ZERO_PFN } from './pagetable.js';
+import { entryPfn, pageEntry } from './pagewalk.js';
 import type { Process } from './process.js';
-import { rmapWalk } from './rmap.js';
-
-/** include/uapi/linux/mempolicy.h */
-export const MPOL_MF_STRICT = 1 << 0;
-export const MPOL_MF_MOVE = 1 << 1;
-export const MPOL_MF_MOVE_ALL = 1 << 2;
-export const MPOL_MF_LAZY = 1 << 3;
-/** MAX_NUMNODES with CONFIG_NODES_SHIFT=10. */
-export const MAX_NUMNODES = 1024;
-
-export interface SyscallResult {
-  /** The syscall's return value: -1 on error (see errno), else 0 or the count not migrated. */
-  ret: number;
-  errno?: number;
-}
+import { findTarget } from './ptrace.js';
+import { folioMaybeMappedShared } from './rmap.js';
 
 export interface MovePagesResult extends SyscallResult {
   /** Per-page status: a node id, or a negative errno. Entries the kernel does not write keep their input value. */
@@ -35,55 +25,22 @@ function followPage(mm: Mm, addr: number): { pfn: number; vmaOk: boolean } {
   const vpn = addrToVpn(addr);
   const vma = vpn >= 0 ? mm.findVma(vpn) : undefined;
   if (!vma) return { pfn: -2, vmaOk: false };
-  const pt = mm.pt;
-  const pmd = pt.pmd[vpn >>> 9]!;
-  let e = 0;
-  let off = 0;
-  if (pmd & PMD_HUGE) {
-    e = pmd;
-    off = vpn & 511;
-  } else if (pmd & PMD_TABLE) e = pt.pte[pt.pteIndex(vpn)]!;
+  const e = pageEntry(mm.pt, vpn);
   if (!(e & PTE_PRESENT)) return { pfn: -1, vmaOk: vma.migratable };
-  const base = e >>> PTE_PFN_SHIFT;
-  return { pfn: base === ZERO_PFN ? ZERO_PFN : base + off, vmaOk: vma.migratable };
-}
-
-/** folio_maybe_mapped_shared: mapped by more than one address space. */
-export function folioMaybeMappedShared(k: Kernel, head: number): boolean {
-  const p = k.pages;
-  if (p.mapcount[head]! <= 1) return false;
-  const mapping = k.mappingOf(head);
-  if (!mapping) return false;
-  let first: Mm | null = null;
-  let shared = false;
-  rmapWalk(mapping, p.index[head]!, head, 1 << k.folioOrder(head), (hit) => {
-    if (first === null) first = hit.mm;
-    else if (hit.mm !== first) shared = true;
-  });
-  return shared;
-}
-
-/** find_mm_struct: pid 0 is the caller; another pid needs CAP_SYS_NICE or the same uid. */
-export function findTarget(k: Kernel, caller: Process, pid: number): Process | number {
-  const target = pid === 0 ? caller : k.processes.get(pid);
-  if (!target || target.exited || !Number.isInteger(pid) || pid < 0) return ESRCH;
-  if (target !== caller && !caller.privileged && caller.uid !== target.uid) return EPERM;
-  return target;
+  return { pfn: entryPfn(e, vpn), vmaOk: vma.migratable };
 }
 
 /** Migrates the queued folios to `node` (do_move_pages_to_node: MIGRATE_SYNC, MR_SYSCALL). */
 async function moveToNode(k: Kernel, heads: number[], node: number): Promise<number> {
   if (!heads.length) return 0;
-  const t0 = performance.now();
-  const c0 = threadCpuSeconds();
-  const run = new MigrationRun(k, k.offload, node, MigrateMode.MIGRATE_SYNC, MigrateReason.MR_SYSCALL, {
-    demoteOrigin: 'kswapd',
-    copyTimeoutMs: 10_000,
-  });
-  const ret = await run.migratePages(heads);
-  emitPhases(k, runResult(run, ret, 0, t0, c0));
-  heads.length = 0;
-  return ret;
+  const queued = heads.splice(0);
+  return (
+    await migratePages(k, queued, {
+      node,
+      mode: MigrateMode.MIGRATE_SYNC,
+      reason: MigrateReason.MR_SYSCALL,
+    })
+  ).ret;
 }
 
 /**

@@ -5,6 +5,8 @@ export class PgData {
   readonly zones: Zone[] = [];
   /** This node first, then the others by increasing distance (build_zonelists). */
   fallbackOrder: number[] = [];
+  /** node_zonelists[ZONELIST_FALLBACK]: built once at boot (page_alloc.ts buildZonelist). */
+  zonelist: Zone[] = [];
 
   constructor(
     readonly nid: number,

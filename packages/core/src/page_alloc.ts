@@ -1,4 +1,6 @@
-import { MIGRATE_MOVABLE, WMARK_LOW, WMARK_MIN } from './mmzone.js';
+import { EINVAL, kernelError } from './errno.js';
+import type { Kernel } from './kernel.js';
+import { MIGRATE_MOVABLE, WMARK_LOW, WMARK_MIN, zoneNames } from './mmzone.js';
 import type { PgData } from './node.js';
 import type { Zone } from './zone.js';
 
@@ -19,31 +21,165 @@ export interface AllocRequest {
   kswapdReclaim?: boolean;
 }
 
+/** enum compact_priority (include/linux/compaction.h): lower is more thorough. */
+export const CompactPriority = {
+  COMPACT_PRIO_SYNC_FULL: 0,
+  COMPACT_PRIO_SYNC_LIGHT: 1,
+  COMPACT_PRIO_ASYNC: 2,
+} as const;
+export type CompactPriorityValue = (typeof CompactPriority)[keyof typeof CompactPriority];
+export const MIN_COMPACT_PRIORITY = CompactPriority.COMPACT_PRIO_SYNC_FULL;
+/** Costly orders (> PAGE_ALLOC_COSTLY_ORDER) never escalate past SYNC_LIGHT. */
+export const MIN_COMPACT_COSTLY_PRIORITY = CompactPriority.COMPACT_PRIO_SYNC_LIGHT;
+export const INIT_COMPACT_PRIORITY = CompactPriority.COMPACT_PRIO_ASYNC;
+/** The priority of the slow path's compaction after reclaim. */
+export const DEF_COMPACT_PRIORITY = CompactPriority.COMPACT_PRIO_SYNC_LIGHT;
+/** PAGE_ALLOC_COSTLY_ORDER: above it an allocation is costly (compacts before reclaim). */
+export const PAGE_ALLOC_COSTLY_ORDER = 3;
+
 /**
- * __alloc_pages: the fast path walks the zonelist (preferred node's zones from the highest
- * usable one down, then other nodes by distance) against WMARK_LOW; the slow path repeats it
- * against WMARK_MIN. There is no reclaim, so a request that fails both passes fails.
+ * build_zonelists: every zone of every node, this node's first, then the other nodes by distance
+ * (ties by id), each node's zones from the highest down. Built once per node at boot.
+ */
+export function buildZonelist(nodes: readonly PgData[], self: PgData): Zone[] {
+  const out: Zone[] = [];
+  for (const nid of self.fallbackOrder) {
+    const zones = nodes[nid]!.zones;
+    for (let zi = zones.length - 1; zi >= 0; zi--) out.push(zones[zi]!);
+  }
+  return out;
+}
+
+/**
+ * Whether walking `req`'s zonelist visits `zone`: 1 yes, 0 skip it, -1 stop (__GFP_THISNODE and
+ * the walk left the preferred node). ZONE_MOVABLE serves only movable requests.
+ */
+export function zonelistAllows(zone: Zone, req: AllocRequest, mt: number): -1 | 0 | 1 {
+  if (req.thisNode && zone.nid !== req.nid) return -1;
+  if (req.allowed && !req.allowed.includes(zone.nid)) return 0;
+  return zone.type === 'Movable' && mt !== MIGRATE_MOVABLE ? 0 : 1;
+}
+
+/** The zones `req` may allocate from, in zonelist order (for_each_zone_zonelist_nodemask). */
+export function zonelistOf(nodes: readonly PgData[], req: AllocRequest): Zone[] {
+  const preferred = nodes[req.nid];
+  if (!preferred) throw kernelError(EINVAL, `node ${req.nid} does not exist (nodes 0..${nodes.length - 1})`);
+  const mt = req.mt ?? MIGRATE_MOVABLE;
+  const out: Zone[] = [];
+  for (const zone of preferred.zonelist) {
+    const ok = zonelistAllows(zone, req, mt);
+    if (ok < 0) break;
+    if (ok) out.push(zone);
+  }
+  return out;
+}
+
+/** gfp_zone(): a movable request may use ZONE_MOVABLE, anything else up to ZONE_NORMAL. */
+export function highestZoneidxFor(mt: number): number {
+  return zoneNames.indexOf(mt === MIGRATE_MOVABLE ? 'Movable' : 'Normal');
+}
+
+/**
+ * get_page_from_freelist over the zonelist, first against WMARK_LOW (the fast path), then
+ * WMARK_MIN (the slow path's first retry). Without reclaim, a request that fails both fails.
  */
 export function allocPages(nodes: readonly PgData[], req: AllocRequest): { pfn: number; zone: Zone } | null {
   const mt = req.mt ?? MIGRATE_MOVABLE;
-  const preferred = nodes[req.nid]!;
-  const order = preferred.fallbackOrder;
+  const zonelist = nodes[req.nid]!.zonelist;
   for (let wmark = WMARK_LOW; wmark >= WMARK_MIN; wmark--) {
-    for (let ni = 0; ni < order.length; ni++) {
-      const nid = order[ni]!;
-      if (req.thisNode && nid !== req.nid) break;
-      if (req.allowed && !req.allowed.includes(nid)) continue;
-      const zones = nodes[nid]!.zones;
-      for (let zi = zones.length - 1; zi >= 0; zi--) {
-        const zone = zones[zi]!;
-        if (zone.type === 'Movable' && mt !== MIGRATE_MOVABLE) continue;
-        if (!zone.watermarkOk(req.order, zone.watermark[wmark]! + zone.watermarkBoost)) continue;
-        const pfn = zone.rmqueue(req.order, mt);
-        if (pfn >= 0) return { pfn, zone };
-      }
+    for (let i = 0; i < zonelist.length; i++) {
+      const zone = zonelist[i]!;
+      const ok = zonelistAllows(zone, req, mt);
+      if (ok < 0) break;
+      if (!ok) continue;
+      if (!zone.watermarkOk(req.order, zone.watermark[wmark]! + zone.watermarkBoost)) continue;
+      const pfn = zone.rmqueue(req.order, mt);
+      if (pfn >= 0) return { pfn, zone };
     }
   }
   return null;
+}
+
+/** One direct compaction attempt, as the subsystem that compacted reports it. */
+export interface DirectCompactAttempt {
+  priority: CompactPriorityValue;
+  /** try_to_compact_pages' result name ('skipped', 'success', ...). */
+  status: string;
+  /** Whether the allocation succeeded right after. */
+  allocated: boolean;
+}
+
+/**
+ * The parts of the allocator's slow path that other subsystems provide, each registered by the
+ * daemon package that owns it (Kernel.setAllocHook) and absent on a machine without it.
+ */
+export interface AllocHooks {
+  /** wakeup_kswapd for one node: kswapd reclaims (or demotes) until the high watermark. */
+  wakeKswapd?: (nid: number, order: number, highestZoneidx: number) => void;
+  /**
+   * What kswapd does as it goes back to sleep when it had nothing to reclaim
+   * (prepare_kswapd_sleep: reset_isolation_suitable, wakeup_kcompactd). Core calls it in place of
+   * wakeKswapd on a machine without a kswapd daemon; kswapd calls it itself otherwise.
+   */
+  kswapdSleep?: (nid: number, order: number, highestZoneidx: number) => void;
+  /**
+   * __alloc_pages_direct_compact: compact the request's zonelist at `prio`, then try the free
+   * lists again (counting compact_stall/success/fail). Resolves to the folio or -1.
+   */
+  directCompact?: (
+    req: AllocRequest,
+    prio: CompactPriorityValue,
+  ) => Promise<{ pfn: number; attempt: DirectCompactAttempt }>;
+}
+
+/** What allocPagesSlowpath did: the folio (or -1) and each direct compaction attempt. */
+export interface SlowpathResult<A extends DirectCompactAttempt = DirectCompactAttempt> {
+  pfn: number;
+  attempts: A[];
+}
+
+/** wake_all_kswapds: every node of the request's zonelist, once, in zonelist order. */
+export function wakeAllKswapds(nodes: readonly PgData[], req: AllocRequest, hooks: AllocHooks): void {
+  const wake = hooks.wakeKswapd ?? hooks.kswapdSleep;
+  if (!wake) return;
+  const highestZoneidx = highestZoneidxFor(req.mt ?? MIGRATE_MOVABLE);
+  let last = -1;
+  for (const zone of zonelistOf(nodes, req)) {
+    // A node's zones are adjacent in its zonelist.
+    if (zone.nid === last) continue;
+    last = zone.nid;
+    wake(zone.nid, req.order, highestZoneidx);
+  }
+}
+
+/**
+ * __alloc_pages_slowpath for a request that may sleep: the free lists (fast path); on failure
+ * kswapd is woken on every node of the zonelist, then a costly (or non-movable) request compacts
+ * at INIT_COMPACT_PRIORITY (async) before reclaim, then direct reclaim (none yet: no hook) and
+ * compaction at DEF_COMPACT_PRIORITY (sync-light). Without reclaim progress the kernel does not
+ * retry compaction further, so neither do we. Order 0 never compacts.
+ */
+export async function allocPagesSlowpath<A extends DirectCompactAttempt>(
+  k: Pick<Kernel, 'nodes' | 'allocFolio'>,
+  req: AllocRequest,
+  hooks: AllocHooks,
+): Promise<SlowpathResult<A>> {
+  const mt = req.mt ?? MIGRATE_MOVABLE;
+  const attempts: A[] = [];
+  // kswapd is woken below, not by allocFolio's own wake-up.
+  const pfn = k.allocFolio({ ...req, mt, kswapdReclaim: false });
+  if (pfn >= 0 || req.order === 0) return { pfn, attempts };
+  if (req.kswapdReclaim !== false) wakeAllKswapds(k.nodes, req, hooks);
+  const compact = hooks.directCompact;
+  if (!compact) return { pfn: -1, attempts };
+  if (req.order > PAGE_ALLOC_COSTLY_ORDER || mt !== MIGRATE_MOVABLE) {
+    const r = await compact(req, INIT_COMPACT_PRIORITY);
+    attempts.push(r.attempt as A);
+    if (r.pfn >= 0) return { pfn: r.pfn, attempts };
+  }
+  const r = await compact(req, DEF_COMPACT_PRIORITY);
+  attempts.push(r.attempt as A);
+  return { pfn: r.pfn, attempts };
 }
 
 /** The default vm.min_free_kbytes: int_sqrt(lowmem_kbytes * 16) clamped to [128, 262144]. */

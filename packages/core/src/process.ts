@@ -1,12 +1,12 @@
-import { EBUSY, EFAULT, EINVAL, ENOMEM, kernelError, PagemigError } from './errno.js';
+import { EBUSY, EFAULT, EINVAL, ENOMEM, kernelError, PagemigError, type SyscallResult } from './errno.js';
 import type { Kernel } from './kernel.js';
 import { copyPageRange, handleMmFault, zapRange } from './memory.js';
-import { defaultPolicy, type Mempolicy, validatePolicy } from './mempolicy.js';
-import { migratePagesSyscall } from './migrate_pages_syscall.js';
+import { defaultPolicy, kernelMigratePages, type Mempolicy, validatePolicy } from './mempolicy.js';
+
 import { addrToVpn, Mm, Vma, vpnToAddr } from './mm.js';
 import { FAULT_KILLED, FAULT_RETRY } from './mmu.js';
 import { HPAGE_PMD_ORDER, PAGE_SIZE } from './mmzone.js';
-import { type MovePagesResult, movePages, type SyscallResult } from './move_pages.js';
+import { type MovePagesResult, movePages } from './move_pages.js';
 import {
   PMD_HUGE,
   PMD_TABLE,
@@ -17,6 +17,7 @@ import {
   PTE_WRITE,
   ZERO_PFN,
 } from './pagetable.js';
+import { entryPfn, pageEntry } from './pagewalk.js';
 import { parseSize, type Size } from './units.js';
 import { ThreadGroup, type ThreadSpec, type UserThread } from './user_threads.js';
 
@@ -326,25 +327,18 @@ export class Process {
     newNodes: readonly number[],
   ): Promise<SyscallResult> {
     this.alive();
-    return this.k.trace.during(this, () => migratePagesSyscall(this.k, this, pid, oldNodes, newNodes));
+    return this.k.trace.during(this, () => kernelMigratePages(this.k, this, pid, oldNodes, newNodes));
   }
 
   /** The backing of `addr` without faulting, or null when nothing is mapped there. */
   pageInfo(addr: number): PageInfo | null {
     const vpn = addrToVpn(addr);
     if (vpn < 0) return null;
-    const pt = this.mm.pt;
-    const pmd = pt.pmd[vpn >>> 9]!;
-    let e = 0;
-    let huge = false;
-    if (pmd & PMD_HUGE) {
-      e = pmd;
-      huge = true;
-    } else if (pmd & PMD_TABLE) e = pt.pte[pt.pteIndex(vpn)]!;
+    const e = pageEntry(this.mm.pt, vpn);
     if (!(e & PTE_PRESENT)) return null;
-    const base = e >>> PTE_PFN_SHIFT;
-    const zero = base === ZERO_PFN;
-    const pfn = zero ? ZERO_PFN : huge ? base + (vpn & 511) : base;
+    const huge = (e & PMD_HUGE) !== 0;
+    const pfn = entryPfn(e, vpn);
+    const zero = pfn === ZERO_PFN;
     const head = zero ? ZERO_PFN : this.k.pages.head(pfn);
     return {
       pfn,

@@ -1,5 +1,7 @@
+import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
-import { PMD_HUGE, PMD_TABLE, PTE_MIGRATION, PTE_PFN_SHIFT, PTE_PRESENT, PTRS_PER_PTE } from './pagetable.js';
+import { PTE_MIGRATION, PTE_PFN_SHIFT, PTE_PRESENT } from './pagetable.js';
+import { type MmWalkOps, walkPageRange } from './pagewalk.js';
 
 /**
  * An rmap owner: the anon_vma of private anonymous memory, or the shmem object behind shared
@@ -42,6 +44,29 @@ const walkHit: RmapHit = {
   vpn: 0,
 };
 
+// The walk's target and visitor live here, not in a closure, so a walk allocates nothing.
+let wHead = 0;
+let wNr = 0;
+let wVisit: (hit: RmapHit) => void = () => {};
+const rmapOps: MmWalkOps = {
+  pmdEntry(_pt, pmdIdx, entry, vpn) {
+    if (entry >>> PTE_PFN_SHIFT !== wHead) return;
+    walkHit.slot = pmdIdx;
+    walkHit.huge = true;
+    walkHit.vpn = vpn;
+    wVisit(walkHit);
+  },
+  pteEntry(_pt, slot, entry, vpn) {
+    if (!(entry & (PTE_PRESENT | PTE_MIGRATION))) return;
+    const pfn = entry >>> PTE_PFN_SHIFT;
+    if (pfn < wHead || pfn >= wHead + wNr) return;
+    walkHit.slot = slot;
+    walkHit.huge = false;
+    walkHit.vpn = vpn;
+    wVisit(walkHit);
+  },
+};
+
 /**
  * rmap_walk: calls `visit` for every PMD or PTE (present or migration entry) that maps a page of
  * the folio [head, head + nr). `visit` may rewrite the entry.
@@ -53,45 +78,33 @@ export function rmapWalk(
   nr: number,
   visit: (hit: RmapHit) => void,
 ): void {
-  const hit = walkHit;
+  wHead = head;
+  wNr = nr;
+  wVisit = visit;
   const vmas = mapping.vmas;
   for (let vi = 0; vi < vmas.length; vi++) {
     const vma = vmas[vi]!;
     const lo = Math.max(index, vma.pgoff);
     const hi = Math.min(index + nr, vma.pgoff + vma.npages);
     if (lo >= hi) continue;
-    const pt = vma.mm.pt;
-    hit.mm = vma.mm;
-    hit.vma = vma;
-    let vpn = vma.startVpn + (lo - vma.pgoff);
-    const end = vpn + (hi - lo);
-    while (vpn < end) {
-      const pmdIdx = vpn >>> 9;
-      const pmd = pt.pmd[pmdIdx]!;
-      if (pmd & PMD_TABLE) {
-        const base = (pmd >>> PTE_PFN_SHIFT) * PTRS_PER_PTE;
-        const stop = Math.min(end, (pmdIdx + 1) * PTRS_PER_PTE);
-        const ptes = pt.pte;
-        for (; vpn < stop; vpn++) {
-          const slot = base + (vpn & 511);
-          const e = ptes[slot]!;
-          if (!(e & (PTE_PRESENT | PTE_MIGRATION))) continue;
-          const pfn = e >>> PTE_PFN_SHIFT;
-          if (pfn < head || pfn >= head + nr) continue;
-          hit.slot = slot;
-          hit.huge = false;
-          hit.vpn = vpn;
-          visit(hit);
-        }
-      } else {
-        if (pmd & PMD_HUGE && pmd >>> PTE_PFN_SHIFT === head) {
-          hit.slot = pmdIdx;
-          hit.huge = true;
-          hit.vpn = pmdIdx * PTRS_PER_PTE;
-          visit(hit);
-        }
-        vpn = (pmdIdx + 1) * PTRS_PER_PTE;
-      }
-    }
+    walkHit.mm = vma.mm;
+    walkHit.vma = vma;
+    const vpn = vma.startVpn + (lo - vma.pgoff);
+    walkPageRange(vma.mm.pt, vpn, vpn + (hi - lo), rmapOps);
   }
+}
+
+/** folio_maybe_mapped_shared: whether more than one address space maps the folio. */
+export function folioMaybeMappedShared(k: Kernel, head: number): boolean {
+  const p = k.pages;
+  if (p.mapcount[head]! <= 1) return false;
+  const mapping = k.mappingOf(head);
+  if (!mapping) return false;
+  let first: Mm | null = null;
+  let shared = false;
+  rmapWalk(mapping, p.index[head]!, head, 1 << k.folioOrder(head), (hit) => {
+    if (first === null) first = hit.mm;
+    else if (hit.mm !== first) shared = true;
+  });
+  return shared;
 }

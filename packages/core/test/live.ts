@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import type { Machine } from '../src/machine.js';
-import { MPOL_MF_MOVE_ALL } from '../src/move_pages.js';
+import { MPOL_MF_MOVE_ALL } from '../src/mempolicy.js';
 import { PTE_MIGRATION, PTE_PRESENT } from '../src/pagetable.js';
 import type { Process } from '../src/process.js';
 import type { UserThread } from '../src/user_threads.js';

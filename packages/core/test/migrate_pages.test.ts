@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EINVAL, EPERM, ESRCH } from '../src/errno.js';
-import { PAGE_SIZE } from '../src/mmzone.js';
-import { MAX_NUMNODES } from '../src/move_pages.js';
+import { MAX_NUMNODES, PAGE_SIZE } from '../src/mmzone.js';
 import type { MmapOptions, Process } from '../src/process.js';
 import { machinesCheckedAfterEach, pattern, sameBytes } from './helpers.js';
 

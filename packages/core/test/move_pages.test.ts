@@ -1,14 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { EACCES, EBUSY, EFAULT, EINVAL, ENODEV, ENOENT, ENOMEM, EPERM, ESRCH } from '../src/errno.js';
 import type { Machine } from '../src/machine.js';
-import { PAGE_SIZE } from '../src/mmzone.js';
-import {
-  MAX_NUMNODES,
-  MPOL_MF_LAZY,
-  MPOL_MF_MOVE,
-  MPOL_MF_MOVE_ALL,
-  MPOL_MF_STRICT,
-} from '../src/move_pages.js';
+import { MPOL_MF_LAZY, MPOL_MF_MOVE, MPOL_MF_MOVE_ALL, MPOL_MF_STRICT } from '../src/mempolicy.js';
+import { MAX_NUMNODES, PAGE_SIZE } from '../src/mmzone.js';
 import type { Process } from '../src/process.js';
 import type { VmstatName } from '../src/vmstat.js';
 import { machinesCheckedAfterEach, pattern, sameBytes } from './helpers.js';

@@ -82,7 +82,7 @@ export async function runBusyScenario(
   const chunk = opts.chunkPages ?? 16;
   const fill = opts.fill ?? 0.96;
   if (!Number.isInteger(nThreads) || nThreads < 1 || nThreads > 16)
-    throw new RangeError(`threads ${nThreads} must be an integer in 1..16`);
+    throw new PagemigError('ERR_INVALID_ARGUMENT', `threads ${nThreads} must be an integer in 1..16`);
   const url = busyWorkerUrl();
   const k = m.kernel;
   const p = m.spawn({ comm: 'busy', node: nid, memsAllowed: [nid] });
@@ -127,7 +127,8 @@ export async function runBusyScenario(
     // Wait until every thread runs its loop.
     const deadline = performance.now() + 10_000;
     while (counter.some((v) => v === 0)) {
-      if (performance.now() > deadline) throw new Error('busy scenario: the user threads did not start');
+      if (performance.now() > deadline)
+        throw new PagemigError('ERR_BUSY_SCENARIO', 'busy scenario: the user threads did not start');
       await sleep(5);
     }
     const b0 = total();
@@ -148,7 +149,14 @@ export async function runBusyScenario(
     c0 = total();
     t0 = performance.now();
     const err = m.sysctl.write('vm.compaction_proactiveness', opts.proactiveness ?? 100);
-    if (err) throw new RangeError(`proactiveness ${opts.proactiveness} was refused (errno ${err})`);
+    if (err)
+      throw new PagemigError(
+        'ERR_INVALID_ARGUMENT',
+        `proactiveness ${opts.proactiveness} was refused (errno ${err})`,
+        {
+          errno: err,
+        },
+      );
     const during = await run;
 
     for (const t of threads) t.stop();
@@ -162,11 +170,15 @@ export async function runBusyScenario(
       fillPage(want, 0, i);
       for (let w = 16; w < 1024; w++) {
         if (got[i * 1024 + w] !== want[w])
-          throw new Error(`busy scenario: page ${i} of the workload region lost its bytes (word ${w})`);
+          throw new PagemigError(
+            'ERR_DATA_LOST',
+            `busy scenario: page ${i} of the workload region lost its bytes (word ${w})`,
+          );
       }
     }
     const lost = workload.reduce((s, r) => s + r.errors, 0);
-    if (lost) throw new Error(`busy scenario: the user threads saw ${lost} lost writes`);
+    if (lost)
+      throw new PagemigError('ERR_DATA_LOST', `busy scenario: the user threads saw ${lost} lost writes`);
     return {
       workloadPages: target,
       threads: nThreads,

@@ -1,6 +1,7 @@
-import { openSync, readSync } from 'node:fs';
 import {
-  type Kernel,
+  EINVAL,
+  ENOMEM,
+  kernelError,
   MAX_PAGE_ORDER,
   MIGRATE_HIGHATOMIC,
   MIGRATE_ISOLATE,
@@ -13,14 +14,20 @@ import {
   type MigrateModeValue,
   MigrateReason,
   type MigrationPhases,
-  MigrationRun,
   migrateModeNames,
   NR_PAGE_ORDERS,
   PAGEBLOCK_NR_PAGES,
   PAGEBLOCK_ORDER,
-  pageFlags,
-  type Zone,
+  threadCpuSeconds,
 } from '@pagemig/core';
+import {
+  type Kernel,
+  migratePages,
+  PAGE_ALLOC_COSTLY_ORDER,
+  pageFlags,
+  resolveMode,
+  type Zone,
+} from '@pagemig/core/internal';
 import { compactionRestarting } from './defer.js';
 import { fragmentationIndex, fragmentationScoreWmark, fragmentationScoreZone } from './fragmentation.js';
 import {
@@ -42,13 +49,10 @@ const { PG_buddy, PG_head, PG_tail, PG_lru, PG_anon, PG_unevictable, PG_isolated
 
 /** SWAP_CLUSTER_MAX: the migrate scanner queues at most this many pages before migrating them. */
 export const COMPACT_CLUSTER_MAX = 32;
-/** PAGE_ALLOC_COSTLY_ORDER: above it the fragmentation index gates compaction. */
-export const PAGE_ALLOC_COSTLY_ORDER = 3;
 /** COMPACTION_HPAGE_ORDER on x86-64. */
 export const COMPACTION_HPAGE_ORDER = 9;
 const WMARK_MIN = 0;
 const WMARK_LOW = 1;
-const ENOMEM = 12;
 
 const pageblockStart = (pfn: number) => pfn - (pfn & (PAGEBLOCK_NR_PAGES - 1));
 /** pageblock_end_pfn: ALIGN(pfn + 1, pageblock_nr_pages). */
@@ -57,27 +61,6 @@ const pageblockAligned = (pfn: number) => (pfn & (PAGEBLOCK_NR_PAGES - 1)) === 0
 /** block_end_pfn(pfn, order): the end of the 2^order aligned block holding pfn. */
 const blockEnd = (pfn: number, order: number) => pfn - (pfn & ((1 << order) - 1)) + (1 << order);
 const isMigrateMovable = (mt: number) => mt === MIGRATE_MOVABLE;
-
-let statFd = -1;
-const statBuf = Buffer.alloc(128);
-const nap = new Int32Array(new SharedArrayBuffer(4));
-
-/**
- * The calling thread's on-CPU seconds (/proc/thread-self/schedstat; elsewhere process CPU time).
- * The kernel folds the running slice into schedstat only at a tick or a switch, so a 1 µs sleep
- * comes first: spans of a few milliseconds are then exact to tens of microseconds.
- */
-export function threadCpuSeconds(): number {
-  try {
-    if (statFd < 0) statFd = openSync('/proc/thread-self/schedstat', 'r');
-    Atomics.wait(nap, 0, 0, 0.001);
-    const n = readSync(statFd, statBuf, 0, statBuf.length, 0);
-    return Number(statBuf.toString('latin1', 0, n).split(' ')[0]) / 1e9;
-  } catch {
-    const u = process.cpuUsage();
-    return (u.user + u.system) / 1e6;
-  }
-}
 
 /**
  * Per-zone compaction state the kernel keeps in struct zone besides `compact_*` deferral fields:
@@ -229,16 +212,6 @@ interface CompactControl {
   isolatedFree: number;
   readonly highestZoneidx: number;
   readonly clusterMax: number;
-}
-
-function resolveMode(mode: CompactZoneOptions['mode']): MigrateModeValue {
-  if (mode === undefined) return MigrateMode.MIGRATE_SYNC;
-  if (typeof mode === 'number' && mode >= 0 && mode <= 2 && Number.isInteger(mode))
-    return mode as MigrateModeValue;
-  if (typeof mode === 'string' && mode in MigrateMode) return MigrateMode[mode];
-  throw new RangeError(
-    `unknown migrate mode ${JSON.stringify(mode)}; use one of ${migrateModeNames.join(', ')}`,
-  );
 }
 
 /** wmark_pages(zone, WMARK_MIN/LOW...): the watermark plus the current boost. */
@@ -752,13 +725,13 @@ async function compactZoneLocked(
 ): Promise<CompactZoneResult> {
   const order = opts.order ?? -1;
   if (!Number.isInteger(order) || order < -1 || order > MAX_PAGE_ORDER)
-    throw new RangeError(`compaction order ${order} is not -1 or 0..${MAX_PAGE_ORDER}`);
+    throw kernelError(EINVAL, `compaction order ${order} is not -1 or 0..${MAX_PAGE_ORDER}`);
   const mode = resolveMode(opts.mode);
   const clusterMax = opts.clusterMax ?? COMPACT_CLUSTER_MAX;
   if (!Number.isInteger(clusterMax) || clusterMax < 1)
-    throw new RangeError(`clusterMax ${clusterMax} must be a positive integer`);
+    throw kernelError(EINVAL, `clusterMax ${clusterMax} must be a positive integer`);
   const t0 = performance.now();
-  const c0 = threadCpuSeconds();
+  const c0 = threadCpuSeconds(true);
   const cc: CompactControl = {
     k,
     zone,
@@ -816,7 +789,7 @@ async function compactZoneLocked(
     result.isolatedFree = cc.isolatedFree;
     result.migratePfn = cc.migratePfn;
     result.freePfn = cc.freePfn;
-    result.cpuSeconds = threadCpuSeconds() - c0;
+    result.cpuSeconds = threadCpuSeconds(true) - c0;
     result.wallSeconds = (performance.now() - t0) / 1000;
     result.batchCopySeconds = result.phases.batchCopy;
     return result;
@@ -853,7 +826,7 @@ async function compactZoneLocked(
   let updateCached = !sync && state.cachedMigratePfn[0] === state.cachedMigratePfn[1];
   traceBegin(k, startPfn, cc.migratePfn, cc.freePfn, endPfn, sync);
 
-  const copyTimeoutMs = opts.copyTimeoutMs ?? 10_000;
+  const copyTimeoutMs = opts.copyTimeoutMs;
   const alloc = (_src: number, o: number) => compactionAlloc(cc, o);
   const free = (dst: number) => compactionFree(cc, dst);
   let ret: CompactResultValue;
@@ -880,18 +853,22 @@ async function compactZoneLocked(
       const nrMigratepages = cc.nrMigratepages;
       const heads = cc.migratepages;
       cc.migratepages = [];
-      const run = new MigrationRun(k, k.offload, zone.nid, mode, MigrateReason.MR_COMPACTION, {
-        demoteOrigin: 'kswapd',
+      // One engine call per cluster; the zone run is the measured unit, so the call does not
+      // read CPU time or emit its own phase event.
+      const run = await migratePages(k, heads, {
+        node: zone.nid,
+        mode,
+        reason: MigrateReason.MR_COMPACTION,
         copyTimeoutMs,
         alloc,
         free,
+        account: false,
       });
-      const err = await run.migratePages(heads);
-      const s = run.stats;
-      traceMigratepages(k, s.nrSucceeded, Math.max(nrMigratepages - s.nrSucceeded, 0));
+      const err = run.ret;
+      traceMigratepages(k, run.nrSucceeded, Math.max(nrMigratepages - run.nrSucceeded, 0));
       result.migrateCalls++;
-      result.pagesMigrated += s.nrSucceeded;
-      result.pagesFailed += s.nrFailedPages;
+      result.pagesMigrated += run.nrSucceeded;
+      result.pagesFailed += run.nrFailed;
       const ph = result.phases;
       ph.unmap += run.phases.unmap;
       ph.flush += run.phases.flush;
@@ -961,7 +938,7 @@ export async function compactNode(
   > = {},
 ): Promise<NodeCompactResult> {
   const node = k.nodes[nid];
-  if (!node) throw new RangeError(`node ${nid} does not exist (nodes 0..${k.nodes.length - 1})`);
+  if (!node) throw kernelError(EINVAL, `node ${nid} does not exist (nodes 0..${k.nodes.length - 1})`);
   const proactive = opts.proactive ?? false;
   const out: NodeCompactResult = { nid, proactive, zones: [] };
   for (const zone of node.zones) {

@@ -1,4 +1,4 @@
-import type { Kernel, Zone } from '@pagemig/core';
+import type { Kernel, Zone } from '@pagemig/core/internal';
 import { traceDefer } from './tracepoints.js';
 
 /**

@@ -1,11 +1,5 @@
-import {
-  HPAGE_PMD_ORDER,
-  type Kernel,
-  MAX_PAGE_ORDER,
-  NR_PAGE_ORDERS,
-  type PgData,
-  type Zone,
-} from '@pagemig/core';
+import { EINVAL, HPAGE_PMD_ORDER, kernelError, MAX_PAGE_ORDER, NR_PAGE_ORDERS } from '@pagemig/core';
+import type { Kernel, PgData, Zone } from '@pagemig/core/internal';
 
 /** struct contig_page_info (mm/vmstat.c): what the free lists say about one request order. */
 export interface ContigPageInfo {
@@ -119,7 +113,7 @@ export interface NodeFragmentation {
 /** The fragmentation score, thresholds and per-zone index of a node. */
 export function nodeFragmentation(k: Kernel, nid: number): NodeFragmentation {
   const node = k.nodes[nid];
-  if (!node) throw new RangeError(`node ${nid} does not exist (nodes 0..${k.nodes.length - 1})`);
+  if (!node) throw kernelError(EINVAL, `node ${nid} does not exist (nodes 0..${k.nodes.length - 1})`);
   const p = k.vm.compaction_proactiveness;
   return {
     nid,

@@ -1,3 +1,13 @@
+// The slow path's priorities live in core (page_alloc.ts); re-exported for compaction callers.
+export {
+  CompactPriority,
+  type CompactPriorityValue,
+  DEF_COMPACT_PRIORITY,
+  INIT_COMPACT_PRIORITY,
+  MIN_COMPACT_COSTLY_PRIORITY,
+  MIN_COMPACT_PRIORITY,
+  PAGE_ALLOC_COSTLY_ORDER,
+} from '@pagemig/core/internal';
 export {
   COMPACT_CLUSTER_MAX,
   COMPACTION_HPAGE_ORDER,
@@ -8,10 +18,8 @@ export {
   compactNode,
   compactZone,
   type NodeCompactResult,
-  PAGE_ALLOC_COSTLY_ORDER,
   resetCachedPositions,
   resetIsolationSuitable,
-  threadCpuSeconds,
   type ZoneCompactState,
   zoneCompactState,
 } from './compaction.js';
@@ -51,22 +59,14 @@ export {
   type CompactAllocRequest,
   type CompactAllocResult,
   type DirectCompactAttempt,
-  highestZoneidxFor,
   type SlowpathHooks,
   tryToCompactPages,
-  wakeAllKswapds,
 } from './page_alloc.js';
 export {
-  CompactPriority,
-  type CompactPriorityValue,
   CompactResult,
   type CompactResultValue,
   type CompactStatusName,
   compactResultNames,
-  DEF_COMPACT_PRIORITY,
-  INIT_COMPACT_PRIORITY,
-  MIN_COMPACT_COSTLY_PRIORITY,
-  MIN_COMPACT_PRIORITY,
   zoneIdx,
 } from './tracepoints.js';
 export {

@@ -1,11 +1,13 @@
 import {
+  EBUSY,
   EINVAL,
-  type Kernel,
+  kernelError,
   type Machine,
   MIGRATE_UNMOVABLE,
   MigrateMode,
-  type PgData,
+  PagemigError,
 } from '@pagemig/core';
+import type { Kernel, PgData } from '@pagemig/core/internal';
 import {
   type CompactZoneOptions,
   type CompactZoneResult,
@@ -18,10 +20,10 @@ import {
 import { compactionDeferReset, compactionDeferred, deferCompaction } from './defer.js';
 import { fragmentationScoreNode, fragmentationScoreWmark } from './fragmentation.js';
 import {
-  allocFolioDirectCompact,
   type CompactAllocRequest,
   type CompactAllocResult,
-  wakeAllKswapds,
+  type DirectCompactAttempt,
+  directCompact,
 } from './page_alloc.js';
 import {
   CompactResult,
@@ -30,6 +32,14 @@ import {
   traceWakeupKcompactd,
   zoneIdx,
 } from './tracepoints.js';
+
+function optionError(message: string): PagemigError {
+  return new PagemigError('ERR_KCOMPACTD_OPTION', `attachKcompactd: ${message}`, { errno: EINVAL });
+}
+
+function stoppedError(): PagemigError {
+  return new PagemigError('ERR_KCOMPACTD_STOPPED', 'kcompactd is stopped');
+}
 
 /** The instance attached to each machine (one compaction subsystem per machine). */
 const attached = new WeakMap<Machine, Kcompactd>();
@@ -285,42 +295,47 @@ export class Kcompactd {
     const known = ['proactiveness', 'checkIntervalMs', 'clusterMax', 'copyTimeoutMs'];
     for (const key of Object.keys(opts)) {
       if (!known.includes(key))
-        throw new RangeError(
-          `attachKcompactd: unknown option ${JSON.stringify(key)}; known: ${known.join(', ')}`,
-        );
+        throw optionError(`unknown option ${JSON.stringify(key)}; known: ${known.join(', ')}`);
     }
     const other = attached.get(machine);
     if (other && !other.stopping)
-      throw new Error('attachKcompactd: this machine already has kcompactd attached; stop() it first');
+      throw new PagemigError(
+        'EBUSY',
+        'EBUSY: attachKcompactd: this machine already has kcompactd attached; stop() it first',
+        { errno: EBUSY },
+      );
     this.kernel = machine.kernel;
     this.checkIntervalMs = opts.checkIntervalMs ?? HPAGE_FRAG_CHECK_INTERVAL_MSEC;
     if (!(this.checkIntervalMs > 0) || !Number.isFinite(this.checkIntervalMs))
-      throw new RangeError(
-        `attachKcompactd: checkIntervalMs must be a positive number of ms, got ${opts.checkIntervalMs}`,
-      );
+      throw optionError(`checkIntervalMs must be a positive number of ms, got ${opts.checkIntervalMs}`);
     if (opts.clusterMax !== undefined && (!Number.isInteger(opts.clusterMax) || opts.clusterMax < 1))
-      throw new RangeError(`attachKcompactd: clusterMax must be a positive integer, got ${opts.clusterMax}`);
+      throw optionError(`clusterMax must be a positive integer, got ${opts.clusterMax}`);
     this.clusterMax = opts.clusterMax;
+    if (
+      opts.copyTimeoutMs !== undefined &&
+      (typeof opts.copyTimeoutMs !== 'number' || !(opts.copyTimeoutMs > 0) || opts.copyTimeoutMs === Infinity)
+    )
+      throw optionError(`copyTimeoutMs must be a positive number of ms, got ${String(opts.copyTimeoutMs)}`);
     this.copyTimeoutMs = opts.copyTimeoutMs;
     if (opts.proactiveness !== undefined) {
       // Before the action is installed, so the initial value does not trigger a pass.
       const err = machine.sysctl.write('vm.compaction_proactiveness', opts.proactiveness);
-      if (err)
-        throw new RangeError(
-          `attachKcompactd: proactiveness must be an integer in 0..100, got ${opts.proactiveness}`,
-        );
+      if (err) throw optionError(`proactiveness must be an integer in 0..100, got ${opts.proactiveness}`);
     }
     this.undo.push(machine.sysctl.setAction('vm.compact_memory', (v) => this.compactMemorySysctl(v)));
-    // A failed high-order allocation anywhere (not only through kd.allocFolio) wakes kswapd,
-    // whose sleep steps wake kcompactd; a closing machine stops the daemons first.
-    // kswapd runs in its own thread: its steps follow the failed allocation, not inside it.
+    // The allocator's slow path (core) calls these: kswapd's sleep steps wake kcompactd after any
+    // failed high-order allocation, and direct compaction runs this package's compaction.
     this.undo.push(
-      this.kernel.onAllocFailure((req) =>
-        queueMicrotask(() => {
-          if (this.stopping) return;
-          wakeAllKswapds(this.kernel, req, (nid, order, hz) => this.kswapdSleep(nid, order, hz));
-        }),
-      ),
+      this.kernel.setAllocHook('kswapdSleep', (nid, order, hz) => {
+        if (!this.stopping) this.kswapdSleep(nid, order, hz);
+      }),
+    );
+    this.undo.push(
+      this.kernel.setAllocHook('directCompact', async (req, prio) => {
+        const r = await directCompact(this.kernel, req, prio, this.zoneOpts());
+        this.record('direct', r.attempt.zones);
+        return r;
+      }),
     );
     this.undo.push(this.kernel.onClose(() => this.stop()));
     this.undo.push(
@@ -400,7 +415,8 @@ export class Kcompactd {
 
   private daemon(nid: number): NodeDaemon {
     const d = this.daemons.get(nid);
-    if (!d) throw new RangeError(`node ${nid} has no kcompactd (nodes 0..${this.kernel.nodes.length - 1})`);
+    if (!d)
+      throw kernelError(EINVAL, `node ${nid} has no kcompactd (nodes 0..${this.kernel.nodes.length - 1})`);
     return d;
   }
 
@@ -440,18 +456,13 @@ export class Kcompactd {
 
   /** allocFolio with the direct compaction attempts it made. */
   async allocFolioDetailed(req: CompactAllocRequest): Promise<CompactAllocResult> {
-    const run = allocFolioDirectCompact(this.kernel, req, {
-      wakeKswapd: (nid, order, hz) => this.kswapdSleep(nid, order, hz),
-      compact: this.zoneOpts(),
-    });
-    const r = await this.track(run);
-    for (const a of r.attempts) this.record('direct', a.zones);
-    return r;
+    if (this.stopping) throw stoppedError();
+    return this.track(this.kernel.allocFolioSlowpath<DirectCompactAttempt>(req));
   }
 
   /** Manual compaction of one node (/sys/devices/system/node/nodeN/compact). */
   async compactNode(nid: number): Promise<NodeCompactResult> {
-    if (this.stopping) throw new Error('kcompactd is stopped');
+    if (this.stopping) throw stoppedError();
     this.daemon(nid);
     const r = await this.track(compactNode(this.kernel, nid, this.zoneOpts()));
     this.record('manual', r.zones);
@@ -460,7 +471,7 @@ export class Kcompactd {
 
   /** What writing 1 to vm.compact_memory does, awaited: every node, every zone, MIGRATE_SYNC. */
   async compactMemory(): Promise<NodeCompactResult[]> {
-    if (this.stopping) throw new Error('kcompactd is stopped');
+    if (this.stopping) throw stoppedError();
     const out: NodeCompactResult[] = [];
     for (const node of this.kernel.nodes) {
       if (this.stopping) break;

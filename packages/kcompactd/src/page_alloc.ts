@@ -1,35 +1,30 @@
-import { type Kernel, MIGRATE_MOVABLE, type Zone, zoneNames } from '@pagemig/core';
+import { MIGRATE_MOVABLE } from '@pagemig/core';
+import {
+  type AllocRequest,
+  CompactPriority,
+  type CompactPriorityValue,
+  highestZoneidxFor,
+  type Kernel,
+  MIN_COMPACT_PRIORITY,
+  zonelistOf,
+} from '@pagemig/core/internal';
 import {
   type CompactZoneOptions,
   type CompactZoneResult,
   compactZone,
-  PAGE_ALLOC_COSTLY_ORDER,
   zoneCompactState,
 } from './compaction.js';
 import { compactionDeferReset, compactionDeferred, deferCompaction } from './defer.js';
 import {
-  CompactPriority,
-  type CompactPriorityValue,
   CompactResult,
   type CompactResultValue,
   type CompactStatusName,
   compactResultNames,
-  DEF_COMPACT_PRIORITY,
-  INIT_COMPACT_PRIORITY,
-  MIN_COMPACT_PRIORITY,
   traceTryToCompactPages,
 } from './tracepoints.js';
 
-/** An allocation that may compact (the arguments of m.kernel.allocFolio plus the gfp text). */
-export interface CompactAllocRequest {
-  order: number;
-  /** Preferred node. */
-  nid: number;
-  /** Migratetype of the request; default MIGRATE_MOVABLE. */
-  mt?: number;
-  /** __GFP_THISNODE */
-  thisNode?: boolean;
-  allowed?: readonly number[] | null;
+/** An allocation that may compact (an AllocRequest of core plus the gfp text). */
+export interface CompactAllocRequest extends AllocRequest {
   /** The gfp_mask as mm_compaction_try_to_compact_pages prints it. */
   gfp?: string;
 }
@@ -51,36 +46,12 @@ export interface CompactAllocResult {
   attempts: DirectCompactAttempt[];
 }
 
-/** Hooks of the slow path that belong to other threads (kswapd). */
+/** Options of the slow path's direct compaction when called without an attached kcompactd. */
 export interface SlowpathHooks {
   /** wake_all_kswapds: called once per node of the zonelist when the fast path failed. */
   wakeKswapd?: (nid: number, order: number, highestZoneidx: number) => void;
   /** Options for every compact_zone of the direct compaction (cluster size, abort, timeout). */
   compact?: Pick<CompactZoneOptions, 'clusterMax' | 'copyTimeoutMs' | 'shouldAbort'>;
-}
-
-/** gfp_zone(): a movable request may use ZONE_MOVABLE, anything else up to ZONE_NORMAL. */
-export function highestZoneidxFor(mt: number): number {
-  return zoneNames.indexOf(mt === MIGRATE_MOVABLE ? 'Movable' : 'Normal');
-}
-
-/** The zonelist of a request: preferred node first, then by distance; zones high to low. */
-function zonelist(k: Kernel, req: CompactAllocRequest): Zone[] {
-  const mt = req.mt ?? MIGRATE_MOVABLE;
-  const preferred = k.nodes[req.nid];
-  if (!preferred) throw new RangeError(`node ${req.nid} does not exist (nodes 0..${k.nodes.length - 1})`);
-  const out: Zone[] = [];
-  for (const nid of preferred.fallbackOrder) {
-    if (req.thisNode && nid !== req.nid) break;
-    if (req.allowed && !req.allowed.includes(nid)) continue;
-    const zones = k.nodes[nid]!.zones;
-    for (let zi = zones.length - 1; zi >= 0; zi--) {
-      const zone = zones[zi]!;
-      if (zone.type === 'Movable' && mt !== MIGRATE_MOVABLE) continue;
-      out.push(zone);
-    }
-  }
-  return out;
 }
 
 /**
@@ -101,7 +72,7 @@ export async function tryToCompactPages(
   traceTryToCompactPages(k, order, req.gfp ?? defaultGfp(mt), prio);
   let rc: CompactResultValue = CompactResult.COMPACT_SKIPPED;
   const zones: CompactZoneResult[] = [];
-  for (const zone of zonelist(k, req)) {
+  for (const zone of zonelistOf(k.nodes, req)) {
     if (prio > MIN_COMPACT_PRIORITY && compactionDeferred(k, zone, order)) {
       rc = Math.max(CompactResult.COMPACT_DEFERRED, rc) as CompactResultValue;
       continue;
@@ -144,7 +115,7 @@ function defaultGfp(mt: number): string {
  * compact_stall when some zone was compacted (result ≠ skipped), then compact_success or
  * compact_fail by whether the allocation succeeded; success resets the zone's deferral.
  */
-async function directCompact(
+export async function directCompact(
   k: Kernel,
   req: CompactAllocRequest,
   prio: CompactPriorityValue,
@@ -178,56 +149,18 @@ async function directCompact(
   return { pfn: -1, attempt };
 }
 
-/** wake_all_kswapds: `wake(nid, order, highestZoneidx)` once per node of the request's zonelist. */
-export function wakeAllKswapds(
-  k: Kernel,
-  req: CompactAllocRequest,
-  wake: (nid: number, order: number, highestZoneidx: number) => void,
-): void {
-  const highestZoneidx = highestZoneidxFor(req.mt ?? MIGRATE_MOVABLE);
-  const seen = new Set<number>();
-  for (const zone of zonelist(k, req)) {
-    if (seen.has(zone.nid)) continue;
-    seen.add(zone.nid);
-    wake(zone.nid, req.order, highestZoneidx);
-  }
-}
-
 /**
- * The allocator's slow path for a request that may compact, on a machine without reclaim:
- * the fast path (m.kernel.allocFolio); on failure kswapd is woken (hooks.wakeKswapd), then
- * direct compaction at INIT_COMPACT_PRIORITY (async) and, for costly orders or non-movable
- * requests, once more at DEF_COMPACT_PRIORITY (sync-light) after the (empty) reclaim step.
- * Without reclaim progress the kernel does not retry compaction further, so neither do we.
+ * The allocator's slow path with this package's direct compaction, for a machine without an
+ * attached kcompactd (attachKcompactd installs the same steps as the machine's own hooks): core's
+ * allocFolioSlowpath, with `hooks.wakeKswapd` as kswapd's wake-up.
  */
-export async function allocFolioDirectCompact(
+export function allocFolioDirectCompact(
   k: Kernel,
   req: CompactAllocRequest,
   hooks: SlowpathHooks = {},
 ): Promise<CompactAllocResult> {
-  const mt = req.mt ?? MIGRATE_MOVABLE;
-  const attempts: DirectCompactAttempt[] = [];
-  // kswapd is woken below, through the hook, not by core's allocation-failure watchers.
-  let pfn = k.allocFolio({
-    order: req.order,
-    nid: req.nid,
-    mt,
-    thisNode: req.thisNode,
-    allowed: req.allowed,
-    kswapdReclaim: false,
+  return k.allocFolioSlowpath<DirectCompactAttempt>(req, {
+    ...(hooks.wakeKswapd ? { wakeKswapd: hooks.wakeKswapd } : {}),
+    directCompact: (r, prio) => directCompact(k, r, prio, hooks.compact),
   });
-  if (pfn >= 0 || req.order === 0) return { pfn, attempts };
-  if (hooks.wakeKswapd) wakeAllKswapds(k, req, hooks.wakeKswapd);
-  const costly = req.order > PAGE_ALLOC_COSTLY_ORDER;
-  // Costly (or non-movable) requests compact before reclaim.
-  if (costly || mt !== MIGRATE_MOVABLE) {
-    const r = await directCompact(k, req, INIT_COMPACT_PRIORITY, hooks.compact);
-    attempts.push(r.attempt);
-    if (r.pfn >= 0) return { pfn: r.pfn, attempts };
-  }
-  // retry: direct reclaim (nothing to reclaim here), then compaction at the default priority.
-  const r = await directCompact(k, req, DEF_COMPACT_PRIORITY, hooks.compact);
-  attempts.push(r.attempt);
-  pfn = r.pfn;
-  return { pfn, attempts };
 }

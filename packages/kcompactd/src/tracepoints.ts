@@ -1,4 +1,5 @@
-import { type Kernel, type Zone, type ZoneName, zoneNames } from '@pagemig/core';
+import { type ZoneName, zoneNames } from '@pagemig/core';
+import type { Kernel, Zone } from '@pagemig/core/internal';
 
 /**
  * enum compact_result (include/linux/compaction.h), in the kernel's order: results are compared
@@ -30,20 +31,6 @@ export const compactResultNames = [
   'success',
 ] as const;
 export type CompactStatusName = (typeof compactResultNames)[number];
-
-/** enum compact_priority: lower is more thorough. */
-export const CompactPriority = {
-  COMPACT_PRIO_SYNC_FULL: 0,
-  COMPACT_PRIO_SYNC_LIGHT: 1,
-  COMPACT_PRIO_ASYNC: 2,
-} as const;
-export type CompactPriorityValue = (typeof CompactPriority)[keyof typeof CompactPriority];
-export const MIN_COMPACT_PRIORITY = CompactPriority.COMPACT_PRIO_SYNC_FULL;
-/** Costly orders (> PAGE_ALLOC_COSTLY_ORDER) never escalate past SYNC_LIGHT. */
-export const MIN_COMPACT_COSTLY_PRIORITY = CompactPriority.COMPACT_PRIO_SYNC_LIGHT;
-export const INIT_COMPACT_PRIORITY = CompactPriority.COMPACT_PRIO_ASYNC;
-/** The priority of the slow path's compaction after reclaim. */
-export const DEF_COMPACT_PRIORITY = CompactPriority.COMPACT_PRIO_SYNC_LIGHT;
 
 /** zone_idx(): the zone's index in enum zone_type (DMA, DMA32, Normal, Movable). */
 export function zoneIdx(zone: Zone): number {

@@ -1,13 +1,14 @@
 import {
+  EINVAL,
   HPAGE_PMD_ORDER,
-  type Kernel,
+  kernelError,
   type Machine,
   NR_PAGE_ORDERS,
   PAGEBLOCK_NR_PAGES,
-  pageFlags,
-  type Zone,
+  PagemigError,
   type ZoneName,
 } from '@pagemig/core';
+import { type Kernel, pageFlags, type Zone } from '@pagemig/core/internal';
 import { fragmentationIndex, fragmentationScoreZone } from './fragmentation.js';
 
 const { PG_buddy, PG_head, PG_tail, PG_lru, PG_anon, PG_unevictable } = pageFlags;
@@ -49,10 +50,11 @@ export interface ZoneMap {
 
 function findZone(k: Kernel, nid: number, zone?: ZoneName): Zone {
   const node = k.nodes[nid];
-  if (!node) throw new RangeError(`node ${nid} does not exist (nodes 0..${k.nodes.length - 1})`);
+  if (!node) throw kernelError(EINVAL, `node ${nid} does not exist (nodes 0..${k.nodes.length - 1})`);
   const z = zone ? node.zones.find((x) => x.type === zone) : node.zones[node.zones.length - 1];
   if (!z)
-    throw new RangeError(
+    throw kernelError(
+      EINVAL,
       `node ${nid} has no ${zone} zone (it has ${node.zones.map((x) => x.type).join(', ')})`,
     );
   return z;
@@ -176,7 +178,7 @@ const hex = (n: number) => `0x${n.toString(16)}`;
  */
 export function renderZoneMapsSvg(maps: ZoneMap | readonly ZoneMap[], opts: ZoneMapSvgOptions = {}): string {
   const list = Array.isArray(maps) ? (maps as readonly ZoneMap[]) : [maps as ZoneMap];
-  if (!list.length) throw new RangeError('renderZoneMapsSvg: no zone map given');
+  if (!list.length) throw new PagemigError('ERR_INVALID_ARGUMENT', 'renderZoneMapsSvg: no zone map given');
   const cell = opts.cell ?? 12;
   const gap = 1;
   const maxBlocks = Math.max(...list.map((mp) => mp.states.length));

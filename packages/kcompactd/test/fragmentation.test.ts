@@ -1,4 +1,5 @@
-import { createMachine, type Machine, type Zone } from '@pagemig/core';
+import { createMachine, type Machine } from '@pagemig/core';
+import type { Zone } from '@pagemig/core/internal';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import {

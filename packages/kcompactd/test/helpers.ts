@@ -1,4 +1,5 @@
-import { type Machine, PAGE_SIZE, type Process, pageFlags, type Zone } from '@pagemig/core';
+import { type Machine, PAGE_SIZE, type Process } from '@pagemig/core';
+import { pageFlags, type Zone } from '@pagemig/core/internal';
 import { expect } from 'vitest';
 
 /** The bytes of `pages` pages where page j of chunk `seed` holds a value no other page holds. */

@@ -20,7 +20,7 @@ export {
   type ModeledRun,
   type ProfileRef,
   resolveProfile,
-} from './engine_clock.js';
+} from './clock.js';
 export { computeFindings, type Findings } from './findings.js';
 export type { FolioGroup } from './kernel_overhead.js';
 export { MEASUREMENTS_SCHEMA_VERSION, measurementsSchema, parseMeasurementsJson } from './measurements.js';

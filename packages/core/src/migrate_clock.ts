@@ -1,34 +1,19 @@
-import { PagemigError } from '../errno.js';
-import type { Kernel } from '../kernel.js';
-import type { MigrateReasonName, MigrateReasonValue } from '../migrate_mode.js';
-import { resolveReason } from '../migrate_mode.js';
-import type { OffloadHost } from '../migrate_offload.js';
-import type { MigratorCapabilities } from '../migrator.js';
-import { HPAGE_PMD_ORDER } from '../mmzone.js';
-import type { FolioGroup } from './kernel_overhead.js';
-import { type HardwareProfile, loadProfile, parseProfile } from './profile.js';
-import { type Copier, type ModeledTime, modeledRunTime } from './run_time.js';
+import { PagemigError } from './errno.js';
+import type { Kernel } from './kernel.js';
+import type { MigrateReasonName, MigrateReasonValue } from './migrate_mode.js';
+import { resolveReason } from './migrate_mode.js';
+import type { OffloadHost } from './migrate_offload.js';
+import type { MigratorCapabilities } from './migrator.js';
+import { HPAGE_PMD_ORDER } from './mmzone.js';
+import { type ClockOptions, type ModeledRun, resolveProfile } from './timing/clock.js';
+import type { FolioGroup } from './timing/kernel_overhead.js';
+import type { HardwareProfile } from './timing/profile.js';
+import { type Copier, modeledRunTime } from './timing/run_time.js';
 
-/** 'real' (default): wall time only. 'modeled': the run also carries the timing model's phases. */
-export type ClockKind = 'real' | 'modeled';
-
-/** A profile by shipped name, or a profile object (validated). */
-export type ProfileRef = string | HardwareProfile;
-
-export interface ClockOptions {
-  clock?: ClockKind;
-  profile?: ProfileRef;
-}
-
-/** What a run result carries under the modeled clock. */
-export interface ModeledRun extends ModeledTime {
-  clock: 'modeled';
-  copier: Copier;
-}
-
-export function resolveProfile(ref: ProfileRef): HardwareProfile {
-  return typeof ref === 'string' ? loadProfile(ref) : parseProfile(ref, `profile ${ref.name ?? '(object)'}`);
-}
+/**
+ * The engine's side of modeled time: what a run looks like to the timing model (folio groups,
+ * nodes, the routed copier). The model itself (src/timing) knows nothing of the machine.
+ */
 
 /** The copier the model charges for a migrator's capabilities (null: the kernel's own copy). */
 function copierOf(p: HardwareProfile, caps: MigratorCapabilities | undefined): Copier {
