@@ -1,9 +1,20 @@
 import { EAGAIN, EINVAL, kernelError } from './errno.js';
 import type { Kernel } from './kernel.js';
-import { splitHugePmd } from './memory.js';
+import type { Mm } from './mm.js';
 import { HPAGE_PMD_ORDER } from './mmzone.js';
 import { PG_anon, PG_head, PG_isolated, PG_tail } from './page.js';
-import { PTE_PFN_SHIFT, PTE_PRESENT } from './pagetable.js';
+import {
+  mkPte,
+  PMD_HUGE,
+  PTE_ACCESSED,
+  PTE_DIRTY,
+  PTE_MIGRATION,
+  PTE_PFN_SHIFT,
+  PTE_PRESENT,
+  PTE_WRITE,
+  PTRS_PER_PTE,
+  ZERO_PFN,
+} from './pagetable.js';
 import { rmapWalk } from './rmap.js';
 
 /** Flags a folio passes on to the folios it is split into. */
@@ -134,4 +145,25 @@ export function isolateSplitFolios(k: Kernel, heads: readonly number[], keep: nu
     k.pages.flags[h]! |= PG_isolated;
     k.pages.refcount[h]!++;
   }
+}
+
+/** __split_huge_pmd: replaces a PMD mapping by a PTE table mapping the same 512 pages. */
+export function splitHugePmd(k: Kernel, mm: Mm, pmdIdx: number): void {
+  const pt = mm.pt;
+  const pmd = pt.pmd[pmdIdx]!;
+  if (!(pmd & PMD_HUGE)) return;
+  const pfn = pmd >>> PTE_PFN_SHIFT;
+  const flags = pmd & (PTE_PRESENT | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED | PTE_MIGRATION);
+  // __split_huge_pmd_locked counts every split, the huge zero page's included.
+  k.count('thp_split_pmd');
+  Atomics.store(pt.pmd, pmdIdx, 0);
+  const idx = pt.allocTable(pmdIdx);
+  const ptes = pt.pte;
+  if (pfn === ZERO_PFN) {
+    for (let i = 0; i < PTRS_PER_PTE; i++) ptes[idx + i] = mkPte(ZERO_PFN, flags);
+    return;
+  }
+  for (let i = 0; i < PTRS_PER_PTE; i++) ptes[idx + i] = mkPte(pfn + i, flags);
+  k.pages.mapcount[pfn]! += PTRS_PER_PTE - 1;
+  k.pages.refcount[pfn]! += PTRS_PER_PTE - 1;
 }

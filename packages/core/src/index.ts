@@ -98,8 +98,8 @@ export { USER_BASE, ZERO_PFN } from './pagetable.js';
 export { type MmapOptions, type PageInfo, Process, type SpawnOptions } from './process.js';
 export { threadCpuSeconds } from './schedstat.js';
 export type { Sysctl } from './sysctl.js';
-export type { ClockKind, ModeledRun, ProfileRef } from './timing/clock.js';
-export type { HardwareProfile } from './timing/profile.js';
+// The timing model's own entry is @pagemig/core/timing; re-exported here, where it was first published.
+export * from './timing/index.js';
 export type { TraceListener, TraceRecord, Tracer } from './trace.js';
 export { formatSize, parseSize, type Size } from './units.js';
 export { type ThreadSpec, UserThread, type UserThreadState } from './user_threads.js';

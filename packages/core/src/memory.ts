@@ -1,4 +1,5 @@
 import { EBUSY, ENOMEM, kernelError } from './errno.js';
+import { splitHugePmd } from './huge_memory.js';
 import type { Kernel } from './kernel.js';
 import { policyNode } from './mempolicy.js';
 import type { Mm, Vma } from './mm.js';
@@ -301,27 +302,6 @@ function doWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, idx: number, e: numb
     p.mapcount[head]!--;
     k.folioPut(head);
   }
-}
-
-/** __split_huge_pmd: replaces a PMD mapping by a PTE table mapping the same 512 pages. */
-export function splitHugePmd(k: Kernel, mm: Mm, pmdIdx: number): void {
-  const pt = mm.pt;
-  const pmd = pt.pmd[pmdIdx]!;
-  if (!(pmd & PMD_HUGE)) return;
-  const pfn = pmd >>> PTE_PFN_SHIFT;
-  const flags = pmd & (PTE_PRESENT | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED | PTE_MIGRATION);
-  // __split_huge_pmd_locked counts every split, the huge zero page's included.
-  k.count('thp_split_pmd');
-  Atomics.store(pt.pmd, pmdIdx, 0);
-  const idx = pt.allocTable(pmdIdx);
-  const ptes = pt.pte;
-  if (pfn === ZERO_PFN) {
-    for (let i = 0; i < PTRS_PER_PTE; i++) ptes[idx + i] = mkPte(ZERO_PFN, flags);
-    return;
-  }
-  for (let i = 0; i < PTRS_PER_PTE; i++) ptes[idx + i] = mkPte(pfn + i, flags);
-  k.pages.mapcount[pfn]! += PTRS_PER_PTE - 1;
-  k.pages.refcount[pfn]! += PTRS_PER_PTE - 1;
 }
 
 /** zap_page_range: unmaps [vpn, vpn + n) of `mm`, dropping mapcounts and references. */

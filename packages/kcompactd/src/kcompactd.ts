@@ -1,4 +1,5 @@
 import {
+  describeKnownKeys,
   EBUSY,
   EINVAL,
   kernelError,
@@ -6,6 +7,7 @@ import {
   MIGRATE_UNMOVABLE,
   MigrateMode,
   PagemigError,
+  suggestKey,
 } from '@pagemig/core';
 import type { Kernel, PgData } from '@pagemig/core/internal';
 import {
@@ -294,8 +296,11 @@ export class Kcompactd {
   ) {
     const known = ['proactiveness', 'checkIntervalMs', 'clusterMax', 'copyTimeoutMs'];
     for (const key of Object.keys(opts)) {
-      if (!known.includes(key))
-        throw optionError(`unknown option ${JSON.stringify(key)}; known: ${known.join(', ')}`);
+      if (known.includes(key)) continue;
+      const hint = suggestKey(key, known);
+      throw optionError(
+        `unknown option ${JSON.stringify(key)}; ${hint ? `did you mean ${JSON.stringify(hint)}?` : describeKnownKeys(known)}`,
+      );
     }
     const other = attached.get(machine);
     if (other && !other.stopping)

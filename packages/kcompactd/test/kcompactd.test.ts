@@ -1,4 +1,4 @@
-import { createMachine, EINVAL, ENOENT, type Machine, MIGRATE_MOVABLE } from '@pagemig/core';
+import { createMachine, EBUSY, EINVAL, ENOENT, type Machine, MIGRATE_MOVABLE } from '@pagemig/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   allocFolioDirectCompact,
@@ -228,6 +228,7 @@ describe('kcompactd', () => {
     await new Promise((r) => setTimeout(r, 120));
     expect(kd.errors).toEqual([]);
     expect(() => attachKcompactd(m!)).toThrow(/already has kcompactd attached/);
+    expect(() => attachKcompactd(m!)).toThrow(expect.objectContaining({ code: 'EBUSY', errno: EBUSY }));
     await m.close();
     const stopped = kd.stop();
     expect(kd.stop()).toBe(stopped);
@@ -235,6 +236,17 @@ describe('kcompactd', () => {
     expect(kd.threads()[0]!.sleeping).toBe(false);
     expect(() => attachKcompactd(m!, { proactiveness: 101 })).toThrow(/proactiveness/);
     expect(() => attachKcompactd(m!, { bogus: 1 } as never)).toThrow(/unknown option "bogus"/);
+    expect(() => attachKcompactd(m!, { clustrMax: 8 } as never)).toThrow(
+      expect.objectContaining({
+        code: 'ERR_KCOMPACTD_OPTION',
+        errno: EINVAL,
+        message: 'attachKcompactd: unknown option "clustrMax"; did you mean "clusterMax"?',
+      }),
+    );
+    for (const copyTimeoutMs of [Number.NaN, -1, 0])
+      expect(() => attachKcompactd(m!, { copyTimeoutMs })).toThrow(
+        expect.objectContaining({ code: 'ERR_KCOMPACTD_OPTION' }),
+      );
   });
 });
 
@@ -358,6 +370,8 @@ describe("core's allocator and machine hooks", () => {
     await m.close();
     expect(kd.threads()[0]!.sleeping).toBe(false);
     await expect(kd.compactNode(0)).rejects.toThrow('kcompactd is stopped');
+    await expect(kd.compactMemory()).rejects.toMatchObject({ code: 'ERR_KCOMPACTD_STOPPED' });
+    await expect(kd.allocFolio({ order: 9, nid: 0 })).rejects.toMatchObject({ code: 'ERR_KCOMPACTD_STOPPED' });
     expect(kd.errors).toEqual([]);
   });
 });
