@@ -33,6 +33,8 @@ export interface VmTunables {
   compaction_proactiveness: number;
   extfrag_threshold: number;
   compact_unevictable_allowed: number;
+  /** Most VMAs one address space may have (DEFAULT_MAX_MAP_COUNT). */
+  max_map_count: number;
 }
 
 /**
@@ -99,6 +101,7 @@ export class Kernel {
       compaction_proactiveness: 20,
       extfrag_threshold: 500,
       compact_unevictable_allowed: 1,
+      max_map_count: 65530,
     };
     this.setupWatermarks();
   }

@@ -2,9 +2,19 @@ import type { Mempolicy } from './mempolicy.js';
 import { PAGE_SHIFT } from './mmzone.js';
 import { PageTables, USER_BASE, USER_PAGES } from './pagetable.js';
 import type { Mapping } from './rmap.js';
+import { VmaTree } from './vma_tree.js';
 
-/** A virtual memory area (struct vm_area_struct), in pages. */
+let nextVmaId = 1;
+
+/**
+ * A virtual memory area (struct vm_area_struct), in pages. Its extent (`startVpn`, `npages`,
+ * `pgoff`) keys two trees, the address space's and its rmap owner's: change it only through
+ * `Mm.resize`.
+ */
 export class Vma {
+  /** Orders VMAs that map the same page offset in the rmap owner's interval tree. */
+  readonly id = nextVmaId++;
+
   constructor(
     public mm: Mm,
     public startVpn: number,
@@ -47,53 +57,58 @@ export function addrToVpn(addr: number): number {
   return Math.floor(off / 2 ** PAGE_SHIFT);
 }
 
-/** An address space (struct mm_struct): sorted VMAs and page tables. */
+/** An address space (struct mm_struct): its VMAs in a tree, and its page tables. */
 export class Mm {
   readonly pt = new PageTables();
-  readonly vmas: Vma[] = [];
+  vmas = new VmaTree();
   private cache: Vma | undefined;
 
   /** find_vma: the VMA containing `vpn`, or undefined. */
   findVma(vpn: number): Vma | undefined {
     const c = this.cache;
     if (c && vpn >= c.startVpn && vpn < c.startVpn + c.npages) return c;
-    let lo = 0;
-    let hi = this.vmas.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const v = this.vmas[mid]!;
-      if (vpn < v.startVpn) hi = mid - 1;
-      else if (vpn >= v.startVpn + v.npages) lo = mid + 1;
-      else return (this.cache = v);
-    }
-    return undefined;
+    const v = this.vmas.find(vpn);
+    if (v) this.cache = v;
+    return v;
+  }
+
+  /** The VMAs overlapping pages [lo, hi), in address order. */
+  vmasIn(lo: number, hi: number): Vma[] {
+    return this.vmas.range(lo, hi);
   }
 
   /** First-fit free range of `npages` aligned to `align` pages, or -1. */
   getUnmappedArea(npages: number, align: number): number {
-    let cursor = 0;
-    for (const v of this.vmas) {
-      const start = Math.ceil(cursor / align) * align;
-      if (start + npages <= v.startVpn) return start;
-      // Leave a guard page between areas so they never merge by accident.
-      cursor = v.endVpn + 1;
-    }
-    const start = Math.ceil(cursor / align) * align;
-    return start + npages <= USER_PAGES ? start : -1;
+    // A guard page between areas keeps them from merging by accident.
+    return this.vmas.firstFit(npages, align, USER_PAGES);
   }
 
   insert(vma: Vma): void {
-    let i = 0;
-    while (i < this.vmas.length && this.vmas[i]!.startVpn < vma.startVpn) i++;
-    this.vmas.splice(i, 0, vma);
-    vma.mapping.vmas.push(vma);
+    this.vmas.insert(vma);
+    vma.mapping.vmas.insert(vma);
   }
 
   remove(vma: Vma): void {
-    const i = this.vmas.indexOf(vma);
-    if (i >= 0) this.vmas.splice(i, 1);
-    const j = vma.mapping.vmas.indexOf(vma);
-    if (j >= 0) vma.mapping.vmas.splice(j, 1);
+    this.vmas.remove(vma);
+    vma.mapping.vmas.remove(vma);
     if (this.cache === vma) this.cache = undefined;
+  }
+
+  /** vma_adjust: gives `vma` a new extent, re-keying both trees that hold it. */
+  resize(vma: Vma, startVpn: number, npages: number, pgoff: number): void {
+    this.remove(vma);
+    vma.startVpn = startVpn;
+    vma.npages = npages;
+    vma.pgoff = pgoff;
+    this.insert(vma);
+  }
+
+  /** dup_mmap: the child's tree, copied in one pass with `map(vma)` for each VMA. */
+  dupVmas(child: Mm, map: (vma: Vma) => Vma): void {
+    child.vmas = this.vmas.cloneMapped((v) => {
+      const c = map(v);
+      c.mapping.vmas.insert(c);
+      return c;
+    });
   }
 }

@@ -136,6 +136,12 @@ export class Process {
     if (outside.length)
       throw kernelError(EINVAL, `policy nodes ${outside.join(',')} are not in the cpuset's mems_allowed`);
     const align = Math.max(1 << order, npages >= 512 ? 512 : 1);
+    // do_mmap: "Too many mappings?" (map_count may reach max_map_count + 1, as in the kernel).
+    if (this.mm.vmas.size > this.k.vm.max_map_count)
+      throw kernelError(
+        ENOMEM,
+        `mmap: ${this.mm.vmas.size} areas is past vm.max_map_count (${this.k.vm.max_map_count})`,
+      );
     const startVpn = this.mm.getUnmappedArea(npages, align);
     if (startVpn < 0)
       throw kernelError(ENOMEM, `no room for ${npages} pages in the 256GiB user address space`);
@@ -174,35 +180,41 @@ export class Process {
     if (vpn < 0 || addr % PAGE_SIZE !== 0)
       throw kernelError(EINVAL, `munmap address 0x${addr.toString(16)} is not a page-aligned user address`);
     const end = vpn + Math.ceil(len / PAGE_SIZE);
-    for (const vma of [...this.mm.vmas]) {
+    // Only the VMAs the range touches (a VMA iterator over the tree), not every VMA.
+    const hit = this.mm.vmasIn(vpn, end);
+    const first = hit[0];
+    // __split_vma: unmapping the inside of one area adds an area; refused at vm.max_map_count.
+    if (first && vpn > first.startVpn && end < first.endVpn && this.mm.vmas.size >= this.k.vm.max_map_count)
+      throw kernelError(
+        ENOMEM,
+        `munmap would split an area past vm.max_map_count (${this.k.vm.max_map_count} areas)`,
+      );
+    for (const vma of hit) {
       const lo = Math.max(vpn, vma.startVpn);
       const hi = Math.min(end, vma.endVpn);
-      if (lo >= hi) continue;
       zapRange(this.k, this.mm, lo, hi - lo);
       this.trimVma(vma, lo, hi);
     }
   }
 
   private trimVma(vma: Vma, lo: number, hi: number): void {
-    const k = this.k;
     const mapping = vma.mapping;
+    const mm = this.mm;
     if (lo === vma.startVpn && hi === vma.endVpn) {
-      this.mm.remove(vma);
-      if (mapping.vmas.length === 0) releaseMapping(k, mapping);
+      mm.remove(vma);
+      if (mapping.vmas.size === 0) releaseMapping(this.k, mapping);
       return;
     }
     if (lo === vma.startVpn) {
-      vma.pgoff += hi - vma.startVpn;
-      vma.npages -= hi - vma.startVpn;
-      vma.startVpn = hi;
+      mm.resize(vma, hi, vma.endVpn - hi, vma.index(hi));
       return;
     }
     if (hi === vma.endVpn) {
-      vma.npages = lo - vma.startVpn;
+      mm.resize(vma, vma.startVpn, lo - vma.startVpn, vma.pgoff);
       return;
     }
     const tail = new Vma(
-      this.mm,
+      mm,
       hi,
       vma.endVpn - hi,
       vma.shared,
@@ -213,8 +225,8 @@ export class Process {
       mapping,
       vma.index(hi),
     );
-    vma.npages = lo - vma.startVpn;
-    this.mm.insert(tail);
+    mm.resize(vma, vma.startVpn, lo - vma.startVpn, vma.pgoff);
+    mm.insert(tail);
   }
 
   /** Translates page `vpn` for an access, faulting as needed; returns the pfn (or ZERO_PFN). */
@@ -362,7 +374,7 @@ export class Process {
     locked: boolean;
     policy: Mempolicy;
   }[] {
-    return this.mm.vmas.map((v) => ({
+    return [...this.mm.vmas].map((v) => ({
       start: v.start,
       end: v.end,
       shared: v.shared,
@@ -383,23 +395,25 @@ export class Process {
       comm: this.comm,
     });
     this.k.processes.set(child.pid, child);
-    for (const vma of this.mm.vmas) {
-      // mlock is not inherited (VM_LOCKED is cleared in the child).
-      const cv = new Vma(
-        child.mm,
-        vma.startVpn,
-        vma.npages,
-        vma.shared,
-        vma.order,
-        vma.policy,
-        false,
-        vma.migratable,
-        vma.mapping,
-        vma.pgoff,
-      );
-      child.mm.insert(cv);
-      if (!vma.shared) copyPageRange(this.k, child.mm, this.mm, vma);
-    }
+    // dup_mmap: the child's VMA tree is copied in one pass (mlock is not inherited: VM_LOCKED is
+    // cleared in the child); then the private areas' page tables are shared copy-on-write.
+    this.mm.dupVmas(
+      child.mm,
+      (vma) =>
+        new Vma(
+          child.mm,
+          vma.startVpn,
+          vma.npages,
+          vma.shared,
+          vma.order,
+          vma.policy,
+          false,
+          vma.migratable,
+          vma.mapping,
+          vma.pgoff,
+        ),
+    );
+    for (const vma of this.mm.vmas) if (!vma.shared) copyPageRange(this.k, child.mm, this.mm, vma);
     return child;
   }
 
@@ -460,7 +474,12 @@ export class Process {
   exit(): void {
     if (this.exited) return;
     this.threadGroup?.kill();
-    for (const vma of [...this.mm.vmas]) this.munmap(vma.start, vma.npages * PAGE_SIZE);
+    // exit_mmap: one pass over the areas, no per-area lookup or split.
+    for (const vma of [...this.mm.vmas]) {
+      zapRange(this.k, this.mm, vma.startVpn, vma.npages);
+      this.mm.remove(vma);
+      if (vma.mapping.vmas.size === 0) releaseMapping(this.k, vma.mapping);
+    }
     this.exited = true;
     this.k.processes.delete(this.pid);
   }

@@ -1,3 +1,4 @@
+import { VmaIntervalTree } from './interval_tree.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { PTE_MIGRATION, PTE_PFN_SHIFT, PTE_PRESENT } from './pagetable.js';
@@ -10,8 +11,8 @@ import { type MmWalkOps, walkPageRange } from './pagewalk.js';
  * are found from the folio alone (mm/rmap.c).
  */
 export class Mapping {
-  /** The VMAs mapping this owner (an array: rmap walks iterate it on every migration). */
-  readonly vmas: Vma[] = [];
+  /** The VMAs mapping this owner, by the page offsets they map. */
+  readonly vmas = new VmaIntervalTree();
   /** shmem only: page offset -> pfn of the page cached there, -1 if none. */
   readonly pageCache: Int32Array | null;
 
@@ -45,53 +46,59 @@ const walkHit: RmapHit = {
 };
 
 // The walk's target and visitor live here, not in a closure, so a walk allocates nothing.
+let wIndex = 0;
 let wHead = 0;
 let wNr = 0;
-let wVisit: (hit: RmapHit) => void = () => {};
+let wVisit: (hit: RmapHit) => unknown = () => undefined;
+let wStop = false;
 const rmapOps: MmWalkOps = {
   pmdEntry(_pt, pmdIdx, entry, vpn) {
-    if (entry >>> PTE_PFN_SHIFT !== wHead) return;
+    if (wStop || entry >>> PTE_PFN_SHIFT !== wHead) return;
     walkHit.slot = pmdIdx;
     walkHit.huge = true;
     walkHit.vpn = vpn;
-    wVisit(walkHit);
+    if (wVisit(walkHit)) wStop = true;
   },
   pteEntry(_pt, slot, entry, vpn) {
-    if (!(entry & (PTE_PRESENT | PTE_MIGRATION))) return;
+    if (wStop || !(entry & (PTE_PRESENT | PTE_MIGRATION))) return;
     const pfn = entry >>> PTE_PFN_SHIFT;
     if (pfn < wHead || pfn >= wHead + wNr) return;
     walkHit.slot = slot;
     walkHit.huge = false;
     walkHit.vpn = vpn;
-    wVisit(walkHit);
+    if (wVisit(walkHit)) wStop = true;
   },
 };
 
+/** The part of one VMA that maps the folio: its entries go to the visitor. */
+function walkVma(vma: Vma): boolean {
+  const lo = Math.max(wIndex, vma.pgoff);
+  const hi = Math.min(wIndex + wNr, vma.pgoff + vma.npages);
+  walkHit.mm = vma.mm;
+  walkHit.vma = vma;
+  const vpn = vma.startVpn + (lo - vma.pgoff);
+  walkPageRange(vma.mm.pt, vpn, vpn + (hi - lo), rmapOps);
+  return wStop;
+}
+
 /**
  * rmap_walk: calls `visit` for every PMD or PTE (present or migration entry) that maps a page of
- * the folio [head, head + nr). `visit` may rewrite the entry.
+ * the folio [head, head + nr). `visit` may rewrite the entry; returning true ends the walk.
  */
 export function rmapWalk(
   mapping: Mapping,
   index: number,
   head: number,
   nr: number,
-  visit: (hit: RmapHit) => void,
+  visit: (hit: RmapHit) => unknown,
 ): void {
+  wIndex = index;
   wHead = head;
   wNr = nr;
   wVisit = visit;
-  const vmas = mapping.vmas;
-  for (let vi = 0; vi < vmas.length; vi++) {
-    const vma = vmas[vi]!;
-    const lo = Math.max(index, vma.pgoff);
-    const hi = Math.min(index + nr, vma.pgoff + vma.npages);
-    if (lo >= hi) continue;
-    walkHit.mm = vma.mm;
-    walkHit.vma = vma;
-    const vpn = vma.startVpn + (lo - vma.pgoff);
-    walkPageRange(vma.mm.pt, vpn, vpn + (hi - lo), rmapOps);
-  }
+  wStop = false;
+  // Only the VMAs that map the folio's offsets: O(log n + k) in the owner's interval tree.
+  mapping.vmas.overlapping(index, index + nr, walkVma);
 }
 
 /** folio_maybe_mapped_shared: whether more than one address space maps the folio. */
@@ -105,6 +112,7 @@ export function folioMaybeMappedShared(k: Kernel, head: number): boolean {
   rmapWalk(mapping, p.index[head]!, head, 1 << k.folioOrder(head), (hit) => {
     if (first === null) first = hit.mm;
     else if (hit.mm !== first) shared = true;
+    return shared;
   });
   return shared;
 }

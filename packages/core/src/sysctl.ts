@@ -60,6 +60,7 @@ export class Sysctl {
     );
     tunable('extfrag_threshold', 0, 1000);
     tunable('compact_unevictable_allowed', 0, 1);
+    tunable('max_map_count', 0, 2 ** 31 - 1);
     // compact_memory accepts only 1 (recent kernels) and needs the compaction subsystem attached.
     this.knobs.set('vm.compact_memory', {
       min: 1,

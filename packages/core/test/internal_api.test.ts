@@ -2,10 +2,17 @@ import { describe, expect, it } from 'vitest';
 import { EBUSY, EINVAL } from '../src/errno.js';
 import * as publicApi from '../src/index.js';
 import * as internal from '../src/internal.js';
-import { type AllocHooks, CompactPriority, zonelistOf } from '../src/page_alloc.js';
-import { entryPfn, type MmWalkOps, pageEntry, walkPageRange } from '../src/pagewalk.js';
 import { PG_isolated, PG_lru } from '../src/page.js';
-import { PMD_HUGE, PMD_TABLE, PTE_MIGRATION, PTE_PFN_SHIFT, PTE_PRESENT, ZERO_PFN } from '../src/pagetable.js';
+import { type AllocHooks, CompactPriority, zonelistOf } from '../src/page_alloc.js';
+import {
+  PMD_HUGE,
+  PMD_TABLE,
+  PTE_MIGRATION,
+  PTE_PFN_SHIFT,
+  PTE_PRESENT,
+  ZERO_PFN,
+} from '../src/pagetable.js';
+import { entryPfn, type MmWalkOps, pageEntry, walkPageRange } from '../src/pagewalk.js';
 import { threadCpuSeconds } from '../src/schedstat.js';
 import { catchPagemig, machinesCheckedAfterEach, pattern, sameBytes } from './helpers.js';
 
@@ -16,7 +23,15 @@ describe('the public and the internal entry', () => {
   it('keeps kernel-side names out of the public entry and in @pagemig/core/internal', () => {
     for (const name of ['Kernel', 'Zone', 'PgData', 'PageArray', 'pageFlags', 'MigrationRun', 'migratePages'])
       expect(name in publicApi, `public entry exports ${name}`).toBe(false);
-    for (const name of ['Kernel', 'Zone', 'PgData', 'pageFlags', 'migratePages', 'walkPageRange', 'zonelistOf'])
+    for (const name of [
+      'Kernel',
+      'Zone',
+      'PgData',
+      'pageFlags',
+      'migratePages',
+      'walkPageRange',
+      'zonelistOf',
+    ])
       expect(name in internal, `internal entry lacks ${name}`).toBe(true);
     // What applications use stays public.
     for (const name of ['createMachine', 'MPOL_MF_MOVE', 'MigrateReason', 'threadCpuSeconds', 'MAX_NUMNODES'])

@@ -312,9 +312,8 @@ function updatePageblockSkip(cc: CompactControl, blockPfn: number, pfn: number):
 function inUnmigratableVma(k: Kernel, head: number): boolean {
   const mapping = k.mappingOf(head);
   if (!mapping) return false;
-  const vmas = mapping.vmas;
-  for (let i = 0; i < vmas.length; i++) if (!vmas[i]!.migratable) return true;
-  return false;
+  // The owner counts them: no walk over its VMAs.
+  return mapping.vmas.unmigratable > 0;
 }
 
 /** putback_movable_pages: the isolated folios go back to the LRU. */

@@ -90,7 +90,7 @@ export function zoneMap(m: Machine | Kernel, nid: number, zone?: ZoneName): Zone
     if (canMove && !unevictableOk && hf & PG_unevictable) canMove = false;
     if (canMove) {
       const mapping = k.mappingOf(head);
-      if (mapping?.vmas.some((v) => !v.migratable)) canMove = false;
+      if (mapping && mapping.vmas.unmigratable > 0) canMove = false;
     }
     for (let q = pfn; q < end; ) {
       const b = (q - z.startPfn) >>> 9;

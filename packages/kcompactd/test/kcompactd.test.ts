@@ -371,7 +371,9 @@ describe("core's allocator and machine hooks", () => {
     expect(kd.threads()[0]!.sleeping).toBe(false);
     await expect(kd.compactNode(0)).rejects.toThrow('kcompactd is stopped');
     await expect(kd.compactMemory()).rejects.toMatchObject({ code: 'ERR_KCOMPACTD_STOPPED' });
-    await expect(kd.allocFolio({ order: 9, nid: 0 })).rejects.toMatchObject({ code: 'ERR_KCOMPACTD_STOPPED' });
+    await expect(kd.allocFolio({ order: 9, nid: 0 })).rejects.toMatchObject({
+      code: 'ERR_KCOMPACTD_STOPPED',
+    });
     expect(kd.errors).toEqual([]);
   });
 });

@@ -1,0 +1,152 @@
+import { PagemigError } from './errno.js';
+import type { Vma } from './mm.js';
+
+/**
+ * The VMAs that map one rmap owner, keyed by the page offsets they map (mm/interval_tree.c: the
+ * anon_vma's rb_root and the shmem object's i_mmap). VMAs of different processes may map the same
+ * offsets (fork), so this is an interval tree: a treap ordered by (pgoff, id), each node augmented
+ * with the largest end offset of its subtree. Finding the VMAs that map a folio costs O(log n + k).
+ */
+class Node {
+  l: Node | null = null;
+  r: Node | null = null;
+  maxEnd = 0;
+
+  constructor(
+    readonly vma: Vma,
+    readonly prio = Math.random(),
+  ) {
+    this.maxEnd = vma.pgoff + vma.npages;
+  }
+}
+
+const before = (a: Vma, b: Vma) => a.pgoff < b.pgoff || (a.pgoff === b.pgoff && a.id < b.id);
+
+function update(n: Node): void {
+  let m = n.vma.pgoff + n.vma.npages;
+  if (n.l && n.l.maxEnd > m) m = n.l.maxEnd;
+  if (n.r && n.r.maxEnd > m) m = n.r.maxEnd;
+  n.maxEnd = m;
+}
+
+function merge(a: Node | null, b: Node | null): Node | null {
+  if (!a) return b;
+  if (!b) return a;
+  if (a.prio > b.prio) {
+    a.r = merge(a.r, b);
+    update(a);
+    return a;
+  }
+  b.l = merge(a, b.l);
+  update(b);
+  return b;
+}
+
+let splitL: Node | null = null;
+let splitR: Node | null = null;
+
+/** Splits `n` into the nodes ordered before `key` (splitL) and the rest (splitR). */
+function split(n: Node | null, key: Vma): void {
+  if (!n) {
+    splitL = splitR = null;
+    return;
+  }
+  if (before(n.vma, key)) {
+    split(n.r, key);
+    n.r = splitL;
+    update(n);
+    splitL = n;
+  } else {
+    split(n.l, key);
+    n.l = splitR;
+    update(n);
+    splitR = n;
+  }
+}
+
+/** Splits off the node holding exactly `key`: splitL before it, splitR after it; returns it. */
+function take(n: Node | null, key: Vma): Node | null {
+  if (!n) {
+    splitL = splitR = null;
+    return null;
+  }
+  if (n.vma === key) {
+    splitL = n.l;
+    splitR = n.r;
+    n.l = n.r = null;
+    return n;
+  }
+  if (before(n.vma, key)) {
+    const found = take(n.r, key);
+    n.r = splitL;
+    update(n);
+    splitL = n;
+    return found;
+  }
+  const found = take(n.l, key);
+  n.l = splitR;
+  update(n);
+  splitR = n;
+  return found;
+}
+
+export class VmaIntervalTree {
+  private root: Node | null = null;
+  private count = 0;
+  /** VMAs that forbid migration (VM_IO/VM_PFNMAP-like): compaction asks without a walk. */
+  unmigratable = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  insert(vma: Vma): void {
+    split(this.root, vma);
+    const l = splitL;
+    const r = splitR;
+    this.root = merge(merge(l, new Node(vma)), r);
+    this.count++;
+    if (!vma.migratable) this.unmigratable++;
+  }
+
+  remove(vma: Vma): void {
+    const found = take(this.root, vma);
+    this.root = merge(splitL, splitR);
+    if (!found)
+      throw new PagemigError('ERR_INVARIANT', `VMA at page ${vma.startVpn} is not in its rmap owner's tree`);
+    this.count--;
+    if (!vma.migratable) this.unmigratable--;
+  }
+
+  /**
+   * vma_interval_tree_foreach: calls `visit` for every VMA mapping a page offset in [lo, hi), in
+   * offset order, until it returns true.
+   */
+  overlapping(lo: number, hi: number, visit: (vma: Vma) => boolean | undefined): boolean {
+    return walk(this.root, lo, hi, visit);
+  }
+
+  *[Symbol.iterator](): IterableIterator<Vma> {
+    const stack: Node[] = [];
+    let n = this.root;
+    while (n || stack.length) {
+      while (n) {
+        stack.push(n);
+        n = n.l;
+      }
+      const top = stack.pop()!;
+      yield top.vma;
+      n = top.r;
+    }
+  }
+}
+
+function walk(n: Node | null, lo: number, hi: number, visit: (vma: Vma) => boolean | undefined): boolean {
+  if (!n || n.maxEnd <= lo) return false;
+  if (walk(n.l, lo, hi, visit)) return true;
+  const v = n.vma;
+  // Everything right of here starts at or after this offset.
+  if (v.pgoff >= hi) return false;
+  if (v.pgoff + v.npages > lo && visit(v)) return true;
+  return walk(n.r, lo, hi, visit);
+}
