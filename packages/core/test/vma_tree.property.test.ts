@@ -111,7 +111,7 @@ describe('the VMA tree and the rmap interval tree against a plain reference mode
                 ref.delete(p);
               }
               for (const q of procs) {
-                const got = q.maps().map((a) => [vpnOf(a.start), vpnOf(a.end)]);
+                const got: Areas = q.maps().map((a) => [vpnOf(a.start), vpnOf(a.end)]);
                 expect(got).toEqual(ref.get(q));
                 const mm: Mm = q.mm;
                 expect(mm.vmas.size).toBe(got.length);
