@@ -1,40 +1,37 @@
 /**
- * The options every emulated DMA driver's `createMigrator` checks the same way: option keys, the
- * channel count and idle spins. Errors are ERR_MIGRATOR_OPTION and name the driver.
+ * The options every emulated DMA driver's `createMigrator` shares, as entries of a spec for
+ * `checkMigratorOptions` of @pagemig/core (which checks keys, types, ranges and defaults the same
+ * way for every driver). Errors are ERR_MIGRATOR_OPTION and name the driver.
  */
-import { MAX_DMA_CHANNELS, migratorOptionError } from './dcbm.js';
+import { type CustomOptionSpec, PagemigError } from '@pagemig/core';
+import { type DcbmKnobs, MAX_DMA_CHANNELS } from './dcbm_params.js';
 
-/** Throws on a key outside `keys` (the driver's `optionKeys`). */
-export function checkOptionKeys(driver: string, options: object, keys: readonly string[]): void {
-  for (const key of Object.keys(options)) {
-    if (!keys.includes(key))
-      throw migratorOptionError(driver, `unknown option ${JSON.stringify(key)}; known: ${keys.join(', ')}`);
-  }
+/** ERR_MIGRATOR_OPTION, naming the migrator. */
+export function migratorOptionError(who: string, message: string): PagemigError {
+  return new PagemigError('ERR_MIGRATOR_OPTION', `${who}: ${message}`);
 }
 
-/** `channels`: 1..MAX_DMA_CHANNELS, default 1. */
-export function channelsOption(driver: string, v: unknown): number {
-  const channels = v ?? 1;
-  if (
-    typeof channels !== 'number' ||
-    !Number.isInteger(channels) ||
-    channels < 1 ||
-    channels > MAX_DMA_CHANNELS
-  )
-    throw migratorOptionError(
-      driver,
-      `channels must be an integer in 1..${MAX_DMA_CHANNELS}, got ${JSON.stringify(channels)}`,
-    );
-  return channels;
+/** `channels`: devices or contexts, one dmaengine channel each, 1..MAX_DMA_CHANNELS, default 1. */
+export const channelsSpec = { type: 'integer', min: 1, max: MAX_DMA_CHANNELS, default: 1 } as const;
+
+/** An idle spin in µs, 0..1 s, `def` when absent. */
+export function spinUsSpec(def: number) {
+  return { type: 'number', min: 0, max: 1e6, default: def, unit: 'µs' } as const;
 }
 
-/** An idle spin given in µs (0..1 s, `def` when absent), in whole nanoseconds. */
-export function spinNsOption(driver: string, name: string, v: unknown, def: number): number {
-  if (v === undefined) return def * 1000;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1e6)
-    throw migratorOptionError(
-      driver,
-      `${name} must be a number of microseconds in 0..1000000, got ${JSON.stringify(v)}`,
-    );
-  return Math.round(v * 1000);
+/** An idle spin in µs as the whole nanoseconds the emulators' registers hold. */
+export function spinNs(us: number): number {
+  return Math.round(us * 1000);
 }
+
+/** A dcbm knob taken as given: `createDmaMigrator` parses it as the kernel parses the parameter. */
+function knobSpec<K extends keyof DcbmKnobs>(): CustomOptionSpec<DcbmKnobs[K]> {
+  return { type: 'custom', expected: `a value of dcbm's parameter`, parse: (v) => v as DcbmKnobs[K] };
+}
+
+/** The dcbm knobs a driver passes on to `createDmaMigrator` (sg_elems is the driver's own choice). */
+export const dcbmKnobSpecs = {
+  offloading: knobSpec<'offloading'>(),
+  nr_dma_chan: knobSpec<'nr_dma_chan'>(),
+  reason_mask: knobSpec<'reason_mask'>(),
+};

@@ -19,20 +19,22 @@ export {
 } from './channel.js';
 export {
   createDmaMigrator,
-  type DcbmKnobs,
-  DcbmParams,
   type DcbmStats,
   type DmaMigrator,
   type DmaMigratorConfig,
-  type DmaProvider,
-  dcbmKnobKeys,
-  MAX_DMA_CHANNELS,
-  migratorOptionError,
 } from './dcbm.js';
+export { type DcbmKnobs, DcbmParams, dcbmKnobKeys, MAX_DMA_CHANNELS } from './dcbm_params.js';
+export type { DmaProvider } from './dcbm_state.js';
 export type { TimingWords } from './device_clock.js';
 export type { EmulatorWords } from './device_loop.js';
 export { type DeviceThread, type DeviceThreadOptions, startDeviceThread } from './device_thread.js';
-export { channelsOption, checkOptionKeys, spinNsOption } from './driver_options.js';
+export {
+  channelsSpec,
+  dcbmKnobSpecs,
+  migratorOptionError,
+  spinNs,
+  spinUsSpec,
+} from './driver_options.js';
 export {
   DMA_BIDIRECTIONAL,
   DMA_FROM_DEVICE,

@@ -1,6 +1,6 @@
 import type { MigratorContext } from '@pagemig/core';
 import { type DmaCapability, type DmaDevice, DmaStatusCode, type DmaStatusCodeValue } from './channel.js';
-import type { DmaProvider } from './dcbm.js';
+import type { DmaProvider } from './dcbm_state.js';
 import { DMA_FROM_DEVICE, DMA_TO_DEVICE, IommuDomain } from './iommu.js';
 import { RamView } from './ram.js';
 import { VirtDmaChannel, type VirtDmaTx } from './virt_dma.js';

@@ -3,7 +3,7 @@
  * descriptor, resolved to what the device's emulator registers hold. Errors are
  * ERR_MIGRATOR_OPTION and name the driver.
  */
-import { migratorOptionError } from './dcbm.js';
+import { migratorOptionError } from './driver_options.js';
 
 /** A device's speed: bytes per second and a fixed cost per descriptor. Omitted = host speed. */
 export interface DeviceTiming {

@@ -1,5 +1,5 @@
 // The messages between the migrator and its worker threads (types only: nothing here is emitted).
-import type { RangeResult, ShareRange } from './copy-range.js';
+import type { RangeResult, ShareRange } from './copy_range.js';
 
 /** One piscina task: a share of a batch. Every SharedArrayBuffer in it is shared, not copied. */
 export interface CopyTask extends ShareRange {

@@ -1,4 +1,4 @@
-import type { ShareRange } from './copy-range.js';
+import type { ShareRange } from './copy_range.js';
 
 const ROW_INTS = 4;
 const NR = 2;

@@ -1,4 +1,4 @@
-// Tests run against the built package (dist/): piscina loads dist/copy-worker.js in its threads,
+// Tests run against the built package (dist/): piscina loads dist/copy_worker.js in its threads,
 // and Node 20 cannot load a .ts worker. turbo builds the package before `test`.
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

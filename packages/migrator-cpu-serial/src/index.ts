@@ -1,10 +1,11 @@
 import {
+  checkMigratorOptions,
   defineMigrator,
   MIGRATOR_API_VERSION,
   type MigrationBatch,
   type Migrator,
   type MigratorContext,
-  PagemigError,
+  type MigratorOptionsSpec,
 } from '@pagemig/core';
 
 export interface CpuSerialOptions {
@@ -18,13 +19,15 @@ export interface CpuSerialStats {
   bytes: number;
 }
 
+const optionSpec = {
+  checkEvery: { type: 'integer', min: 1, default: 64 },
+} as const satisfies MigratorOptionsSpec;
+
 /**
  * The option keys `createMigrator` accepts. `@pagemig/registry` reads this export to check options
  * before it creates the migrator and to suggest the closest key for a typo.
  */
-export const optionKeys = ['checkEvery'] as const;
-
-const OPTION_KEYS: readonly string[] = optionKeys;
+export const optionKeys = Object.keys(optionSpec) as readonly (keyof typeof optionSpec)[];
 
 /**
  * The reference migrator: copies each row of a batch with one TypedArray.set on the engine's own
@@ -32,21 +35,7 @@ const OPTION_KEYS: readonly string[] = optionKeys;
  * show the contract in its simplest form and to measure the cost of the hook itself.
  */
 export function createMigrator(options: CpuSerialOptions = {}): Migrator & { stats(): CpuSerialStats } {
-  for (const key of Object.keys(options)) {
-    if (!OPTION_KEYS.includes(key)) {
-      throw new PagemigError(
-        'ERR_MIGRATOR_OPTION',
-        `cpu-serial: unknown option ${JSON.stringify(key)}; known: ${OPTION_KEYS.join(', ')}`,
-      );
-    }
-  }
-  const checkEvery = options.checkEvery ?? 64;
-  if (!Number.isInteger(checkEvery) || checkEvery < 1) {
-    throw new PagemigError(
-      'ERR_MIGRATOR_OPTION',
-      `cpu-serial: checkEvery must be a positive integer, got ${checkEvery}`,
-    );
-  }
+  const { checkEvery } = checkMigratorOptions('cpu-serial', options, optionSpec);
   let ram: Uint8Array[] = [];
   let shift = 0;
   let mask = 0;

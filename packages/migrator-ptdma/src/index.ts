@@ -1,17 +1,19 @@
-import type { MigratorContext } from '@pagemig/core';
+import { checkMigratorOptions, type MigratorContext, type MigratorOptionsSpec } from '@pagemig/core';
 import {
-  channelsOption,
-  checkOptionKeys,
+  channelsSpec,
   createDmaMigrator,
   type DcbmKnobs,
   type DeviceTiming,
   type DmaMigrator,
   type DmaProvider,
+  dcbmKnobSpecs,
+  HOST_TIMING,
   InterruptLine,
   migratorOptionError,
   parseBandwidth as parseRate,
   type ResolvedTiming,
-  spinNsOption,
+  spinNs,
+  spinUsSpec,
   timingManifest,
   timingOption,
 } from '@pagemig/dmaengine';
@@ -61,20 +63,26 @@ export interface PtdmaOptions extends Omit<DcbmKnobs, 'sg_elems'> {
   resetTimeoutMs?: number;
 }
 
+const optionSpec = {
+  channels: channelsSpec,
+  timing: {
+    type: 'custom',
+    expected: 'a timing profile or an array of one per engine',
+    // Each profile resolved here; whether there is one per channel is checked once channels is known.
+    parse: (v: unknown) => (Array.isArray(v) ? v : [v]).map((p: PtdmaTiming | undefined) => resolveTiming(p)),
+    default: [HOST_TIMING],
+  },
+  ...dcbmKnobSpecs,
+  deviceSpinUs: spinUsSpec(50),
+  driverSpinUs: spinUsSpec(0),
+  resetTimeoutMs: { type: 'integer', min: 1, max: 600_000, default: 20, unit: 'ms' },
+} as const satisfies MigratorOptionsSpec;
+
 /**
  * The option keys `createMigrator` accepts. `@pagemig/registry` reads this export to check options
  * before it creates the migrator and to suggest the closest key for a typo.
  */
-export const optionKeys = [
-  'channels',
-  'timing',
-  'offloading',
-  'nr_dma_chan',
-  'reason_mask',
-  'deviceSpinUs',
-  'driverSpinUs',
-  'resetTimeoutMs',
-] as const;
+export const optionKeys = Object.keys(optionSpec) as readonly (keyof typeof optionSpec)[];
 
 /** The ptdma migrator: dcbm over PTDMA channels, plus its devices for tests and tooling. */
 export interface PtdmaMigrator extends DmaMigrator {
@@ -137,34 +145,28 @@ class PtdmaProvider implements DmaProvider {
  * @pagemig/dmaengine by the generic batch-copy migrator (dcbm). The registry loads it as `ptdma`.
  */
 export function createMigrator(options: PtdmaOptions = {}): PtdmaMigrator {
-  checkOptionKeys('ptdma', options, optionKeys);
-  const channels = channelsOption('ptdma', options.channels);
-  const t = options.timing;
-  const list = Array.isArray(t) ? (t as readonly PtdmaTiming[]) : [t as PtdmaTiming | undefined];
-  if (Array.isArray(t) && t.length !== channels)
+  const o = checkMigratorOptions('ptdma', options, optionSpec);
+  const { channels, timing: timings } = o;
+  if (Array.isArray(options.timing) && timings.length !== channels)
     throw migratorOptionError(
       'ptdma',
-      `timing has ${t.length} profiles for ${channels} channels; give one profile or one per channel`,
+      `timing has ${timings.length} profiles for ${channels} channels; give one profile or one per channel`,
     );
-  const timings = list.map((p) => resolveTiming(p));
-  const deviceSpinNs = spinNsOption('ptdma', 'deviceSpinUs', options.deviceSpinUs, 50);
-  const driverSpinNs = spinNsOption('ptdma', 'driverSpinUs', options.driverSpinUs, 0);
-  const resetTimeoutMs = options.resetTimeoutMs ?? 20;
-  if (!Number.isInteger(resetTimeoutMs) || resetTimeoutMs < 1 || resetTimeoutMs > 600_000)
-    throw migratorOptionError(
-      'ptdma',
-      `resetTimeoutMs must be an integer in 1..600000, got ${JSON.stringify(resetTimeoutMs)}`,
-    );
-
-  const provider = new PtdmaProvider(channels, timings, deviceSpinNs, driverSpinNs, resetTimeoutMs);
+  const provider = new PtdmaProvider(
+    channels,
+    timings,
+    spinNs(o.deviceSpinUs),
+    spinNs(o.driverSpinUs),
+    o.resetTimeoutMs,
+  );
   const mig = createDmaMigrator({
     name: 'ptdma',
     version: __PACKAGE_VERSION__,
     engines: { core: __CORE_RANGE__ },
     provider,
-    offloading: options.offloading,
-    nr_dma_chan: options.nr_dma_chan,
-    reason_mask: options.reason_mask,
+    offloading: o.offloading,
+    nr_dma_chan: o.nr_dma_chan,
+    reason_mask: o.reason_mask,
     manifest: {
       device: 'AMD PTDMA (emulated)',
       pciId: '1022:1498',

@@ -1,16 +1,18 @@
-import type { MigratorContext } from '@pagemig/core';
+import { checkMigratorOptions, type MigratorContext, type MigratorOptionsSpec } from '@pagemig/core';
 import {
-  channelsOption,
-  checkOptionKeys,
+  channelsSpec,
   createDmaMigrator,
   type DcbmKnobs,
   type DeviceTiming,
   type DmaMigrator,
   type DmaProvider,
+  dcbmKnobSpecs,
+  HOST_TIMING,
   InterruptLine,
   migratorOptionError,
   type ResolvedTiming,
-  spinNsOption,
+  spinNs,
+  spinUsSpec,
   timingManifest,
   timingOption,
 } from '@pagemig/dmaengine';
@@ -45,19 +47,31 @@ export interface SdxiOptions extends Omit<DcbmKnobs, 'sg_elems'> {
   driverSpinUs?: number;
 }
 
+const optionSpec = {
+  channels: channelsSpec,
+  timing: {
+    type: 'custom',
+    expected: 'one timing profile',
+    parse: (v: unknown) => {
+      if (Array.isArray(v))
+        throw migratorOptionError(
+          'sdxi',
+          'timing: one profile for the function, whose contexts share it; got an array',
+        );
+      return timingOption('sdxi', v as SdxiTiming);
+    },
+    default: HOST_TIMING,
+  },
+  ...dcbmKnobSpecs,
+  deviceSpinUs: spinUsSpec(50),
+  driverSpinUs: spinUsSpec(0),
+} as const satisfies MigratorOptionsSpec;
+
 /**
  * The option keys `createMigrator` accepts. `@pagemig/registry` reads this export to check options
  * before it creates the migrator and to suggest the closest key for a typo.
  */
-export const optionKeys = [
-  'channels',
-  'timing',
-  'offloading',
-  'nr_dma_chan',
-  'reason_mask',
-  'deviceSpinUs',
-  'driverSpinUs',
-] as const;
+export const optionKeys = Object.keys(optionSpec) as readonly (keyof typeof optionSpec)[];
 
 /** The sdxi migrator: dcbm over the contexts of one SDXI function, plus the function for tests and tooling. */
 export interface SdxiMigrator extends DmaMigrator {
@@ -111,26 +125,17 @@ class SdxiProvider implements DmaProvider {
  * @pagemig/dmaengine by the generic batch-copy migrator (dcbm). The registry loads it as `sdxi`.
  */
 export function createMigrator(options: SdxiOptions = {}): SdxiMigrator {
-  checkOptionKeys('sdxi', options, optionKeys);
-  const channels = channelsOption('sdxi', options.channels);
-  if (Array.isArray(options.timing))
-    throw migratorOptionError(
-      'sdxi',
-      'timing: one profile for the function, whose contexts share it; got an array',
-    );
-  const timing = timingOption('sdxi', options.timing);
-  const deviceSpinNs = spinNsOption('sdxi', 'deviceSpinUs', options.deviceSpinUs, 50);
-  const driverSpinNs = spinNsOption('sdxi', 'driverSpinUs', options.driverSpinUs, 0);
-
-  const provider = new SdxiProvider(channels, timing, deviceSpinNs, driverSpinNs);
+  const o = checkMigratorOptions('sdxi', options, optionSpec);
+  const { channels, timing } = o;
+  const provider = new SdxiProvider(channels, timing, spinNs(o.deviceSpinUs), spinNs(o.driverSpinUs));
   const mig = createDmaMigrator({
     name: 'sdxi',
     version: __PACKAGE_VERSION__,
     engines: { core: __CORE_RANGE__ },
     provider,
-    offloading: options.offloading,
-    nr_dma_chan: options.nr_dma_chan,
-    reason_mask: options.reason_mask,
+    offloading: o.offloading,
+    nr_dma_chan: o.nr_dma_chan,
+    reason_mask: o.reason_mask,
     manifest: {
       device: 'SNIA SDXI 1.0 function (emulated)',
       pciClass: '0x120100',

@@ -1,7 +1,7 @@
 // The worker module piscina loads in each thread: one task copies one share of a batch. It keeps
 // Uint8Array views of the RAM sections across tasks, rebuilt only when the machine changes.
 import { threadId } from 'node:worker_threads';
-import { copyRange } from './copy-range.js';
+import { copyRange } from './copy_range.js';
 import type { CopyResult, CopyTask } from './protocol.js';
 
 let ramId = Number.NaN;
