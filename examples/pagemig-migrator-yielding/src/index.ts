@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import {
   defineMigrator,
   InjectedFault,
@@ -8,7 +9,10 @@ import {
   type OffloadInfo,
   PagemigError,
 } from '@pagemig/core';
-import { version } from '../package.json';
+
+// Read at run time, from dist/ or src/ alike: package.json ships in every tarball, and a JSON
+// import would inline all of it into dist (a named one does not typecheck under NodeNext).
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
 export interface YieldingOptions {
   /** Bytes copied between two yields to the event loop. Default 1 MiB. */

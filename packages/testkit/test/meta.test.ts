@@ -1,6 +1,7 @@
 import type { MigrationBatch, Migrator, MigratorContext } from '@pagemig/core';
 import { describe, expect, it } from 'vitest';
 import { createMockMigrator, runMigratorConformance } from '../src/index.js';
+import { atLeast64KiB, gatedMigrator } from './gated.js';
 
 // The suite must fail broken migrators. It is collected with a recording runner, then the
 // chosen cases are run one by one and their outcome compared.
@@ -116,5 +117,34 @@ describe('the suite catches broken migrators', () => {
     } finally {
       for (const t of timers) clearInterval(t);
     }
+  });
+
+  // The gate spares a migrator only the batches it declines: what it accepts is checked in full.
+  it('a gate that declines small folios, and corrupts the large ones it claims to copy', async () => {
+    const liar = () => gatedMigrator('gated-liar', atLeast64KiB, { corrupt: 'taken' });
+    expect(
+      await outcomes(liar, [
+        'copy/4KiB',
+        'copy/64KiB',
+        'copy/2MiB',
+        'copy/mixed',
+        'copy/direct',
+        'marking/only-copied',
+        'concurrency/batches',
+      ]),
+    ).toEqual({
+      'copy/4KiB': 'pass', // declined, so never offered: the engine copied it
+      'copy/64KiB': 'fail',
+      'copy/2MiB': 'fail',
+      'copy/mixed': 'fail',
+      'copy/direct': 'fail',
+      'marking/only-copied': 'fail',
+      'concurrency/batches': 'fail',
+    });
+  });
+
+  it('a gate that accepts a mixed batch, then marks its small rows without copying them', async () => {
+    const liar = () => gatedMigrator('gated-liar', atLeast64KiB, { corrupt: 'declined' });
+    expect(await outcomes(liar, ['copy/mixed'])).toEqual({ 'copy/mixed': 'fail' });
   });
 });
