@@ -5,10 +5,11 @@ import {
   type OffloadHost,
   PagemigError,
   parseReasonMask,
+  suggestKey,
 } from '@pagemig/core';
 import { z } from 'zod';
 import { einval, RegistryErrorCode, registryError } from './errors.js';
-import { migratorRef, suggest } from './naming.js';
+import { migratorRef } from './naming.js';
 
 /** What `configure()` needs of a machine: its offload host (a `Machine` from `createMachine`). */
 export interface OffloadTarget {
@@ -84,7 +85,7 @@ function checkRouteReason(reason: string): MigrateReasonName {
   if (coreError === undefined)
     throw einval(`${where}: a route is for one migrate reason, not a mask; ${known}`);
   if (!PagemigError.isInstance(coreError) || coreError.code !== 'EINVAL') throw coreError;
-  const hint = suggest(reason, migrateReasonNames);
+  const hint = suggestKey(reason, migrateReasonNames);
   throw einval(
     `${where}: unknown migrate reason ${JSON.stringify(reason)}${hint ? `; did you mean ${JSON.stringify(hint)}?` : ''} (${known})`,
     coreError,
@@ -106,6 +107,25 @@ function optionsKey(id: string, options: Record<string, unknown> | undefined): s
   }
 }
 
+/**
+ * `m` under another name: a view that forwards everything else (methods bound to `m`, so private
+ * state keeps working). The target is a fresh object, so a frozen migrator can be renamed too.
+ */
+export function renamed(m: Migrator, name: string): Migrator {
+  return new Proxy(Object.create(null) as Migrator, {
+    get(_t, key) {
+      if (key === 'name') return name;
+      const v = Reflect.get(m, key, m) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(m) : v;
+    },
+    has: (_t, key) => Reflect.has(m, key),
+  });
+}
+
+/**
+ * Loads what `config` names with `load` (each `(id, options)` once) and wires it into `machine`:
+ * what `registry.configure()` does, for callers with their own loader.
+ */
 export async function configureMachine(
   load: (id: string, options?: Record<string, unknown>) => Promise<Migrator>,
   machine: OffloadTarget,
@@ -137,38 +157,34 @@ export async function configureMachine(
     spec: s,
   }));
 
-  // Load each (id, options) once; two different instances with one name cannot share a machine.
+  // Load each (id, options) once, so specs that agree share one instance. A machine holds one
+  // migrator per name (core's OffloadHost), so a second instance under a taken name (the same
+  // driver with other options) joins as `<name>#2`, `#3`, ...
   const cache = new Map<string | symbol, Promise<Migrator>>();
-  const byName = new Map<string, { migrator: Migrator; where: string; id: string }>();
+  const byName = new Map<string, Migrator>();
+  const wired = new Map<Migrator, Migrator>();
   const migrators: Migrator[] = [];
-  const get = async (s: MigratorSpec, where: string): Promise<Migrator> => {
+  const get = async (s: MigratorSpec): Promise<Migrator> => {
     const key = optionsKey(s.id, s.options);
     let p = cache.get(key);
     if (!p) {
       p = load(s.id, s.options);
       cache.set(key, p);
     }
-    const m = await p;
-    const other = byName.get(m.name);
-    if (other && other.migrator !== m) {
-      const how =
-        migratorRef(other.id).package === migratorRef(s.id).package
-          ? 'with different options'
-          : `as ${JSON.stringify(other.id)}`;
-      throw badConfig(
-        where,
-        `migrator ${m.name} is also used by ${other.where} ${how}; a machine holds one migrator per name`,
-      );
-    }
-    if (!other) {
-      byName.set(m.name, { migrator: m, where, id: s.id });
+    const loaded = await p;
+    let m = wired.get(loaded);
+    if (!m) {
+      m = loaded;
+      for (let n = 2; byName.has(m.name); n++) m = renamed(loaded, `${loaded.name}#${n}`);
+      wired.set(loaded, m);
+      byName.set(m.name, m);
       migrators.push(m);
     }
     return m;
   };
-  const dflt = cfg.default ? await get(cfg.default, 'default') : null;
+  const dflt = cfg.default ? await get(cfg.default) : null;
   const routed: { reason: MigrateReasonName; migrator: Migrator }[] = [];
-  for (const r of routes) routed.push({ reason: r.reason, migrator: await get(r.spec, r.where) });
+  for (const r of routes) routed.push({ reason: r.reason, migrator: await get(r.spec) });
 
   // Wire: the default first (EBUSY from core if the machine already has one), then each route.
   if (dflt) await machine.offload.register(dflt, cfg.default?.reasons ?? 'all');

@@ -1,4 +1,10 @@
-export type { ConfigureResult, MigratorSpec, OffloadTarget, RegistryConfig } from './config.js';
+export {
+  type ConfigureResult,
+  configureMachine,
+  type MigratorSpec,
+  type OffloadTarget,
+  type RegistryConfig,
+} from './config.js';
 export { RegistryErrorCode, type RegistryErrorCodeValue } from './errors.js';
 export {
   type BuiltinMigratorId,

@@ -1,4 +1,4 @@
-import { distance } from 'fastest-levenshtein';
+import { suggestKey } from '@pagemig/core';
 import { RegistryErrorCode, registryError } from './errors.js';
 
 /** The migrators of the pagemig project: id → package. */
@@ -26,25 +26,6 @@ export interface MigratorRef {
 const ID_RE = /^[a-z0-9][a-z0-9._~-]*$/;
 
 /**
- * The closest candidate within an edit distance of a third of the input's length (at least 1),
- * or undefined. Exact matches are not suggestions.
- */
-export function suggest(input: string, candidates: Iterable<string>): string | undefined {
-  const max = Math.max(1, Math.floor(input.length / 3));
-  let best: string | undefined;
-  let bestDistance = Number.POSITIVE_INFINITY;
-  for (const c of candidates) {
-    if (c === input) continue;
-    const d = distance(input.toLowerCase(), c.toLowerCase());
-    if (d <= max && d < bestDistance) {
-      best = c;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
-
-/**
  * The id → package rule:
  * - a built-in id (`cpu-serial`, `cpu-multithreaded`, `ptdma`, `sdxi`) → `@pagemig/migrator-<id>`;
  * - a name with a scope or a path (starts with `@` or contains `/`) is imported as given
@@ -70,7 +51,7 @@ export function migratorRef(id: string): MigratorRef {
     return { id: id.slice(THIRD_PARTY_PREFIX.length), package: id, kind: 'third-party' };
   }
   if (!ID_RE.test(id)) {
-    const hint = suggest(id, builtinMigratorIds);
+    const hint = suggestKey(id, builtinMigratorIds);
     throw registryError(
       RegistryErrorCode.ID,
       `${JSON.stringify(id)} is not a migrator id: use a built-in id (${builtinMigratorIds.join(', ')}), ` +

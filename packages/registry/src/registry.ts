@@ -1,9 +1,16 @@
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type Migrator, type MigratorCapabilities, PagemigError, validateMigrator } from '@pagemig/core';
+import {
+  describeKnownKeys,
+  type Migrator,
+  type MigratorCapabilities,
+  PagemigError,
+  suggestKey,
+  validateMigrator,
+} from '@pagemig/core';
 import { type ConfigureResult, configureMachine, type OffloadTarget, type RegistryConfig } from './config.js';
 import { messageOf, RegistryErrorCode, registryError } from './errors.js';
-import { builtinMigratorIds, builtinMigrators, type MigratorRef, migratorRef, suggest } from './naming.js';
+import { builtinMigratorIds, builtinMigrators, type MigratorRef, migratorRef } from './naming.js';
 import { type ResolvedPackage, resolvePackage } from './resolve.js';
 
 /** Options a driver's `createMigrator(options)` takes; the registry passes them through. */
@@ -73,7 +80,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 function notInstalled(ref: MigratorRef, known: Iterable<string>): PagemigError {
   const install = `${ref.package} (e.g. pnpm add ${ref.package})`;
-  const hint = ref.kind === 'builtin' ? undefined : suggest(ref.id, known);
+  const hint = ref.kind === 'builtin' ? undefined : suggestKey(ref.id, known);
   return registryError(
     RegistryErrorCode.NOT_INSTALLED,
     hint
@@ -113,12 +120,8 @@ function checkOptions(ref: MigratorRef, optionKeys: readonly string[] | undefine
   if (!optionKeys) return; // the driver checks its options itself
   for (const key of Object.keys(options)) {
     if (optionKeys.includes(key)) continue;
-    const hint = suggest(key, optionKeys);
-    const tail = hint
-      ? `; did you mean ${JSON.stringify(hint)}?`
-      : optionKeys.length
-        ? `; known options: ${optionKeys.join(', ')}`
-        : '; it takes no options';
+    const hint = suggestKey(key, optionKeys);
+    const tail = hint ? `; did you mean ${JSON.stringify(hint)}?` : `; ${describeKnownKeys(optionKeys)}`;
     throw registryError(
       RegistryErrorCode.OPTION,
       `unknown option ${JSON.stringify(key)} for migrator ${ref.id}${tail}`,

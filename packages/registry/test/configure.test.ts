@@ -119,18 +119,29 @@ describe('configure', () => {
     expect(m.offload.active).toBeNull();
   });
 
-  it('one name with two option sets cannot share a machine', async () => {
+  it('one driver with two option sets gets two instances, the second as <name>#2', async () => {
     m = await smallMachine();
-    const e = await caught(() =>
-      reg().configure(m!, {
-        default: { id: 'cpu-serial' },
-        routes: { compaction: { id: 'cpu-serial', options: { checkEvery: 2 } } },
-      }),
-    );
-    expect(e.code).toBe('ERR_INVALID_CONFIG');
-    expect(e.message).toBe(
-      'configure: routes.compaction: migrator cpu-serial is also used by default with different options; a machine holds one migrator per name',
-    );
+    const out = await reg().configure(m, {
+      default: { id: 'cpu-serial' },
+      routes: {
+        compaction: { id: 'cpu-serial', options: { checkEvery: 2 } },
+        demotion: { id: 'cpu-serial' },
+        damon: { id: 'cpu-serial', options: { checkEvery: 2 } },
+      },
+    });
+    expect(out.migrators.map((x) => x.name)).toEqual(['cpu-serial', 'cpu-serial#2']);
+    expect(out.routes.demotion).toBe(out.default);
+    expect(out.routes.damon).toBe(out.routes.compaction);
+    expect(m.offload.routing()).toMatchObject({
+      syscall_or_cpuset: 'cpu-serial',
+      demotion: 'cpu-serial',
+      compaction: 'cpu-serial#2',
+      damon: 'cpu-serial#2',
+    });
+    const { result, pages } = await migrateAndVerify(m, 'compaction', 3);
+    expect(result.offload).toMatchObject({ migrator: 'cpu-serial#2', foliosCopied: pages });
+    const other = await migrateAndVerify(m, 'syscall_or_cpuset', 4);
+    expect(other.result.offload.migrator).toBe('cpu-serial');
   });
 
   it('the machine’s own errors pass through (EBUSY when a default is registered)', async () => {
