@@ -7,9 +7,10 @@ import {
   parseSize,
   type Size,
 } from '@pagemig/core';
+import { configureMachine, migratorRef, type RegistryConfig, RegistryErrorCode } from '@pagemig/registry';
 import type { PagemigConfig } from './config.js';
-import { specOptions } from './config.js';
-import type { Drivers } from './drivers.js';
+import { configError, specOptions } from './config.js';
+import { type Drivers, driverError } from './drivers.js';
 import { CliError, ExitCode, usageError } from './exit_codes.js';
 import { formatSize } from './table.js';
 
@@ -61,14 +62,29 @@ export function machineConfig(
   return { ...rest, nodes } as MachineConfig;
 }
 
-/** createMachine with its configuration errors as usage errors. */
-export async function openMachine(config: MachineConfig): Promise<Machine> {
+/**
+ * createMachine; its configuration errors are the flags' (exit 2) when a flag set the field, else
+ * the config file's (exit 4, naming it and the field).
+ */
+export async function openMachine(
+  config: MachineConfig,
+  from: { configName?: string | undefined; flags?: MachineFlags & { batchPages?: number } } = {},
+): Promise<Machine> {
   try {
     return await createMachine(config);
   } catch (e) {
-    if (PagemigError.isInstance(e) && e.code === 'ERR_INVALID_CONFIG')
-      throw new CliError(`machine: ${e.message.replace(/^createMachine: /, '')}`, ExitCode.USAGE, e.code);
-    throw e;
+    if (!PagemigError.isInstance(e) || e.code !== 'ERR_INVALID_CONFIG') throw e;
+    const detail = e.message.replace(/^createMachine: /, '');
+    const field = /^([\w.]+): /.exec(detail)?.[1] ?? '';
+    const f = from.flags ?? {};
+    const byFlag =
+      (field.startsWith('nodes') && (f.nodes !== undefined || f.nodeMemory !== undefined)) ||
+      (field === 'migrationBatchPages' && f.batchPages !== undefined);
+    if (from.configName !== undefined && !byFlag) {
+      const path = `machine.${field}`.replace(/\.(\d+)/g, '[$1]');
+      throw configError(`${from.configName}: ${path}: ${detail.slice(field.length + 2)}`);
+    }
+    throw new CliError(`machine: ${detail}`, ExitCode.USAGE, e.code);
   }
 }
 
@@ -77,6 +93,8 @@ export interface MigratorChoice {
   id: string;
   options: Record<string, unknown>;
   reasons?: string | string[];
+  /** Where the choice came from, so an error blames the config file or the flag. */
+  source?: { idFromFile: boolean; fileKeys: string[] };
 }
 
 /** The default migrator: `--migrator`/`--option`/`--timing` over the config file's `migrator`. */
@@ -96,42 +114,125 @@ export function migratorChoice(
     );
   }
   const base = sameAsFile ? specOptions(cfg, { ...file, timing }) : specOptions(cfg, { id, timing });
+  const fileKeys = sameAsFile
+    ? Object.keys(base).filter((k) => !(k in (flags.option ?? {})) && !(k === 'timing' && flags.timing))
+    : [];
   return {
     id,
     options: { ...base, ...flags.option },
     ...(sameAsFile && file.reasons !== undefined ? { reasons: file.reasons } : {}),
+    source: { idFromFile: flags.migrator === undefined && file !== undefined, fileKeys },
   };
 }
 
-/** Loads and registers the default migrator and the config file's routes; returns what it wired. */
+/** Canonical (id, options) key, to tell which spec a load belongs to. */
+function specKey(id: string, options: Record<string, unknown>): string {
+  const sorted = (v: unknown): unknown =>
+    typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v)
+            .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+            .map(([k, x]) => [k, sorted(x)]),
+        )
+      : v;
+  try {
+    return `${id}\0${JSON.stringify(sorted(options))}`;
+  } catch {
+    return `${id}\0?`;
+  }
+}
+
+/** A spec's load error: the config file's fault (exit 4, file and JSON path) or the flags' (exit 2). */
+function specError(
+  e: unknown,
+  spec: { where: string; fileKeys: string[]; idFromFile: boolean; options: Record<string, unknown> },
+  configName: string | undefined,
+): CliError {
+  const err = e instanceof CliError ? e : driverError(e);
+  if (configName === undefined) return err;
+  if (err.code === RegistryErrorCode.ID && spec.idFromFile)
+    return configError(`${configName}: ${spec.where}.id: ${err.message}`);
+  if (err.code !== RegistryErrorCode.OPTION) return err;
+  // The option the driver names: the key quoted in the message, or the first key it mentions.
+  const keys = Object.keys(spec.options);
+  const key =
+    keys.find((k) => err.message.includes(`"${k}"`)) ??
+    keys.find((k) =>
+      new RegExp(`(^|[^\\w])${k.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}([^\\w]|$)`).test(err.message),
+    );
+  const fromFile =
+    key !== undefined ? spec.fileKeys.includes(key) : spec.fileKeys.length > 0 && spec.idFromFile;
+  if (!fromFile) return err;
+  const field = key === undefined ? 'options' : key === 'timing' ? 'timing' : `options.${key}`;
+  return configError(`${configName}: ${spec.where}.${field}: ${err.message}`);
+}
+
+/**
+ * Loads and wires the default migrator and the config file's routes with the registry's
+ * configure: each (id, options) is loaded once, so a default and a route that agree share one
+ * instance, and another instance of a driver joins under `<name>#2`. Returns the names it wired.
+ */
 export async function wireMigrators(
   m: Machine,
   drivers: Drivers,
   cfg: PagemigConfig,
   choice: MigratorChoice,
+  configName?: string,
 ): Promise<{ default: Migrator | null; routes: Record<string, string> }> {
-  let dflt: Migrator | null = null;
+  type Spec = { where: string; fileKeys: string[]; idFromFile: boolean; options: Record<string, unknown> };
+  const specs = new Map<string, Spec>();
+  const config: RegistryConfig = {};
   if (choice.id !== 'none') {
-    dflt = await drivers.load(choice.id, choice.options);
-    await registerOrUsage(() => m.offload.register(dflt!, choice.reasons ?? 'all'));
+    config.default = { id: choice.id, options: choice.options, reasons: choice.reasons ?? 'all' };
+    specs.set(specKey(choice.id, choice.options), {
+      where: 'migrator',
+      fileKeys: choice.source?.fileKeys ?? [],
+      idFromFile: choice.source?.idFromFile ?? false,
+      options: choice.options,
+    });
   }
-  const routes: Record<string, string> = {};
+  const routes: Record<string, { id: string; options: Record<string, unknown> }> = {};
   for (const [reason, spec] of Object.entries(cfg.routes ?? {})) {
-    const mig = await drivers.load(spec.id, specOptions(cfg, spec));
-    await registerOrUsage(() => m.offload.route(reason as never, mig), `routes.${reason}`);
-    routes[reason] = mig.name;
+    const options = specOptions(cfg, spec);
+    routes[reason] = { id: spec.id, options };
+    const key = specKey(spec.id, options);
+    if (!specs.has(key))
+      specs.set(key, {
+        where: `routes.${reason}`,
+        fileKeys: Object.keys(options),
+        idFromFile: true,
+        options,
+      });
   }
-  return { default: dflt, routes };
-}
-
-async function registerOrUsage(fn: () => Promise<void>, where = 'migrator.reasons'): Promise<void> {
+  if (Object.keys(routes).length) config.routes = routes;
+  // Ids first: a spelling no package can have is the file's or the flag's, before anything loads.
+  for (const [key, spec] of specs) {
+    try {
+      migratorRef(key.slice(0, key.indexOf('\0')));
+    } catch (e) {
+      throw specError(e, spec, configName);
+    }
+  }
+  const load = async (id: string, options: Record<string, unknown> = {}) => {
+    try {
+      return await drivers.load(id, options);
+    } catch (e) {
+      const spec = specs.get(specKey(id, options));
+      throw spec ? specError(e, spec, configName) : driverError(e);
+    }
+  };
+  let wired: Awaited<ReturnType<typeof configureMachine>>;
   try {
-    await fn();
+    wired = await configureMachine(load, m, config);
   } catch (e) {
-    // An unknown reason name is the user's input; a failing init is the driver's.
-    if (PagemigError.isInstance(e) && e.code === 'EINVAL') throw usageError(`${where}: ${e.message}`);
+    if (e instanceof CliError) throw e;
+    // A reason mask from a flag-built default (the file's were checked when it was read).
+    if (PagemigError.isInstance(e) && e.code === 'EINVAL') throw usageError(e.message);
     throw e;
   }
+  const names: Record<string, string> = {};
+  for (const [reason, mig] of Object.entries(wired.routes)) if (mig) names[reason] = mig.name;
+  return { default: wired.default, routes: names };
 }
 
 /** The machine as JSON (bytes per node) and as one line of text. */

@@ -42,13 +42,21 @@ export function addMigratorFlags(cmd: Command, what = 'the copy'): Command {
     );
 }
 
+/** `--node-memory`: a size that is a positive multiple of 2MiB (one pageblock). */
+function nodeMemoryFlag(value: string): number {
+  const bytes = sizeFlag('--node-memory', value);
+  if (bytes === 0 || bytes % (2 << 20))
+    throw usageError(
+      `--node-memory: ${JSON.stringify(value)} is not a positive multiple of 2MiB (one pageblock)`,
+    );
+  return bytes;
+}
+
 export function machineFlags(o: MachineOpts): MachineFlags & { batchPages?: number } {
   return {
     ...(o.nodes !== undefined ? { nodes: intFlag('--nodes', o.nodes, 1, 64) } : {}),
     // Checked here, passed on as typed so createMachine's errors quote the user's spelling.
-    ...(o.nodeMemory !== undefined && sizeFlag('--node-memory', o.nodeMemory) >= 0
-      ? { nodeMemory: o.nodeMemory }
-      : {}),
+    ...(o.nodeMemory !== undefined && nodeMemoryFlag(o.nodeMemory) >= 0 ? { nodeMemory: o.nodeMemory } : {}),
     ...(o.batchPages !== undefined ? { batchPages: intFlag('--batch-pages', o.batchPages, 1, 1 << 20) } : {}),
   };
 }

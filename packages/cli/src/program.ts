@@ -9,7 +9,7 @@ import { registerTraceCommand } from './commands/trace.js';
 import type { CommandContext } from './context.js';
 import { createDrivers, type Drivers } from './drivers.js';
 import { CliError, EXIT_CODES_HELP, ExitCode } from './exit_codes.js';
-import { type Io, processIo } from './io.js';
+import { emitJson, type Io, processIo } from './io.js';
 import { registerModeledCommands } from './modeled/index.js';
 
 export interface ProgramOptions {
@@ -44,24 +44,44 @@ export function createProgram(opts: ProgramOptions = {}): { program: Command; ex
   registerProcCommand(program, ctx);
   registerTraceCommand(program, ctx);
   registerReportCommand(program, ctx);
-  registerModeledCommands(program);
+  registerModeledCommands(program, ctx);
   return { program, exitCode: () => code };
+}
+
+/** The command a parse error belongs to (for its --json document): the first known command name. */
+function commandOf(program: Command, args: readonly string[]): string {
+  const names = new Set(program.commands.map((c) => c.name()));
+  return args.find((a) => names.has(a)) ?? 'pagemig';
+}
+
+/** `--json` among the arguments (before a `--` that ends the options). */
+function wantsJson(args: readonly string[]): boolean {
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).includes('--json');
 }
 
 /** Runs `pagemig <args>` and resolves with the exit code (never exits the process). */
 export async function runCli(args: string[], opts: ProgramOptions = {}): Promise<number> {
   const io = opts.io ?? processIo();
   const { program, exitCode } = createProgram({ ...opts, io });
+  // Errors found while parsing (commander's own, or a flag's parser) never reach a command's
+  // runCommand: under --json they still get their one error document on stdout.
+  const fail = (code: string, message: string, exit: number) => {
+    if (wantsJson(args))
+      emitJson(io, commandOf(program, args), { ok: false, error: { code, message, exitCode: exit } });
+    return exit;
+  };
   try {
     await program.parseAsync(args, { from: 'user' });
   } catch (e) {
-    if (e instanceof CommanderError)
-      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version'
-        ? ExitCode.OK
-        : ExitCode.USAGE;
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return ExitCode.OK;
+      const message = e.code === 'commander.help' ? 'no command given' : e.message.replace(/^error: /, '');
+      return fail('ERR_USAGE', message, ExitCode.USAGE);
+    }
     if (e instanceof CliError) {
       io.stderr.write(`pagemig: ${e.message}\n`);
-      return e.exitCode;
+      return fail(e.code, e.message, e.exitCode);
     }
     throw e;
   }

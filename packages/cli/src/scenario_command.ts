@@ -25,13 +25,13 @@ export async function withScenario<T>(
   fn: (m: Machine, scenario: ScenarioName) => T,
 ): Promise<T> {
   const scenario = scenarioFlag(o.scenario);
-  const { config } = await loadConfig(ctx.io.cwd, o.config);
+  const { config, name } = await loadConfig(ctx.io.cwd, o.config);
   const flags = machineFlags(o);
   const mc = machineConfig(config, flags, { nodes: 2, nodeMemory: 64 << 20 });
   if (flags.batchPages !== undefined) mc.migrationBatchPages = flags.batchPages;
-  const m = await openMachine(mc);
+  const m = await openMachine(mc, { configName: name, flags });
   try {
-    await wireMigrators(m, ctx.drivers(), config, migratorChoice(config, o));
+    await wireMigrators(m, ctx.drivers(), config, migratorChoice(config, o), name);
     await runScenario(m, scenario);
     return fn(m, scenario);
   } finally {

@@ -113,7 +113,15 @@ describe('pagemig bench', () => {
     );
     expect(r.stdout).toContain('Total-size sweep: 2MiB folios, 1 thread/channel (series RFC V3 table d)');
     expect(r.stdout).toMatch(
-      /│ cpu-serial +│ +1 │ +2MiB │ +\d+\.\d\d │ +\d+\.\d\d │ +\d+\.\d\d │ +\d+% │ +\d+\.\d+ │ +1\/1 │/,
+      /│ cpu-serial +│ +1 │ +2MiB │ +\d+\.\d\d │ +\d+\.\d\d │ +\d+\.\d\d │( +\d+% │){5} +\d+(\.\d+)? │ +1\/1 │/,
+    );
+    // Every phase has a column, and `other` is the rest: the shares add up to the wall time.
+    expect(r.stdout).toMatch(
+      /│ copy │ unmap │ flush │ move │ other │ engine CPU ms \(±\d+(\.\d+)?\) │ offloaded │/,
+    );
+    expect(r.stdout).toContain('other = the rest (batching, retries, putback, tracing)');
+    expect(r.stdout).toMatch(
+      /engine CPU ms: the engine thread's schedstat, read once per run; it moves in steps of about/,
     );
     expect(r.stdout).not.toContain('Folio-size sweep');
     expect(r.stdout).toMatch(/\nresults: .+b\.json; \d+\.\d s\n$/);
@@ -135,6 +143,9 @@ describe('pagemig bench', () => {
     const { runModeledBench } = await import('../src/modeled/index.js');
     const r = await run(['bench', '--clock', 'modeled', '--profile', 'dram-cxl', '--json']);
     expect(r.code).toBe(5);
-    expect(runModeledBench).toHaveBeenCalledWith({ profile: 'dram-cxl', json: true });
+    expect(runModeledBench).toHaveBeenCalledWith(
+      expect.objectContaining({ profile: 'dram-cxl', json: true, out: 'pagemig-bench.json' }),
+      expect.anything(),
+    );
   });
 });

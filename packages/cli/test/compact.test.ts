@@ -55,4 +55,21 @@ describe('pagemig compact', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toBe('pagemig compact: --node 1 does not exist: the machine has 1 node(s)\n');
   });
+
+  // Issue 20: an unwritable --svg failed only after the whole run.
+  it('checks the --svg path before running (exit 2, one JSON document)', async () => {
+    const t0 = performance.now();
+    const r = await run(['compact', '--svg', '/nonexistent/x.svg', '--json']);
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error).toEqual({
+      code: 'ERR_USAGE',
+      message: '--svg /nonexistent/x.svg: the directory /nonexistent does not exist',
+      exitCode: 2,
+    });
+    expect(performance.now() - t0).toBeLessThan(2000);
+    const dir = tempDir();
+    const isDir = await run(['compact', '--svg', '.'], { cwd: dir });
+    expect(isDir.code).toBe(2);
+    expect(isDir.stderr).toBe(`pagemig compact: --svg .: ${dir} is a directory\n`);
+  });
 });

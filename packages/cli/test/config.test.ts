@@ -51,7 +51,7 @@ describe('config file', () => {
       error: { code: 'ERR_CONFIG', exitCode: 4 },
     });
     expect(doc.error.message).toBe(
-      `${path.join(dir, 'pagemig.config.json')}: machine.nodes.0.memory: expected a size: a byte count or a string such as "256MiB"`,
+      'pagemig.config.json: machine.nodes[0].memory: is required: a size string like "64MiB"; pagemig.config.json: machine.nodes[0]: unknown key "memroy"',
     );
   });
 
@@ -65,7 +65,7 @@ describe('config file', () => {
     const r = await run(['migrate'], { cwd: dir });
     expect(r.code).toBe(4);
     expect(r.stderr).toBe(
-      `pagemig migrate: ${path.join(dir, 'pagemig.config.json')}: migrator.timing: unknown timing profile "fast"; known: slow\n`,
+      'pagemig migrate: pagemig.config.json: migrator.timing: unknown timing profile "fast"; known: slow\n',
     );
   });
 
@@ -76,9 +76,7 @@ describe('config file', () => {
     expect(bad.stderr).toMatch(/pagemig\.config\.json: not valid JSON: /);
     const missing = await run(['migrate', '--config', 'nope.json'], { cwd: dir });
     expect(missing.code).toBe(4);
-    expect(missing.stderr).toBe(
-      `pagemig migrate: config file ${path.join(dir, 'nope.json')} does not exist\n`,
-    );
+    expect(missing.stderr).toBe('pagemig migrate: config file nope.json does not exist\n');
   });
 
   it('flags override the file: node size, node count, migrator', async () => {
@@ -157,5 +155,98 @@ describe('config file', () => {
     expect(routed.offload.migrator).toBe('cpu-serial');
     const other = JSON.parse((await run(['migrate', '--total', '4MiB', '--json'], { cwd: dir })).stdout);
     expect(other.offload.migrator).toBeNull();
+  });
+});
+
+// Issue 20: config errors exited 2 without naming the file; a bad distances matrix was dropped.
+describe('config file errors: exit 4, the file and the JSON path of each bad field', () => {
+  it.each([
+    [
+      { machine: { nodes: [{ memory: 64 }, { memory: '64MiB' }] } },
+      'pagemig.config.json: machine.nodes[0].memory: expected a size string like "64MiB", got 64',
+    ],
+    [
+      { machine: { nodes: [{ memory: '64MiB' }, { memory: '3MiB' }] } },
+      'pagemig.config.json: machine.nodes[1].memory: "3MiB" is not a positive multiple of 2MiB (one pageblock)',
+    ],
+    [
+      { migrator: { id: 'ptdma', options: { channels: 'two' } } },
+      'pagemig.config.json: migrator.options.channels: ptdma: channels must be an integer in 1..16, got "two"',
+    ],
+    [
+      { migrator: { id: 'ptdma', options: { chanels: 2 } } },
+      'pagemig.config.json: migrator.options.chanels: unknown option "chanels" for migrator ptdma; did you mean "channels"?',
+    ],
+    [
+      { routes: { compaction: { id: 'cpu-serial', options: { checkEvery: -1 } } } },
+      'pagemig.config.json: routes.compaction.options.checkEvery: ',
+    ],
+    [
+      { routes: { compacton: { id: 'ptdma' } } },
+      'pagemig.config.json: routes.compacton: unknown migrate reason "compacton"; did you mean "compaction"? (a route is for one of compaction, ',
+    ],
+    [
+      { migrator: { id: 'ptdma', reasons: 'compaction,numa_misplacd' } },
+      'pagemig.config.json: migrator.reasons: ',
+    ],
+    [
+      { timingProfiles: { x: { bandwidth: 'fast' } }, migrator: { id: 'ptdma', timing: 'x' } },
+      'pagemig.config.json: timingProfiles.x.bandwidth: expected a rate like "4GB/s", "800MB/s" or "2GiB/s" (or bytes per second), got "fast"',
+    ],
+    [
+      { machine: { nodes: [{ memory: '64MiB' }, { memory: '64MiB' }], distances: [[10, 20, 30]] } },
+      'pagemig.config.json: machine.distances: expected a 2x2 matrix (a row and a column per node), got 1 row(s) of 3',
+    ],
+    [
+      {
+        machine: {
+          nodes: [{ memory: '64MiB' }, { memory: '64MiB' }],
+          distances: [
+            [10, 20],
+            [20, 9],
+          ],
+        },
+      },
+      'pagemig.config.json: machine.distances[1][1]: the local distance is 10, got 9',
+    ],
+    [{ machine: { distances: [[10]] } }, 'pagemig.config.json: machine.distances: needs machine.nodes'],
+    [{ migrator: { id: 'PTdma' } }, 'pagemig.config.json: migrator.id: "PTdma" is not a migrator id'],
+  ])('%j', async (config, message) => {
+    const dir = tempDir({ 'pagemig.config.json': json(config) });
+    const r = await run(['migrate', '--total', '4MiB', '--json'], { cwd: dir });
+    expect(r.code).toBe(ExitCode.CONFIG);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ ok: false, error: { code: 'ERR_CONFIG', exitCode: 4 } });
+    expect(doc.error.message.startsWith(message)).toBe(true);
+    expect(r.stderr).toBe(`pagemig migrate: ${doc.error.message}\n`);
+  });
+
+  it('names every bad field, not only the first', async () => {
+    const dir = tempDir({
+      'pagemig.config.json': json({ machine: { nodes: [{ memory: 64 }, { memory: '64MiB', tier: 3 }] } }),
+    });
+    const r = await run(['proc', 'vmstat'], { cwd: dir });
+    expect(r.code).toBe(4);
+    expect(r.stderr).toBe(
+      'pagemig proc: pagemig.config.json: machine.nodes[0].memory: expected a size string like "64MiB", got 64; pagemig.config.json: machine.nodes[1].tier: expected string, got 3\n',
+    );
+  });
+
+  it('a flag that causes the problem is a usage error (exit 2), not the file', async () => {
+    const dir = tempDir({
+      'pagemig.config.json': json({ migrator: { id: 'ptdma', options: { channels: 2 } } }),
+    });
+    const r = await run(['migrate', '--total', '4MiB', '-o', 'channels=99'], { cwd: dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('pagemig migrate: ptdma: channels must be an integer in 1..16, got 99\n');
+  });
+
+  it('names a config file outside the working directory by its path (--config)', async () => {
+    const other = tempDir({ 'x.json': json({ machine: { nodes: [{ memory: 64 }] } }) });
+    const r = await run(['compact', '--config', path.join(other, 'x.json')]);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toBe(
+      `pagemig compact: ${path.join(other, 'x.json')}: machine.nodes[0].memory: expected a size string like "64MiB", got 64\n`,
+    );
   });
 });

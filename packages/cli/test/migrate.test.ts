@@ -80,14 +80,34 @@ describe('pagemig migrate', () => {
       'migrated 4MiB = 1024 folios of 4KiB from node 0 to node 1: every byte and the invariants verified',
     );
     expect(lines[2]).toMatch(/^┌/);
+    // The CPU clock moves in scheduler ticks: the header gives the step, the cell is rounded to it.
     expect(lines[3]).toMatch(
-      /│ GB\/s │ base pages\/s │ raw copy GB\/s │ x raw │ wall ms │ engine CPU ms │ offloaded │/,
+      /│ GB\/s │ base pages\/s │ raw copy GB\/s │ x raw │ wall ms │ engine CPU ms \(±\d+(\.\d+)?\) │ offloaded │/,
     );
     expect(lines[4]).toMatch(/│ +0\/1024 │$/);
-    for (const phase of ['unmap', 'TLB flush', 'batch copy (migrator)', 'CPU copy', 'move'])
-      expect(r.stdout).toMatch(
-        new RegExp(`│ ${phase.replace(/[()]/g, '\\$&')} +│ +\\d+\\.\\d\\d │ +\\d+% │`),
+    const phases = [
+      'unmap (allocate, unmap)',
+      'TLB flush',
+      'batch copy (migrator)',
+      'CPU copy',
+      'move',
+      'other (batching, retries, putback, tracing)',
+    ];
+    let ms = 0;
+    for (const phase of phases) {
+      const m = new RegExp(`│ ${phase.replace(/[()]/g, '\\$&')} +│ +(\\d+\\.\\d\\d) │ +\\d+% │`).exec(
+        r.stdout,
       );
+      expect(m, phase).not.toBeNull();
+      ms += Number(m![1]);
+    }
+    // Every phase is accounted for: the rows add up to the wall time (to the rounding of the cells).
+    const wall = Number(/│ wall time +│ +(\d+\.\d\d) │ +100% │/.exec(r.stdout)![1]);
+    expect(Math.abs(ms - wall)).toBeLessThanOrEqual(0.03);
+    expect(r.stdout).toMatch(
+      /\nengine CPU: the engine thread's schedstat, which moves in steps of about \d+(\.\d+)? ms here/,
+    );
+    expect(r.stdout).toContain("CPU copy: the move phase's copy loop:");
   });
 
   it('exits 1 when the bytes do not verify', async () => {
@@ -122,9 +142,10 @@ describe('pagemig migrate', () => {
       ['--mode', 'fast'],
       '--mode: unknown migrate mode "fast"; use one of MIGRATE_ASYNC, MIGRATE_SYNC_LIGHT, MIGRATE_SYNC',
     ],
+    [['--node-memory', '3MiB'], '--node-memory: "3MiB" is not a positive multiple of 2MiB (one pageblock)'],
     [
-      ['--node-memory', '3MiB'],
-      'machine: nodes.0.memory: "3MiB" must be a positive multiple of 2MiB (one pageblock)',
+      ['--node-memory', '8MiB', '--total', '64MiB'],
+      '--total 64MiB does not fit --node-memory 8MiB: nodes 0 and 1 need at least 66MiB each (the folios, their page tables and the watermarks); raise --node-memory or lower --total',
     ],
     [['--nodes', 'two'], '--nodes: expected an integer from 1 to 64, got "two"'],
     [
@@ -137,6 +158,33 @@ describe('pagemig migrate', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(
       new RegExp(`^pagemig( migrate)?: ${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n$`),
+    );
+  });
+
+  // Issue 20: errors found while parsing the flags printed no JSON under --json.
+  it.each([
+    [['-o', 'channels'], '--option "channels": expected key=value'],
+    [['--totl', '4MiB'], "unknown option '--totl'"],
+    [['--node-memory', '8MiB', '--total', '64MiB'], '--total 64MiB does not fit --node-memory 8MiB'],
+  ])('under --json, %j still prints one error document and exits 2', async (args, message) => {
+    const r = await run(['migrate', ...args, '--json']);
+    expect(r.code).toBe(2);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({
+      schemaVersion: 1,
+      command: 'migrate',
+      ok: false,
+      error: { code: 'ERR_USAGE', exitCode: 2 },
+    });
+    expect(doc.error.message).toContain(message);
+  });
+
+  it('says what the CPU copy row is when every folio was offloaded', async () => {
+    const r = await run(['migrate', '--total', '4MiB', '--migrator', 'cpu-serial']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('│       2/2 │');
+    expect(r.stdout).toContain(
+      "CPU copy: the move phase's copy loop: folios no migrator copied are copied on the CPU, and every folio's copied mark is checked (all were offloaded: this is the checking)\n",
     );
   });
 });

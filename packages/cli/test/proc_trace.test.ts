@@ -87,4 +87,18 @@ describe('pagemig trace', () => {
       /: mm_compaction_begin: zone_start=0x0 migrate_pfn=0x0 free_pfn=0x[0-9a-f]+ zone_end=0x2000, mode=sync$/,
     );
   });
+
+  // Issue 20: an unknown event printed nothing and exited 0.
+  it('refuses an unknown event (exit 2) and lists the valid ones; accepts system:event', async () => {
+    const r = await run(['trace', '--event', 'bogus', '--json']);
+    expect(r.code).toBe(2);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ command: 'trace', ok: false, error: { code: 'ERR_USAGE', exitCode: 2 } });
+    expect(doc.error.message).toMatch(
+      /^--event: unknown event "bogus"; use a system or one of its events \(or system:event\): migrate \(mm_migrate_pages_start, mm_migrate_pages\); compaction \(mm_compaction_isolate_migratepages, .+\); pagemig \(migrate_phases\)$/,
+    );
+    const ok = await run(['trace', ...tiny, '--event', 'migrate:mm_migrate_pages_start']);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout.trimEnd().split('\n')).toHaveLength(2);
+  });
 });

@@ -60,6 +60,18 @@ export interface CompactionRow extends VariantInfo {
   mapSvg: string;
 }
 
+/**
+ * What a hardware profile's timing model predicts for the folio sweep's runs (same folios, batch
+ * and copier): `pagemig bench --profile <name>` on the real clock. Predictions, not measurements.
+ */
+export interface SweepModel {
+  clock: 'modeled';
+  profile: string;
+  rows: (VariantInfo & { folioBytes: number; folios: number; bytesPerSec: number })[];
+  /** Variants the profile cannot model (a DMA engine it lacks, a third-party migrator). */
+  skipped: string[];
+}
+
 export interface BenchDocument {
   schemaVersion: typeof BENCH_SCHEMA_VERSION;
   command: 'bench';
@@ -84,4 +96,6 @@ export interface BenchDocument {
   /** What was capped or left out, and why. */
   notes: string[];
   seconds: number;
+  /** With --profile: the timing model's predictions for the folio sweep's runs. */
+  modeled?: SweepModel;
 }

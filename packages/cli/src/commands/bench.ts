@@ -1,5 +1,4 @@
 import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import type { Command } from 'commander';
 import { PRESETS } from '../bench/presets.js';
 import { formatBench } from '../bench/print.js';
@@ -9,6 +8,8 @@ import { type CommandContext, examples, machineCommandOptions } from '../context
 import { usageError } from '../exit_codes.js';
 import { intFlag, sizeFlag } from '../machine.js';
 import { runModeledBench } from '../modeled/index.js';
+import { modelSweep, sweepProfile } from '../modeled/sweep.js';
+import { checkWritable } from '../output_paths.js';
 import { createProgress, type Progress } from '../progress.js';
 import { renderReport } from '../report/html.js';
 import { runCommand } from '../run_command.js';
@@ -22,7 +23,7 @@ interface BenchOpts {
   out: string;
   html?: string;
   clock: string;
-  profile: string;
+  profile?: string;
   json?: boolean;
   config?: string;
 }
@@ -61,7 +62,10 @@ export function registerBenchCommand(program: Command, ctx: CommandContext): voi
     .option('--out <file>', 'results JSON file', 'pagemig-bench.json')
     .option('--html <file>', 'also render the HTML report to this file')
     .option('--clock <clock>', 'real (measure here) or modeled (predict with a hardware profile)', 'real')
-    .option('--profile <name>', 'hardware profile for --clock modeled', 'zen3-epyc-ptdma');
+    .option(
+      '--profile <name>',
+      'hardware profile: with --clock modeled the one to predict with (default zen3-epyc-ptdma); on the real clock the report draws its predictions for the same runs beside the measured ones',
+    );
   machineCommandOptions(cmd);
   examples(cmd, [
     'pagemig bench --quick',
@@ -79,11 +83,27 @@ async function bench(ctx: CommandContext, o: BenchOpts): Promise<number> {
   // --clock modeled hands over to the timing model, which returns its own exit code.
   const { io } = ctx;
   const json = !!o.json;
-  if (o.clock === 'modeled') return runModeledBench({ profile: o.profile, json });
+  // Every output path is checked before the run, so a long run never ends in a write error.
+  const out = checkWritable('--out', o.out, io.cwd);
+  const html = o.html === undefined ? null : checkWritable('--html', o.html, io.cwd);
+  if (o.clock === 'modeled')
+    return runModeledBench(
+      {
+        profile: o.profile ?? 'zen3-epyc-ptdma',
+        json,
+        quick: !!o.quick,
+        only: onlyFlag(o.only),
+        out: o.out,
+        html: o.html,
+        cwd: io.cwd,
+      },
+      io,
+    );
   if (o.clock !== 'real')
     throw usageError(`--clock: expected real or modeled, got ${JSON.stringify(o.clock)}`);
   const preset = PRESETS[o.quick ? 'quick' : 'full'];
   const only = onlyFlag(o.only);
+  const profile = o.profile === undefined ? undefined : sweepProfile(o.profile);
   const maxTotal = o.maxTotal === undefined ? preset.maxTotal : sizeFlag('--max-total', o.maxTotal);
   const reps = o.reps === undefined ? preset.reps : intFlag('--reps', o.reps, 1, 100);
   const { config } = await loadConfig(io.cwd, o.config);
@@ -101,14 +121,10 @@ async function bench(ctx: CommandContext, o: BenchOpts): Promise<number> {
     },
     (label) => bar.tick(label),
   ).finally(() => bar.stop());
+  if (profile) doc.modeled = modelSweep(doc, profile);
 
-  const out = path.resolve(io.cwd, o.out);
   writeFileSync(out, `${JSON.stringify(doc, null, 2)}\n`);
-  let html: string | null = null;
-  if (o.html) {
-    html = path.resolve(io.cwd, o.html);
-    writeFileSync(html, renderReport(doc).html);
-  }
+  if (html) writeFileSync(html, renderReport(doc).html);
   if (json) {
     io.stdout.write(
       `${JSON.stringify({ ...doc, ok: true, files: { results: out, report: html } }, null, 2)}\n`,

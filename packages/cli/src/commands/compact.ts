@@ -1,5 +1,4 @@
 import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { PAGE_SIZE } from '@pagemig/core';
 import { attachKcompactd, renderZoneMapsSvg, zoneMap, zoneMapCounts, zoneMapText } from '@pagemig/kcompactd';
 import type { Command } from 'commander';
@@ -16,6 +15,7 @@ import {
   wireMigrators,
 } from '../machine.js';
 import { addMachineFlags, addMigratorFlags, type MachineOpts, machineFlags } from '../machine_flags.js';
+import { checkWritable } from '../output_paths.js';
 import { createProgress } from '../progress.js';
 import { runCommand } from '../run_command.js';
 import { fragmentNode } from '../scenarios/fragment.js';
@@ -72,7 +72,9 @@ async function compact(ctx: CommandContext, o: CompactOpts): Promise<void> {
   const fill = Number(o.fill);
   if (!(fill > 0 && fill <= 1))
     throw usageError(`--fill: expected a share in (0, 1], got ${JSON.stringify(o.fill)}`);
-  const { config, file } = await loadConfig(io.cwd, o.config);
+  // Every output path is checked before the run, so a long run never ends in a write error.
+  const svgFile = o.svg === undefined ? null : checkWritable('--svg', o.svg, io.cwd);
+  const { config, file, name } = await loadConfig(io.cwd, o.config);
   const choice = migratorChoice(config, o);
   const flags = machineFlags(o);
   const mc = machineConfig(config, flags, { nodes: 1, nodeMemory: 128 << 20 });
@@ -81,10 +83,16 @@ async function compact(ctx: CommandContext, o: CompactOpts): Promise<void> {
     throw usageError(`--node ${nid} does not exist: the machine has ${mc.nodes.length} node(s)`);
 
   const bar = createProgress(io, !!o.json, 3, 'compact');
-  const m = await openMachine(mc);
+  const m = await openMachine(mc, { configName: name, flags });
   const kd = attachKcompactd(m, { proactiveness: 0 });
   try {
-    await wireMigrators(m, ctx.drivers(), config, { ...choice, reasons: choice.reasons ?? 'compaction' });
+    const wired = await wireMigrators(
+      m,
+      ctx.drivers(),
+      config,
+      { ...choice, reasons: choice.reasons ?? 'compaction' },
+      name,
+    );
     const frag = fragmentNode(m, nid, { chunkPages, fill });
     bar.tick('compacting');
     const before = zoneMap(m, nid);
@@ -101,9 +109,7 @@ async function compact(ctx: CommandContext, o: CompactOpts): Promise<void> {
     const cpu = zones.reduce((s, z) => s + z.cpuSeconds, 0);
     const bytesPerSec = wall > 0 ? (pages * PAGE_SIZE) / wall : 0;
     const rawBytesPerSec = pages > 0 ? new Reference().pass(pages * PAGE_SIZE, PAGE_SIZE) : 0;
-    let svgFile: string | null = null;
-    if (o.svg) {
-      svgFile = path.resolve(io.cwd, o.svg);
+    if (svgFile) {
       writeFileSync(
         svgFile,
         renderZoneMapsSvg([before, after], { titles: ['before compaction', 'after compaction'] }),
@@ -127,7 +133,17 @@ async function compact(ctx: CommandContext, o: CompactOpts): Promise<void> {
     const summary = {
       machine: describeMachine(mc).json,
       config: file,
-      migrator: { id: choice.id, options: choice.options },
+      migrator: { id: choice.id, options: choice.options, routes: wired.routes },
+      // What each wired migrator did: with two instances of one driver, which one copied.
+      offload: m.offload.status().map((st) => ({
+        name: st.name,
+        reasons: st.reasons,
+        isDefault: st.isDefault,
+        batches: st.batches,
+        foliosOffered: st.foliosOffered,
+        foliosCopied: st.foliosCopied,
+        failures: st.failures,
+      })),
       node: nid,
       zones: zones.map((z) => ({
         zone: z.zone,

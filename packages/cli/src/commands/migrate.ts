@@ -1,6 +1,8 @@
+import { formatSize as exactSize, type MachineConfig, type MigrationPhases } from '@pagemig/core';
 import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
 import { type CommandContext, examples, machineCommandOptions } from '../context.js';
+import { cpuClockResolution, cpuMs, cpuStepMs } from '../cpu_clock.js';
 import { usageError } from '../exit_codes.js';
 import { emitJson } from '../io.js';
 import {
@@ -71,6 +73,55 @@ export function registerMigrateCommand(program: Command, ctx: CommandContext): v
   });
 }
 
+/**
+ * Both nodes must hold the run: its folios, their page tables (one 4KiB page per 512 base pages)
+ * and the allocator's watermarks, rounded up to whole 2MiB pageblocks. Checked before anything
+ * runs, so a machine too small is a usage error rather than an ENOMEM halfway through.
+ */
+export function nodeMemoryNeeded(total: number): number {
+  return Math.ceil((total + total / 512 + 1) / THP) * THP;
+}
+
+function checkRoom(
+  mc: MachineConfig,
+  r: { total: number; from: number; to: number; nodeMemoryFlag?: string; configName?: string },
+): void {
+  const need = nodeMemoryNeeded(r.total);
+  for (const nid of [r.from, r.to]) {
+    const have = sizeFlag('--node-memory', mc.nodes[nid]!.memory);
+    if (have >= need) continue;
+    const source =
+      r.nodeMemoryFlag !== undefined
+        ? `--node-memory ${r.nodeMemoryFlag}`
+        : r.configName !== undefined
+          ? `node ${nid} of ${r.configName} (${exactSize(have)})`
+          : `node ${nid} (${exactSize(have)})`;
+    throw usageError(
+      `--total ${exactSize(r.total)} does not fit ${source}: nodes ${r.from} and ${r.to} need at least ${exactSize(need)} each (the folios, their page tables and the watermarks); raise --node-memory or lower --total`,
+    );
+  }
+}
+
+/** Every phase of migrate_pages() as ms and share of the wall time; `other` is the rest, so the shares add up. */
+export function phaseTable(p: MigrationPhases, wallSeconds: number): string {
+  const measured = p.unmap + p.flush + p.batchCopy + p.fallbackCopy + p.move;
+  const rows: [string, number][] = [
+    ['unmap (allocate, unmap)', p.unmap],
+    ['TLB flush', p.flush],
+    ['batch copy (migrator)', p.batchCopy],
+    ['CPU copy', p.fallbackCopy],
+    ['move', p.move],
+    ['other (batching, retries, putback, tracing)', Math.max(0, wallSeconds - measured)],
+  ];
+  return renderTable(
+    ['phase', { header: 'ms', align: 'right' }, { header: 'share', align: 'right' }],
+    [
+      ...rows.map(([name, s]) => [name, (s * 1000).toFixed(2), pct(s, wallSeconds)]),
+      ['wall time', (wallSeconds * 1000).toFixed(2), '100%'],
+    ],
+  );
+}
+
 async function migrate(ctx: CommandContext, o: MigrateOpts): Promise<void> {
   const { io } = ctx;
   const json = !!o.json;
@@ -90,7 +141,7 @@ async function migrate(ctx: CommandContext, o: MigrateOpts): Promise<void> {
     reason: reasonFlag(o.reason),
     seed: Date.now(),
   };
-  const { config, file } = await loadConfig(io.cwd, o.config);
+  const { config, file, name } = await loadConfig(io.cwd, o.config);
   const flags = machineFlags(o);
   const choice = migratorChoice(config, o);
   const mc = machineConfig(config, flags, {
@@ -100,11 +151,12 @@ async function migrate(ctx: CommandContext, o: MigrateOpts): Promise<void> {
   if (flags.batchPages !== undefined) mc.migrationBatchPages = flags.batchPages;
   if (Math.max(from, to) >= mc.nodes.length)
     throw usageError(`node ${Math.max(from, to)} does not exist: the machine has ${mc.nodes.length} node(s)`);
+  checkRoom(mc, { total, from, to, nodeMemoryFlag: o.nodeMemory, configName: name });
 
   const bar = createProgress(io, json, 2, 'migrate');
-  const m = await openMachine(mc);
+  const m = await openMachine(mc, { configName: name, flags });
   try {
-    const wired = await wireMigrators(m, ctx.drivers(), config, choice);
+    const wired = await wireMigrators(m, ctx.drivers(), config, choice, name);
     // One untimed run first, so the figures are the warm JIT's and the migrator's steady state.
     await runMigration(m, { ...spec, total: Math.min(total, 4 << 20), seed: spec.seed + 1 });
     bar.tick('migrating');
@@ -128,6 +180,7 @@ async function migrate(ctx: CommandContext, o: MigrateOpts): Promise<void> {
         ratio: r.ratio,
         wallSeconds: res.wallSeconds,
         cpuSeconds: res.cpuSeconds,
+        cpuClockResolutionSeconds: cpuClockResolution(),
         phases: res.phases,
         offload: res.offload,
         nrSucceeded: res.nrSucceeded,
@@ -145,11 +198,18 @@ async function migrate(ctx: CommandContext, o: MigrateOpts): Promise<void> {
     io.stdout.write(
       `migrated ${formatSize(total)} = ${r.folios} folios of ${formatSize(folio)} from node ${from} to node ${to}: every byte and the invariants verified\n`,
     );
+    const step = cpuClockResolution();
     io.stdout.write(
       renderTable(
-        ['GB/s', 'base pages/s', 'raw copy GB/s', 'x raw', 'wall ms', 'engine CPU ms', 'offloaded'].map(
-          (h) => ({ header: h, align: 'right' as const }),
-        ),
+        [
+          'GB/s',
+          'base pages/s',
+          'raw copy GB/s',
+          'x raw',
+          'wall ms',
+          `engine CPU ms (±${cpuStepMs(step)})`,
+          'offloaded',
+        ].map((h) => ({ header: h, align: 'right' as const })),
         [
           [
             gbps(r.bytesPerSec),
@@ -157,26 +217,16 @@ async function migrate(ctx: CommandContext, o: MigrateOpts): Promise<void> {
             gbps(r.rawBytesPerSec),
             r.ratio.toFixed(2),
             (res.wallSeconds * 1000).toFixed(2),
-            (res.cpuSeconds * 1000).toFixed(2),
+            cpuMs(res.cpuSeconds, step),
             `${res.offload.foliosCopied}/${r.folios}`,
           ],
         ],
       ),
     );
-    const p = res.phases;
+    io.stdout.write(phaseTable(res.phases, res.wallSeconds));
     io.stdout.write(
-      renderTable(
-        ['phase', { header: 'ms', align: 'right' }, { header: 'share', align: 'right' }],
-        (
-          [
-            ['unmap', p.unmap],
-            ['TLB flush', p.flush],
-            ['batch copy (migrator)', p.batchCopy],
-            ['CPU copy', p.fallbackCopy],
-            ['move', p.move],
-          ] as const
-        ).map(([name, s]) => [name, (s * 1000).toFixed(2), pct(s, res.wallSeconds)]),
-      ),
+      `engine CPU: the engine thread's schedstat, which moves in steps of about ${cpuStepMs(step)} ms here (scheduler ticks)\n` +
+        `CPU copy: the move phase's copy loop: folios no migrator copied are copied on the CPU, and every folio's copied mark is checked${res.offload.foliosCopied === r.folios ? ' (all were offloaded: this is the checking)' : ''}\n`,
     );
   } finally {
     bar.stop();

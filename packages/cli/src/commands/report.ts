@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { type CommandContext, examples } from '../context.js';
 import { CliError, ExitCode } from '../exit_codes.js';
 import { emitJson } from '../io.js';
+import { checkWritable } from '../output_paths.js';
 import { parseBenchDocument, renderReport } from '../report/html.js';
 import { runCommand } from '../run_command.js';
 
@@ -39,7 +40,10 @@ export function registerReportCommand(program: Command, ctx: CommandContext): vo
   cmd.action(async (file: string, o: ReportOpts) => {
     ctx.exit(
       await runCommand(ctx.io, 'report', !!o.json, async () => {
-        const r = writeReport(path.resolve(ctx.io.cwd, file), path.resolve(ctx.io.cwd, o.output));
+        const r = writeReport(
+          path.resolve(ctx.io.cwd, file),
+          checkWritable('--output', o.output, ctx.io.cwd),
+        );
         if (o.json) emitJson(ctx.io, 'report', { ok: true, ...r });
         else
           ctx.io.stdout.write(

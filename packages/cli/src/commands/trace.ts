@@ -1,9 +1,45 @@
 import type { Command } from 'commander';
 import { type CommandContext, examples, machineCommandOptions } from '../context.js';
+import { usageError } from '../exit_codes.js';
 import { emitJson } from '../io.js';
 import { intFlag } from '../machine.js';
 import { runCommand } from '../run_command.js';
 import { addScenarioFlags, type ScenarioOpts, withScenario } from '../scenario_command.js';
+
+/** The tracepoints the model emits, by system (include/trace/events/{migrate,compaction}.h, and pagemig's own). */
+export const TRACE_EVENTS: Readonly<Record<string, readonly string[]>> = {
+  migrate: ['mm_migrate_pages_start', 'mm_migrate_pages'],
+  compaction: [
+    'mm_compaction_isolate_migratepages',
+    'mm_compaction_isolate_freepages',
+    'mm_compaction_migratepages',
+    'mm_compaction_begin',
+    'mm_compaction_end',
+    'mm_compaction_try_to_compact_pages',
+    'mm_compaction_finished',
+    'mm_compaction_suitable',
+    'mm_compaction_deferred',
+    'mm_compaction_defer_compaction',
+    'mm_compaction_defer_reset',
+    'mm_compaction_kcompactd_sleep',
+    'mm_compaction_wakeup_kcompactd',
+    'mm_compaction_kcompactd_wake',
+  ],
+  pagemig: ['migrate_phases'],
+};
+
+/** `--event`: a system, an event, or system:event the model knows; anything else is a usage error. */
+export function eventFlag(value: string): string {
+  for (const [system, events] of Object.entries(TRACE_EVENTS)) {
+    if (value === system || events.some((e) => value === e || value === `${system}:${e}`)) return value;
+  }
+  const list = Object.entries(TRACE_EVENTS)
+    .map(([system, events]) => `${system} (${events.join(', ')})`)
+    .join('; ');
+  throw usageError(
+    `--event: unknown event ${JSON.stringify(value)}; use a system or one of its events (or system:event): ${list}`,
+  );
+}
 
 interface TraceOpts extends ScenarioOpts {
   event?: string;
@@ -18,7 +54,7 @@ export function registerTraceCommand(program: Command, ctx: CommandContext): voi
     )
     .option(
       '-e, --event <name>',
-      'only this event (mm_migrate_pages), system (migrate, compaction) or system:event',
+      `only this event (mm_migrate_pages), system (${Object.keys(TRACE_EVENTS).join(', ')}) or system:event`,
     )
     .option('--limit <n>', 'print at most the first n lines');
   addScenarioFlags(cmd);
@@ -32,6 +68,7 @@ export function registerTraceCommand(program: Command, ctx: CommandContext): voi
     ctx.exit(
       await runCommand(ctx.io, 'trace', !!o.json, async () => {
         const limit = o.limit === undefined ? Number.POSITIVE_INFINITY : intFlag('--limit', o.limit, 1);
+        if (o.event !== undefined) eventFlag(o.event);
         await withScenario(ctx, o, (m, scenario) => {
           const all = m.trace.lines(o.event);
           const lines = all.slice(0, limit);

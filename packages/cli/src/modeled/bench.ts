@@ -1,20 +1,19 @@
-import {
-  type Comparison,
-  compareToMeasurements,
-  computeFindings,
-  type Findings,
-  loadProfile,
-  publishedData,
-  zen3CopyShare,
-} from '@pagemig/core';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { publishedData } from '@pagemig/core/timing';
+import { EXPERIMENTS, type Experiment } from '../bench/suite.js';
+import { renderReport } from '../report/html.js';
 import { renderTable } from '../table.js';
-import { defaultIo, emit, fixed2, type ModeledIo, pct, runModeled, share, sizeLabel } from './output.js';
+import { type ModeledBenchDocument, modeledBenchDocument } from './document.js';
+import { findingsRows } from './findings.js';
+import { defaultIo, emit, fixed2, type ModeledIo, pct, runModeled, share } from './output.js';
+import { profileOption } from './predict.js';
 
 const ACCEPTANCE = 0.2;
 
 /** Rows of one published table: published, modeled and error lines per row label. */
-function tableText(cmp: Comparison, table: string, title: string): string {
-  const cells = cmp.cells.filter((c) => c.table === table);
+function tableText(doc: ModeledBenchDocument, table: string, title: string): string {
+  const cells = doc.cells.filter((c) => c.table === table);
   const columns = [...new Set(cells.map((c) => c.column))];
   const rows = [...new Set(cells.map((c) => c.row))];
   const lines: string[][] = [];
@@ -36,95 +35,65 @@ function tableText(cmp: Comparison, table: string, title: string): string {
   return `${table} ${title} (GB/s)\n${renderTable(['', '', ...columns.map((c) => ({ header: c, align: 'right' as const }))], lines)}`;
 }
 
-function findingsText(f: Findings, cmp: Comparison): string {
-  const pub = (table: string, row: string, col: string) =>
-    cmp.cells.find((c) => c.table === table && c.row === row && c.column === col)?.GBps;
-  const base2M = pub('7.4a', 'baseline', '2M');
-  const dma16 = pub('7.4c', '16', '2M');
-  const mt16 = pub('7.4b', '16', '2M');
-  const gain = (a: number, b: number) => {
-    const hi = pub('7.4c', String(b), '2M');
-    const lo = pub('7.4c', String(a), '2M');
-    return hi !== undefined && lo !== undefined ? (hi - lo) / (b - a) : undefined;
-  };
-  const [late, early] = [gain(12, 16), gain(1, 8)];
-  const publishedGainRatio = late !== undefined && early !== undefined ? late / early : undefined;
-  const rows: string[][] = [
-    [
-      '1 DMA channel vs CPU, 4K..1M folios',
-      f.oneChannelVsCpu
-        .map((r) => {
-          const col = sizeLabel(r.folioBytes);
-          const dma = pub('7.4c', '1', col);
-          const cpu = pub('7.4a', 'baseline', col);
-          return dma && cpu ? `${col} ${(dma / cpu).toFixed(2)}x` : col;
-        })
-        .join(', '),
-      f.oneChannelVsCpu.map((r) => `${sizeLabel(r.folioBytes)} ${r.ratio.toFixed(2)}x`).join(', '),
-    ],
-    [
-      '16 DMA channels, 2M folios',
-      base2M && dma16 ? `${(dma16 / base2M).toFixed(2)}x ("~6x")` : '~6x',
-      `${f.dma16Speedup2M.toFixed(2)}x`,
-    ],
-    [
-      '16 copy threads, 2M folios',
-      base2M && mt16 ? `${(mt16 / base2M).toFixed(2)}x ("3.4x")` : '3.4x',
-      `${f.threads16Speedup2M.toFixed(2)}x`,
-    ],
-    [
-      'gain per channel 12->16 / 1->8 (2M)',
-      publishedGainRatio === undefined
-        ? 'diminishing past 8-12'
-        : `${publishedGainRatio.toFixed(2)} (diminishing past 8-12)`,
-      `${f.marginalGainRatio.toFixed(2)} (${f.channelScaling.map((c) => `${c.channels}ch ${c.GBps.toFixed(1)}`).join(', ')})`,
-    ],
-    ...f.copyShare.map((c, i) => [
-      `copy share, ${c.folios} x ${sizeLabel(c.folioBytes)}`,
-      zen3CopyShare[i]!.printed,
-      share(c.share),
-    ]),
-  ];
-  return `Published findings, recomputed by the model\n${renderTable(['finding', 'published', 'modeled'], rows)}`;
+function documentText(doc: ModeledBenchDocument): string {
+  let out = `pagemig bench (${doc.preset}), MODELED clock: profile ${doc.profile} - every GB/s below marked "modeled" is the timing model's prediction, not a measurement\n`;
+  const data = publishedData[doc.profile];
+  if (!data || !doc.findings)
+    return `${out}No published measurements exist for profile ${doc.profile}; use \`pagemig predict --profile ${doc.profile}\`.\n`;
+  out +=
+    "published: the series' RFC V2 and RFC V3 cover letters (https://lore.kernel.org/all/20250319192211.10092-1-shivankg@amd.com/ , https://lore.kernel.org/all/20250923174752.35701-1-shivankg@amd.com/ ; tables 7.3x and 7.4x are their tables x); error = modeled / published - 1; * = held out (never fitted, predicted)\n\n";
+  for (const t of doc.tables) out += `${tableText(doc, t.id, `${t.title}, ${t.source}`)}\n`;
+  const rows = findingsRows(doc.findings, data.measurements, doc.experiments);
+  if (rows.length)
+    out += `Published findings, recomputed by the model\n${renderTable(['finding', 'published', 'modeled'], rows)}`;
+  const held = doc.cells.filter((c) => c.heldOut).length;
+  if (doc.cells.length) {
+    out += `\nheld-out cells: ${held}, median |error| of the modeled values ${share(doc.heldOutMedianAbsError ?? 0)} (acceptance <= ${share(ACCEPTANCE)})\n`;
+    out += `fitted cells: ${doc.cells.length - held}, median |error| ${share(doc.fittedMedianAbsError ?? 0)}\n`;
+  }
+  for (const n of doc.notes) out += `note: ${n}\n`;
+  return out;
+}
+
+export interface ModeledBenchOptions {
+  /** A shipped profile name or a profile .json file. */
+  profile: string;
+  json: boolean;
+  /** The quick preset's folio sizes and total-size points (default: every published cell). */
+  quick?: boolean;
+  /** Experiments to keep (default all): folio (tables 7.4a-c, 7.3d), size (7.4d), share; compaction is not modeled. */
+  only?: readonly Experiment[];
+  /** Results JSON to write (none when absent). */
+  out?: string;
+  /** HTML report to write. */
+  html?: string;
+  /** Directory `out` and `html` are relative to (default: the process's). */
+  cwd?: string;
 }
 
 /** `pagemig bench --clock modeled --profile P`: the model's predictions next to the published tables. */
 export async function runModeledBench(
-  opts: { profile: string; json: boolean },
+  opts: ModeledBenchOptions,
   io: ModeledIo = defaultIo(),
 ): Promise<number> {
   return runModeled(io, 'bench', opts.json, () => {
-    const p = loadProfile(opts.profile);
-    const data = publishedData[p.name];
-    const cmp = data ? compareToMeasurements(p, data.measurements) : null;
-    const findings = data ? computeFindings(p) : null;
+    const p = profileOption(opts.profile);
+    const doc = modeledBenchDocument(p, { quick: !!opts.quick, only: opts.only ?? EXPERIMENTS });
+    const cwd = opts.cwd ?? process.cwd();
+    const results = opts.out === undefined ? null : path.resolve(cwd, opts.out);
+    const report = opts.html === undefined ? null : path.resolve(cwd, opts.html);
+    if (results) writeFileSync(results, `${JSON.stringify(doc, null, 2)}\n`);
+    if (report) writeFileSync(report, renderReport(doc).html);
     if (opts.json) {
-      emit(io, 'bench', {
-        ok: true,
-        clock: 'modeled',
-        profile: p.name,
-        note: 'modeled time from a hardware profile, not measured on this machine',
-        heldOutMedianAbsError: cmp?.heldOutMedianAbsError ?? null,
-        fittedMedianAbsError: cmp?.fittedMedianAbsError ?? null,
-        cells: cmp?.cells ?? [],
-        findings,
-      });
+      emit(io, 'bench', { ...doc, ok: true, files: { results, report } } as unknown as Record<
+        string,
+        unknown
+      >);
       return 0;
     }
-    let out = `pagemig bench, MODELED clock: profile ${p.name} - every GB/s below marked "modeled" is the timing model's prediction, not a measurement\n`;
-    if (!cmp || !data || !findings) {
-      io.stdout.write(
-        `${out}No published measurements exist for profile ${p.name}; use \`pagemig predict --profile ${p.name}\`.\n`,
-      );
-      return 0;
-    }
-    out +=
-      'published: kernel-series.md section 7; error = modeled / published - 1; * = held out (never fitted, predicted)\n\n';
-    for (const t of data.tables) out += `${tableText(cmp, t.id, `${t.title}, ${t.source}`)}\n`;
-    out += findingsText(findings, cmp);
-    const held = cmp.cells.filter((c) => c.heldOut).length;
-    out += `\nheld-out cells: ${held}, median |error| of the modeled values ${share(cmp.heldOutMedianAbsError ?? 0)} (acceptance <= ${share(ACCEPTANCE)})\n`;
-    out += `fitted cells: ${cmp.cells.length - held}, median |error| ${share(cmp.fittedMedianAbsError ?? 0)}\n`;
+    let out = documentText(doc);
+    if (results || report)
+      out += `${[results && `results: ${results}`, report && `report: ${report}`].filter(Boolean).join('; ')}\n`;
     io.stdout.write(out);
     return 0;
   });

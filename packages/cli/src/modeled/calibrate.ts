@@ -2,15 +2,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import {
   calibrate,
   compareToMeasurements,
-  loadProfile,
   type Measurement,
   parseMeasurementsJson,
-  parseProfileJson,
   publishedData,
-} from '@pagemig/core';
+} from '@pagemig/core/timing';
 import { usageError } from '../exit_codes.js';
+import { checkWritable } from '../output_paths.js';
 import { renderTable } from '../table.js';
 import { defaultIo, emit, type ModeledIo, runModeled, share } from './output.js';
+import { profileOption } from './predict.js';
 
 export interface CalibrateOptions {
   profile: string;
@@ -25,12 +25,18 @@ export interface CalibrateOptions {
 /** `pagemig calibrate`: fits a profile's free parameters and prints the fit. */
 export async function runCalibrate(opts: CalibrateOptions, io: ModeledIo = defaultIo()): Promise<number> {
   return runModeled(io, 'calibrate', opts.json, () => {
-    const start = opts.profile.endsWith('.json')
-      ? parseProfileJson(readFileSync(opts.profile, 'utf8'), opts.profile)
-      : loadProfile(opts.profile);
+    const start = profileOption(opts.profile);
+    if (opts.out) checkWritable('--out', opts.out, process.cwd());
     let cells: readonly Measurement[];
-    if (opts.data) cells = parseMeasurementsJson(readFileSync(opts.data, 'utf8'), opts.data);
-    else {
+    if (opts.data) {
+      let text: string;
+      try {
+        text = readFileSync(opts.data, 'utf8');
+      } catch (e) {
+        throw usageError(`--data ${opts.data}: cannot read the file: ${(e as Error).message}`);
+      }
+      cells = parseMeasurementsJson(text, opts.data);
+    } else {
       const pub = publishedData[start.name];
       if (!pub) throw usageError(`no published measurements for ${start.name}; pass --data <file>`);
       cells = pub.measurements;
@@ -38,6 +44,17 @@ export async function runCalibrate(opts: CalibrateOptions, io: ModeledIo = defau
     const free = opts.free ? opts.free.split(',').map((s) => s.trim()) : (start.calibration?.free ?? []);
     if (!free.length)
       throw usageError(`nothing to fit: give --free (profile ${start.name} lists no free parameters)`);
+    for (const q of free) {
+      let v: unknown = start;
+      for (const k of q.split('.')) v = (v as Record<string, unknown> | undefined)?.[k];
+      if (typeof v !== 'number')
+        throw usageError(
+          `--free: profile ${start.name} has no numeric parameter ${JSON.stringify(q)}` +
+            (start.calibration?.free?.length
+              ? ` (its own free parameters: ${start.calibration.free.join(', ')})`
+              : ''),
+        );
+    }
     const fit = calibrate(start, cells, { free });
     const cmp = compareToMeasurements(fit.profile, cells);
     if (opts.out) writeFileSync(opts.out, `${JSON.stringify(fit.profile, null, 2)}\n`);

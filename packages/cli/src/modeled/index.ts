@@ -1,3 +1,4 @@
+import { listProfiles } from '@pagemig/core/timing';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { runModeledBench } from './bench.js';
 import { runCalibrate } from './calibrate.js';
@@ -14,6 +15,8 @@ function int(name: string, min = 0) {
     return n;
   };
 }
+
+const profiles = () => `${listProfiles().join(', ')}, or a profile .json file`;
 
 /** Where the commands write and how they report their exit code (pagemig's CommandContext fits). */
 export interface ModeledContext {
@@ -34,22 +37,26 @@ export function registerModeledCommands(program: Command, ctx: ModeledContext = 
     .description(
       'fit a hardware profile to measurements (published or --data) and print the fit; modeled clock',
     )
-    .requiredOption('--profile <name|file.json>', 'profile to start from')
+    .requiredOption('--profile <name|file.json>', `required: the profile to start from: ${profiles()}`)
     .option(
       '--data <file.json>',
-      'measurements (schemaVersion 1); default: the published tables of the machine',
+      'measurements (schemaVersion 1); default: the published tables of the profile (zen3-epyc-ptdma has them; other profiles need --data)',
     )
     .option('--free <paths>', "comma-separated parameters to fit, e.g. 'kernel.perFolioNs,cpu.ccdGBps'")
     .option('--out <file.json>', 'write the fitted profile')
     .option('--json', 'one JSON document', false)
+    .addHelpText(
+      'after',
+      `\nExamples:\n  $ pagemig calibrate --profile zen3-epyc-ptdma\n  $ pagemig calibrate --profile dram-cxl --data measurements.json --free kernel.perFolioNs --out fitted.json\n`,
+    )
     .action(async (o) => exit(await runCalibrate(o, io)));
   program
     .command('predict')
     .description('predict a migration nobody measured, with its assumptions; modeled clock')
     .addOption(new Option('--scenario <name>', 'a named prediction').choices(Object.keys(SCENARIOS)))
-    .option('--profile <name|file.json>', 'hardware profile', 'zen3-epyc-ptdma')
-    .option('--folio <size>', 'folio size', '2M')
-    .option('--total <size>', 'bytes migrated', '1G')
+    .option('--profile <name|file.json>', `hardware profile: ${profiles()}`, 'zen3-epyc-ptdma')
+    .option('--folio <size>', 'folio size: a multiple of 4KiB up to 2MiB', '2MiB')
+    .option('--total <size>', 'bytes migrated (a positive multiple of the folio size)', '1GiB')
     .addOption(
       new Option('--copier <kind>', 'who copies').choices(['kernel', 'threads', 'dma']).default('dma'),
     )
@@ -60,8 +67,12 @@ export function registerModeledCommands(program: Command, ctx: ModeledContext = 
     .option('--engine <name>', 'DMA engine of the profile (default: its first)')
     .option('--channels <n>', 'DMA channels / contexts', int('--channels', 1), 8)
     .option('--batch-pages <n>', 'NR_MAX_BATCHED_MIGRATION in base pages', int('--batch-pages', 1), 512)
-    .option('--from <node>', 'source node', int('--from'), 0)
-    .option('--to <node>', 'target node', int('--to'), 1)
+    .option('--from <node>', "source node (a node of the profile's machine)", int('--from'), 0)
+    .option('--to <node>', 'target node (another node of the profile)', int('--to'), 1)
     .option('--json', 'one JSON document', false)
+    .addHelpText(
+      'after',
+      `\nExamples:\n  $ pagemig predict --scenario mthp-sdxi\n  $ pagemig predict --profile dram-cxl --folio 64KiB --total 256MiB --copier dma --channels 4 --from 1 --to 0\n`,
+    )
     .action(async (o: PredictOptions) => exit(await runPredict(o, io)));
 }

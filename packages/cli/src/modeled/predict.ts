@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { parseSize } from '@pagemig/core';
 import {
   assumptionsOf,
   type Copier,
@@ -6,9 +7,8 @@ import {
   loadProfile,
   modeledRunTime,
   parseProfileJson,
-  parseSize,
   type RunShape,
-} from '@pagemig/core';
+} from '@pagemig/core/timing';
 import { usageError } from '../exit_codes.js';
 import { renderTable } from '../table.js';
 import { defaultIo, emit, type ModeledIo, runModeled, share } from './output.js';
@@ -19,8 +19,8 @@ export const SCENARIOS: Readonly<Record<string, { about: string; options: Partia
     about: '64 KiB mTHP promoted from the CXL tier with SDXI at 8 contexts',
     options: {
       profile: 'dram-cxl',
-      folio: '64K',
-      total: '1G',
+      folio: '64KiB',
+      total: '1GiB',
       copier: 'dma',
       engine: 'sdxi',
       channels: 8,
@@ -32,8 +32,8 @@ export const SCENARIOS: Readonly<Record<string, { about: string; options: Partia
     about: 'compaction inside the CXL tier: 4 KiB folios in 512-page batches, SDXI at 4 contexts',
     options: {
       profile: 'dram-cxl',
-      folio: '4K',
-      total: '64M',
+      folio: '4KiB',
+      total: '64MiB',
       copier: 'dma',
       engine: 'sdxi',
       channels: 4,
@@ -59,13 +59,43 @@ export interface PredictOptions {
   json: boolean;
 }
 
-function shapeOf(p: HardwareProfile, o: PredictOptions): RunShape {
-  const folioBytes = parseSize(o.folio, '--folio');
-  const total = parseSize(o.total, '--total');
-  if (folioBytes < 4096 || folioBytes % 4096 || total % folioBytes) {
-    throw usageError(`--folio ${o.folio} must be a multiple of 4KiB that divides --total ${o.total}`);
+function sizeOption(flag: string, value: string): number {
+  try {
+    return parseSize(value, flag);
+  } catch (e) {
+    throw usageError((e as Error).message);
   }
-  const engine = o.engine ?? Object.keys(p.dma)[0];
+}
+
+/** The run to model; every value is checked against the profile here, so core's model never sees a bad one. */
+function shapeOf(p: HardwareProfile, o: PredictOptions, scenario: boolean): RunShape {
+  const folioBytes = sizeOption('--folio', o.folio);
+  const total = sizeOption('--total', o.total);
+  if (folioBytes < 4096 || folioBytes > 2 << 20 || folioBytes & (folioBytes - 1))
+    throw usageError(`--folio ${o.folio}: a folio is a power of two from 4KiB to 2MiB`);
+  if (total === 0 || total % folioBytes)
+    throw usageError(`--total ${o.total} must be a positive multiple of the folio size (--folio ${o.folio})`);
+  const nodes = p.nodes.length;
+  for (const [flag, n] of [
+    ['--from', o.from],
+    ['--to', o.to],
+  ] as const) {
+    if (n >= nodes)
+      throw usageError(`${flag} ${n}: profile ${p.name} has no node ${n} (its nodes are 0..${nodes - 1})`);
+  }
+  // A named scenario may model a copy inside one node (compaction); flags describe a migration.
+  if (o.from === o.to && !scenario)
+    throw usageError(
+      `--from and --to are both node ${o.from}: predict a migration between two nodes (compaction inside a node: --scenario cxl-compaction)`,
+    );
+  const engines = Object.keys(p.dma);
+  const engine = o.engine ?? engines[0];
+  if (o.copier === 'dma' && (engine === undefined || !engines.includes(engine)))
+    throw usageError(
+      engines.length
+        ? `--engine ${engine}: profile ${p.name} has no such DMA engine; it has ${engines.join(', ')}`
+        : `--copier dma: profile ${p.name} has no DMA engine; use --copier kernel or threads`,
+    );
   const copier: Copier =
     o.copier === 'dma'
       ? { kind: 'dma', engine: engine ?? '', channels: o.channels }
@@ -82,6 +112,18 @@ function shapeOf(p: HardwareProfile, o: PredictOptions): RunShape {
   };
 }
 
+/** A shipped profile by name, or a profile file; a file that cannot be read is a usage error. */
+export function profileOption(value: string): HardwareProfile {
+  if (!value.endsWith('.json')) return loadProfile(value);
+  let text: string;
+  try {
+    text = readFileSync(value, 'utf8');
+  } catch (e) {
+    throw usageError(`--profile ${value}: cannot read the file: ${(e as Error).message}`);
+  }
+  return parseProfileJson(text, value);
+}
+
 /** `pagemig predict`: one modeled migration, its phases, the kernel-copy reference and its assumptions. */
 export async function runPredict(opts: PredictOptions, io: ModeledIo = defaultIo()): Promise<number> {
   return runModeled(io, 'predict', opts.json, () => {
@@ -94,10 +136,8 @@ export async function runPredict(opts: PredictOptions, io: ModeledIo = defaultIo
         );
       o = { ...opts, ...s.options };
     }
-    const p = o.profile.endsWith('.json')
-      ? parseProfileJson(readFileSync(o.profile, 'utf8'), o.profile)
-      : loadProfile(o.profile);
-    const shape = shapeOf(p, o);
+    const p = profileOption(o.profile);
+    const shape = shapeOf(p, o, opts.scenario !== undefined);
     const t = modeledRunTime(p, shape);
     const ref = modeledRunTime(p, { ...shape, copier: { kind: 'kernel' } });
     const assumptions = assumptionsOf(p, shape);

@@ -1,27 +1,14 @@
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import { z } from 'zod';
 import type { BenchDocument } from '../bench/schema.js';
 import { BENCH_SCHEMA_VERSION } from '../bench/schema.js';
 import { CliError, ExitCode } from '../exit_codes.js';
-import { chartSpecs } from './chart_data.js';
+import type { ModeledBenchDocument } from '../modeled/document.js';
+import { chartSpecs, migratorsOf } from './chart_data.js';
+import { chartSectionHtml, esc, pageHtml } from './markup.js';
+import { renderModeledReport } from './modeled.js';
+import { colourKeyHtml } from './palette.js';
 
-let chartJs: string | undefined;
-/** chart.js's UMD bundle, inlined so the page needs no network. */
-function chartJsSource(): string {
-  if (chartJs === undefined) {
-    const main = createRequire(import.meta.url).resolve('chart.js');
-    chartJs = readFileSync(path.join(path.dirname(main), 'chart.umd.min.js'), 'utf8');
-  }
-  return chartJs;
-}
-
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-/** Keeps `</script>` and `<!--` inside inlined code from ending the script element. */
-const inlineScript = (s: string) => s.replace(/<\/(script)/gi, '<\\/$1').replace(/<!--/g, '<\\!--');
-
-const docShape = z
+const realShape = z
   .object({
     schemaVersion: z.literal(BENCH_SCHEMA_VERSION),
     command: z.literal('bench'),
@@ -34,9 +21,26 @@ const docShape = z
   })
   .loose();
 
-/** Checks that `input` is a `pagemig bench --json` document this version can render. */
-export function parseBenchDocument(input: unknown, file: string): BenchDocument {
-  const r = docShape.safeParse(input);
+const modeledShape = z
+  .object({
+    schemaVersion: z.literal(BENCH_SCHEMA_VERSION),
+    command: z.literal('bench'),
+    clock: z.literal('modeled'),
+    profile: z.string(),
+    cells: z.array(z.unknown()),
+    lanes: z.array(z.unknown()),
+    copyShare: z.array(z.unknown()),
+    notes: z.array(z.string()),
+  })
+  .loose();
+
+/**
+ * Checks that `input` is a `pagemig bench` results document this version can render: measured
+ * (`clock: 'real'`) or modeled (`--clock modeled`).
+ */
+export function parseBenchDocument(input: unknown, file: string): BenchDocument | ModeledBenchDocument {
+  const modeled = (input as { clock?: unknown } | null)?.clock === 'modeled';
+  const r = (modeled ? modeledShape : realShape).safeParse(input);
   if (!r.success) {
     const issue = r.error.issues[0]!;
     throw new CliError(
@@ -45,19 +49,22 @@ export function parseBenchDocument(input: unknown, file: string): BenchDocument 
       'ERR_BENCH_DOCUMENT',
     );
   }
-  return r.data as unknown as BenchDocument;
+  return r.data as unknown as BenchDocument | ModeledBenchDocument;
 }
 
-/** One self-contained HTML page: the charts (chart.js, inlined), the zone maps (SVG) and notes. */
-export function renderReport(doc: BenchDocument): { html: string; charts: string[] } {
+/** The caveat every measured report carries: what "channels" and "threads" are on this host. */
+export function sharedCoresCaveat(cores: number): string {
+  return (
+    `This host has ${cores} core${cores === 1 ? '' : 's'} (os.availableParallelism() = ${cores}), and everything shares them: ` +
+    'the migrating thread, cpu-multithreaded’s worker threads, and the emulated DMA engines (ptdma runs one worker thread per channel, ' +
+    'sdxi one worker thread for all its contexts). More threads or channels than cores cannot scale here, and an emulated engine’s copy ' +
+    'costs host CPU time that a real engine’s would not. The series measured real PTDMA hardware on a 2-socket Zen 3 EPYC.'
+  );
+}
+
+function renderMeasuredReport(doc: BenchDocument): { html: string; charts: string[] } {
   const specs = chartSpecs(doc);
   const e = doc.environment;
-  const sections = specs
-    .map(
-      (s) =>
-        `<section><h2>${esc(s.title)}</h2><canvas id="chart-${s.id}" width="900" height="380"></canvas></section>`,
-    )
-    .join('\n');
   const maps = doc.compaction
     .map(
       (r) =>
@@ -65,31 +72,17 @@ export function renderReport(doc: BenchDocument): { html: string; charts: string
     )
     .join('\n');
   const notes = doc.notes.map((n) => `<li>${esc(n)}</li>`).join('');
-  const data = JSON.stringify(specs.map((s) => ({ id: s.id, config: s.config })));
-  const html = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">
-<title>pagemig bench report</title>
-<style>
-body { font: 14px/1.4 system-ui, sans-serif; margin: 2rem; color: #222; }
-section, figure { margin: 2rem 0; }
-figcaption { color: #555; }
-</style>
-</head>
-<body>
-<h1>pagemig bench report</h1>
-<p>${esc(doc.preset)} preset, real clock; ${esc(e.cpuModel)}, ${e.availableParallelism} CPUs, Node ${esc(e.node)}; ${esc(e.date)}. Every throughput is shown beside the same run's raw copy of the same bytes.</p>
-${sections}
+  const body = `<h1>pagemig bench report</h1>
+<p>${esc(doc.preset)} preset, real clock; ${esc(e.cpuModel)}, ${e.availableParallelism} CPUs, Node ${esc(e.node)}; ${esc(e.date)}; batches of ${doc.settings.migrationBatchPages} base pages, medians of ${doc.settings.reps} run(s). Every throughput is shown beside the same run's raw copy of the same bytes.</p>
+<p class="caveat" id="caveat">${esc(sharedCoresCaveat(e.availableParallelism))}</p>
+${colourKeyHtml(migratorsOf(doc), doc.modeled ? ` <span class="key">dashed, hollow triangles: modeled (profile ${esc(doc.modeled.profile)}), not measured</span>` : '')}
+${specs.map(chartSectionHtml).join('\n')}
 ${maps ? `<section><h2>Compaction zone map, before and after</h2>${maps}</section>` : ''}
-<section><h2>Notes</h2><ul>${notes}</ul></section>
-<script>${inlineScript(chartJsSource())}</script>
-<script>
-for (const spec of ${inlineScript(data)}) new Chart(document.getElementById('chart-' + spec.id), spec.config);
-</script>
-</body>
-</html>
-`;
-  return { html, charts: specs.map((s) => s.id) };
+<section><h2>Notes</h2><ul>${notes}</ul></section>`;
+  return { html: pageHtml('pagemig bench report', body, specs), charts: specs.map((s) => s.id) };
+}
+
+/** One self-contained HTML page: the charts (chart.js, inlined) with their numbers, the zone maps (SVG) and notes. */
+export function renderReport(doc: BenchDocument | ModeledBenchDocument): { html: string; charts: string[] } {
+  return doc.clock === 'modeled' ? renderModeledReport(doc) : renderMeasuredReport(doc);
 }
