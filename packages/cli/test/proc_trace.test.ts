@@ -12,6 +12,17 @@ describe('pagemig proc', () => {
     expect(lines[2]).toBe('');
     expect(lines[0]).toMatch(/^Node 0, zone {3}Normal( +\d+){11} $/);
     expect(lines[1]).toMatch(/^Node 1, zone {3}Normal( +\d+){11} $/);
+    // The file is printed while the migrated 16 MiB is still mapped on node 1: node 1 has 16 MiB
+    // less free than the idle machine's, node 0 as much as the idle machine's.
+    const idle = (await run(['proc', 'buddyinfo', ...tiny, '--scenario', 'idle'])).stdout.split('\n');
+    const freePages = (line: string) =>
+      line
+        .trim()
+        .split(/ +/)
+        .slice(4)
+        .reduce((s, n, order) => s + Number(n) * 2 ** order, 0);
+    expect(freePages(idle[1]!) - freePages(lines[1]!)).toBe(4096);
+    expect(freePages(idle[0]!)).toBe(freePages(lines[0]!));
   });
 
   it('counts the scenario in /proc/vmstat (JSON)', async () => {

@@ -39,6 +39,8 @@ export interface MigrationSpec {
   mode: MigrateModeName;
   reason: MigrateReasonName;
   seed: number;
+  /** Leave the process and its migrated memory mapped (until the machine closes), for `proc`. */
+  keepMapped?: boolean;
 }
 
 export interface MigrationOutcome {
@@ -123,7 +125,7 @@ export async function runMigration(
       verified: true,
     };
   } finally {
-    p.exit();
+    if (!spec.keepMapped) p.exit();
   }
 }
 

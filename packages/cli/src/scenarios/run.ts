@@ -17,8 +17,9 @@ export function scenarioFlag(value: string): ScenarioName {
 
 /**
  * What `proc` and `trace` look at: `migrate` moves 16 MiB of 4 KiB and 2 MiB folios from node 0
- * to node 1 (node 0 to itself is refused, so one-node machines need `compact`), `compact`
- * fragments node 0 and compacts it (its memory stays mapped), `idle` only boots the machine. Everything is verified.
+ * to node 1 (node 0 to itself is refused, so one-node machines need `compact`) and leaves them
+ * mapped, `compact` fragments node 0 and compacts it (its memory stays mapped), `idle` only boots
+ * the machine. Everything is verified; the files are printed before the machine closes.
  */
 export async function runScenario(m: Machine, name: ScenarioName): Promise<void> {
   if (name === 'migrate') {
@@ -29,6 +30,7 @@ export async function runScenario(m: Machine, name: ScenarioName): Promise<void>
       mode: 'MIGRATE_SYNC',
       reason: 'syscall_or_cpuset',
       total: 8 << 20,
+      keepMapped: true,
     } as const;
     await runMigration(m, { ...base, folio: 4096, seed: 7 });
     await runMigration(m, { ...base, folio: 2 << 20, seed: 8 });
