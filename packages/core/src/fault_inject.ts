@@ -27,6 +27,9 @@
  *   worker_exit    a copy worker dies while copying row info.row; its unfinished rows stay
  *                  unmarked and the driver replaces the worker
  */
+import { EINVAL, PagemigError } from './errno.js';
+import { show } from './show.js';
+
 export type EngineFaultSite = 'alloc_dst' | 'unmap_pin' | 'migrator_call';
 export type DriverFaultSite = 'copy_batch' | 'copy_row' | 'device_error' | 'device_hang' | 'worker_exit';
 export type FaultSite = EngineFaultSite | DriverFaultSite;
@@ -101,6 +104,90 @@ export class InjectedFault extends Error {
 
 const SITES: readonly string[] = [...ENGINE_FAULT_SITES, ...DRIVER_FAULT_SITES];
 
+/** The actions each site knows (the first is the default); sites without actions take none. */
+export const FAULT_SITE_ACTIONS: Readonly<Record<FaultSite, readonly FaultAction[]>> = {
+  alloc_dst: [],
+  unmap_pin: [],
+  migrator_call: ['throw', 'reject', 'hang', 'partial'],
+  copy_batch: ['throw', 'reject', 'hang', 'hang_ignore_abort'],
+  copy_row: ['skip', 'garbage'],
+  device_error: [],
+  device_hang: [],
+  worker_exit: [],
+};
+
+const RULE_KEYS = [
+  'site',
+  'action',
+  'nth',
+  'every',
+  'times',
+  'probability',
+  'match',
+  'code',
+  'timeoutMs',
+  'message',
+];
+const MATCH_KEYS = ['node', 'migrator', 'order', 'row', 'pfn'];
+
+function badPlan(message: string): never {
+  throw new PagemigError('ERR_INVALID_FAULT_PLAN', `fault plan: ${message}`, { errno: EINVAL });
+}
+
+/** Checks one rule; errors name the rule's index and the accepted values. */
+function checkRule(r: unknown, i: number): void {
+  if (typeof r !== 'object' || r === null || Array.isArray(r))
+    badPlan(`rule ${i} must be an object like { site: 'alloc_dst' }, got ${r === null ? 'null' : typeof r}`);
+  const rule = r as Record<string, unknown>;
+  for (const key of Object.keys(rule))
+    if (!RULE_KEYS.includes(key))
+      badPlan(`rule ${i}: unknown key ${JSON.stringify(key)}; known: ${RULE_KEYS.join(', ')}`);
+  if (typeof rule.site !== 'string' || !SITES.includes(rule.site))
+    badPlan(`rule ${i}: fault site ${show(rule.site)} is not one of ${SITES.join(', ')}`);
+  const actions = FAULT_SITE_ACTIONS[rule.site as FaultSite];
+  if (rule.action !== undefined && !actions.includes(rule.action as FaultAction))
+    badPlan(
+      `rule ${i}: action ${show(rule.action)} is not one of site ${rule.site}'s: ${actions.length ? actions.join(', ') : 'none (leave action out)'}`,
+    );
+  const int1 = (key: 'nth' | 'every') => {
+    const v = rule[key];
+    if (v !== undefined && !(Number.isInteger(v) && (v as number) >= 1))
+      badPlan(`rule ${i}: ${key} must be an integer >= 1, got ${show(v)}`);
+  };
+  int1('nth');
+  int1('every');
+  const times = rule.times;
+  if (
+    times !== undefined &&
+    !((Number.isInteger(times) && (times as number) >= 1) || times === Number.POSITIVE_INFINITY)
+  )
+    badPlan(`rule ${i}: times must be an integer >= 1 or Infinity, got ${show(times)}`);
+  const pr = rule.probability;
+  if (pr !== undefined && !(typeof pr === 'number' && pr >= 0 && pr <= 1))
+    badPlan(`rule ${i}: probability must be in 0..1, got ${show(pr)}`);
+  if (rule.match !== undefined) {
+    const m = rule.match;
+    if (typeof m !== 'object' || m === null || Array.isArray(m))
+      badPlan(`rule ${i}: match must be an object like { node: 1 }`);
+    for (const [key, v] of Object.entries(m)) {
+      if (!MATCH_KEYS.includes(key))
+        badPlan(`rule ${i}: match key ${JSON.stringify(key)} is not one of ${MATCH_KEYS.join(', ')}`);
+      const ok = key === 'migrator' ? typeof v === 'string' : v === undefined || Number.isInteger(v);
+      if (!ok)
+        badPlan(
+          `rule ${i}: match.${key} must be ${key === 'migrator' ? 'a migrator name' : 'an integer'}, got ${show(v)}`,
+        );
+    }
+  }
+  if (rule.code !== undefined && typeof rule.code !== 'string' && typeof rule.code !== 'number')
+    badPlan(`rule ${i}: code must be a string or a number`);
+  const t = rule.timeoutMs;
+  if (t !== undefined && !(typeof t === 'number' && t > 0 && t <= 2 ** 31 - 1))
+    badPlan(`rule ${i}: timeoutMs must be a positive number of ms, got ${show(t)}`);
+  if (rule.message !== undefined && typeof rule.message !== 'string')
+    badPlan(`rule ${i}: message must be a string`);
+}
+
 /** A plan of faults. Build it with `createFaultPlan(rules)` and hand it to `m.injectFaults(plan)`. */
 export class FaultPlan {
   readonly rules: readonly Readonly<FaultRule>[];
@@ -111,18 +198,18 @@ export class FaultPlan {
   private readonly siteHits = new Map<FaultSite, number>();
   private seed: number;
 
+  /**
+   * Checks every rule (site, the site's actions, counts, match keys; unknown keys are refused):
+   * a bad plan throws ERR_INVALID_FAULT_PLAN (errno EINVAL) naming the rule.
+   */
   constructor(rules: readonly FaultRule[], opts: { seed?: number } = {}) {
-    for (const r of rules) {
-      if (!SITES.includes(r.site))
-        throw new RangeError(`fault site ${JSON.stringify(r.site)} is not one of ${SITES.join(', ')}`);
-      if (r.nth !== undefined && !(Number.isInteger(r.nth) && r.nth >= 1))
-        throw new RangeError(`fault rule nth must be an integer >= 1, got ${r.nth}`);
-      if (r.every !== undefined && !(Number.isInteger(r.every) && r.every >= 1))
-        throw new RangeError(`fault rule every must be an integer >= 1, got ${r.every}`);
-      if (r.probability !== undefined && !(r.probability >= 0 && r.probability <= 1))
-        throw new RangeError(`fault rule probability must be in 0..1, got ${r.probability}`);
-    }
-    this.rules = rules.map((r) => ({ ...r }));
+    if (!Array.isArray(rules))
+      badPlan(`rules must be an array of rules, got ${rules === null ? 'null' : typeof rules}`);
+    rules.forEach(checkRule);
+    if (typeof opts !== 'object' || opts === null) badPlan('options must be an object like { seed: 1 }');
+    if (opts.seed !== undefined && !Number.isFinite(opts.seed))
+      badPlan(`seed must be a number, got ${show(opts.seed)}`);
+    this.rules = rules.map((r) => ({ ...r, ...(r.match ? { match: { ...r.match } } : {}) }));
     this.hitCounts = rules.map(() => 0);
     this.fireCounts = rules.map(() => 0);
     this.seed = (opts.seed ?? 0x9e3779b9) >>> 0 || 1;

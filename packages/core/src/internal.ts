@@ -5,7 +5,15 @@
  * authors use the public entry, `@pagemig/core`.
  */
 export { isolateSplitFolios, splitFolio, splitLayout } from './huge_memory.js';
-export { Kernel, type VmTunables } from './kernel.js';
+export {
+  hostTasks,
+  Kernel,
+  type KernTunables,
+  PID_MAX_DEFAULT,
+  setHostTaskLimit,
+  THREADS_MAX_DEFAULT,
+  type VmTunables,
+} from './kernel.js';
 export {
   GUP_PIN_COUNTING_BIAS,
   isolateFolios,

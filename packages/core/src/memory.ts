@@ -363,7 +363,13 @@ export function zapRange(k: Kernel, mm: Mm, vpn: number, n: number): void {
   flushTlbMm(pt.tlb);
 }
 
-/** copy_page_range for a private VMA at fork: share every folio read-only (copy-on-write). */
+/**
+ * copy_page_range for a private VMA at fork: share every folio read-only (copy-on-write). A
+ * migration entry (a folio under migration) is copied as copy_nonpresent_pte and copy_huge_pmd
+ * do: both sides get a read-only migration entry (make_readable_migration_entry) and no reference
+ * is taken; when the engine ends the migration, remove_migration_pte finds the child's entry
+ * through rmap (the child's VMA shares the anon_vma) and maps the folio there too, counting it.
+ */
 export function copyPageRange(k: Kernel, dst: Mm, src: Mm, vma: Vma): void {
   const p = k.pages;
   const sp = src.pt;
@@ -373,12 +379,12 @@ export function copyPageRange(k: Kernel, dst: Mm, src: Mm, vma: Vma): void {
     const stop = Math.min(vma.endVpn, (pmdIdx + 1) * PTRS_PER_PTE);
     const pmd = sp.pmd[pmdIdx]!;
     if (pmd & PMD_HUGE) {
-      if (!(pmd & PTE_PRESENT)) migrationBusy(vpn);
       const ro = pmd & ~PTE_WRITE;
       Atomics.store(sp.pmd, pmdIdx, ro);
       Atomics.store(dp.pmd, pmdIdx, ro);
       const pfn = pmd >>> PTE_PFN_SHIFT;
-      if (pfn !== ZERO_PFN) {
+      // A PMD migration entry holds no mapping or reference: remove_migration_pmd adds them.
+      if (pmd & PTE_PRESENT && pfn !== ZERO_PFN) {
         p.mapcount[pfn]!++;
         p.refcount[pfn]!++;
       }
@@ -393,12 +399,12 @@ export function copyPageRange(k: Kernel, dst: Mm, src: Mm, vma: Vma): void {
         const i = v & 511;
         const e = sptes[sbase + i]!;
         if (e === 0) continue;
-        if (!(e & PTE_PRESENT)) migrationBusy(v);
         const ro = e & ~PTE_WRITE;
         Atomics.store(sptes, sbase + i, ro);
         dptes[dbase + i] = ro;
         const pfn = e >>> PTE_PFN_SHIFT;
-        if (pfn === ZERO_PFN) continue;
+        // A migration entry holds no mapping or reference: remove_migration_pte adds them.
+        if (!(e & PTE_PRESENT) || pfn === ZERO_PFN) continue;
         const head = p.head(pfn);
         p.mapcount[head]!++;
         p.refcount[head]!++;
@@ -409,4 +415,41 @@ export function copyPageRange(k: Kernel, dst: Mm, src: Mm, vma: Vma): void {
   // dup_mmap ends with flush_tlb_mm: the parent's threads must not keep writable translations
   // to pages that are copy-on-write now.
   flushTlbMm(sp.tlb);
+}
+
+/**
+ * Undoes copyPageRange in a child that fork gives up on (copy_process' bad_fork_cleanup_mm):
+ * drops the mappings and references the copy took and clears the child's migration entries
+ * (they hold none), so no half-built child keeps a folio mapped.
+ */
+export function dropForkedRange(k: Kernel, mm: Mm, vma: Vma): void {
+  const pt = mm.pt;
+  const p = k.pages;
+  for (let vpn = vma.startVpn; vpn < vma.endVpn; ) {
+    const pmdIdx = vpn >>> 9;
+    const stop = Math.min(vma.endVpn, (pmdIdx + 1) * PTRS_PER_PTE);
+    const pmd = pt.pmd[pmdIdx]!;
+    if (pmd & PMD_HUGE) {
+      Atomics.store(pt.pmd, pmdIdx, 0);
+      const pfn = pmd >>> PTE_PFN_SHIFT;
+      if (pmd & PTE_PRESENT && pfn !== ZERO_PFN) {
+        p.mapcount[pfn]!--;
+        k.folioPut(pfn);
+      }
+    } else if (pmd & PMD_TABLE) {
+      for (let v = vpn; v < stop; v++) {
+        const idx = pt.pteIndex(v);
+        const e = pt.pte[idx]!;
+        if (e === 0) continue;
+        Atomics.store(pt.pte, idx, 0);
+        const pfn = e >>> PTE_PFN_SHIFT;
+        if (!(e & PTE_PRESENT) || pfn === ZERO_PFN) continue;
+        const head = p.head(pfn);
+        p.mapcount[head]!--;
+        k.folioPut(head);
+      }
+      if (pt.tableEmpty(pmdIdx)) pt.freeTable(pmdIdx);
+    }
+    vpn = stop;
+  }
 }

@@ -9,6 +9,7 @@ import { type MmWalkOps, walkPageRange } from './pagewalk.js';
 import type { Process } from './process.js';
 import { findTarget } from './ptrace.js';
 import { folioMaybeMappedShared } from './rmap.js';
+import { show } from './show.js';
 
 /**
  * mm/mempolicy.c: memory policies (where a VMA's folios are allocated) and the syscalls that set
@@ -32,14 +33,21 @@ export const defaultPolicy: Mempolicy = { mode: 'default', nodes: [] };
 
 export function validatePolicy(policy: Mempolicy, nrNodes: number): Mempolicy {
   const modes: MempolicyMode[] = ['default', 'bind', 'preferred', 'interleave'];
+  if (typeof policy !== 'object' || policy === null)
+    throw kernelError(
+      EINVAL,
+      `policy must be an object like { mode: 'bind', nodes: [1] }, got ${policy === null ? 'null' : typeof policy}`,
+    );
   if (!modes.includes(policy.mode)) {
-    throw kernelError(EINVAL, `policy.mode ${JSON.stringify(policy.mode)} is not one of ${modes.join(', ')}`);
+    throw kernelError(EINVAL, `policy.mode ${show(policy.mode)} is not one of ${modes.join(', ')}`);
   }
   if (policy.mode === 'default') return defaultPolicy;
+  if (!Array.isArray(policy.nodes))
+    throw kernelError(EINVAL, `policy '${policy.mode}' needs a list of nodes`);
   if (policy.nodes.length === 0) throw kernelError(EINVAL, `policy '${policy.mode}' needs at least one node`);
   for (const n of policy.nodes) {
     if (!Number.isInteger(n) || n < 0 || n >= nrNodes) {
-      throw kernelError(EINVAL, `policy node ${n} does not exist (nodes 0..${nrNodes - 1})`);
+      throw kernelError(EINVAL, `policy node ${show(n)} does not exist (nodes 0..${nrNodes - 1})`);
     }
   }
   return { mode: policy.mode, nodes: [...new Set(policy.nodes)].sort((a, b) => a - b) };

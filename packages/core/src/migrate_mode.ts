@@ -1,4 +1,5 @@
 import { EINVAL, kernelError } from './errno.js';
+import { show } from './show.js';
 
 /** enum migrate_mode (include/linux/migrate_mode.h) with the tracepoint strings. */
 export const MigrateMode = {
@@ -52,10 +53,7 @@ export function resolveMode(mode: MigrateModeName | number | undefined): Migrate
     return mode as MigrateModeValue;
   }
   if (typeof mode === 'string' && mode in MigrateMode) return MigrateMode[mode as MigrateModeName];
-  throw kernelError(
-    EINVAL,
-    `unknown migrate mode ${JSON.stringify(mode)}; use one of ${migrateModeNames.join(', ')}`,
-  );
+  throw kernelError(EINVAL, `unknown migrate mode ${show(mode)}; use one of ${migrateModeNames.join(', ')}`);
 }
 
 export function resolveReason(reason: MigrateReasonName | number | undefined): MigrateReasonValue {
@@ -67,7 +65,7 @@ export function resolveReason(reason: MigrateReasonName | number | undefined): M
   if (i >= 0) return i as MigrateReasonValue;
   throw kernelError(
     EINVAL,
-    `unknown migrate reason ${JSON.stringify(reason)}; use one of ${migrateReasonNames.join(', ')}`,
+    `unknown migrate reason ${show(reason)}; use one of ${migrateReasonNames.join(', ')}`,
   );
 }
 
@@ -79,7 +77,7 @@ export function parseReasonMask(input: string | number | readonly string[]): num
   if (Array.isArray(input)) return parseReasonMask(input.join(','));
   if (typeof input === 'number') {
     if (!Number.isInteger(input) || input < 0)
-      throw kernelError(EINVAL, `reason mask ${input} is not a non-negative integer`);
+      throw kernelError(EINVAL, `reason mask ${show(input)} is not a non-negative integer`);
     return input & REASON_MASK_ALL;
   }
   const s = String(input).trim();

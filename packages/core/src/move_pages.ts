@@ -1,7 +1,7 @@
 import { EACCES, EBUSY, EFAULT, EINVAL, ENODEV, ENOENT, EPERM, type SyscallResult } from './errno.js';
 import type { Kernel } from './kernel.js';
 import { MPOL_MF_MOVE, MPOL_MF_MOVE_ALL } from './mempolicy.js';
-import { isolateFolios, migratePages } from './migrate.js';
+import { isolateFolios, migratePages, putbackFolios } from './migrate.js';
 import { MigrateMode, MigrateReason } from './migrate_mode.js';
 import type { Mm } from './mm.js';
 import { addrToVpn } from './mm.js';
@@ -22,7 +22,8 @@ const fail = (errno: number): SyscallResult => ({ ret: -1, errno });
 
 /** The present page mapping `addr`: its pfn, ZERO_PFN, or -1 (no page); -2 if no VMA. */
 function followPage(mm: Mm, addr: number): { pfn: number; vmaOk: boolean } {
-  const vpn = addrToVpn(addr);
+  // get_user of a pointer: anything but a number (a BigInt, a string) points nowhere.
+  const vpn = typeof addr === 'number' ? addrToVpn(addr) : -1;
   const vma = vpn >= 0 ? mm.findVma(vpn) : undefined;
   if (!vma) return { pfn: -2, vmaOk: false };
   const e = pageEntry(mm.pt, vpn);
@@ -44,10 +45,25 @@ async function moveToNode(k: Kernel, heads: number[], node: number): Promise<num
 }
 
 /**
+ * store_status: put_user of `n` status words from `start`; -EFAULT when the buffer refuses the
+ * write (a frozen or read-only array, a primitive), as a status pointer the kernel cannot write.
+ */
+function storeStatus(status: number[], start: number, value: number, n: number): number {
+  try {
+    for (let j = start; j < start + n; j++) status[j] = value;
+    return 0;
+  } catch {
+    return -EFAULT;
+  }
+}
+
+/**
  * move_pages(2) (kernel_move_pages): flags, then MOVE_ALL privilege, then pid; nodes null is a
  * query; otherwise consecutive entries with the same target node are batched, an immediate result
  * flushes the batch, an invalid node fails the call after flushing what was queued, and a
- * positive return counts pages not migrated plus those never attempted.
+ * positive return counts pages not migrated plus those never attempted. A status buffer that
+ * cannot be written fails the call with EFAULT after the queued pages were migrated (out_flush),
+ * and whatever throws, no folio stays isolated.
  */
 export async function movePages(
   k: Kernel,
@@ -58,13 +74,33 @@ export async function movePages(
   flags: number,
   statusIn?: number[],
 ): Promise<MovePagesResult> {
+  const queued: number[] = [];
+  try {
+    return await doPagesMove(k, caller, pid, addrs, nodes, flags, statusIn, queued);
+  } finally {
+    // Folios isolated for a batch that never reached the engine (a throw between the isolation
+    // and the flush) go back to the LRU.
+    putbackFolios(k, queued.splice(0));
+  }
+}
+
+async function doPagesMove(
+  k: Kernel,
+  caller: Process,
+  pid: number,
+  addrs: readonly number[],
+  nodes: readonly number[] | null,
+  flags: number,
+  statusIn: number[] | undefined,
+  queued: number[],
+): Promise<MovePagesResult> {
   const status = statusIn ?? new Array<number>(Array.isArray(addrs) ? addrs.length : 0).fill(-123);
   const done = (r: SyscallResult): MovePagesResult => ({ ...r, status });
   if (!Number.isInteger(flags) || flags & ~(MPOL_MF_MOVE | MPOL_MF_MOVE_ALL)) return done(fail(EINVAL));
   if (flags & MPOL_MF_MOVE_ALL && !caller.privileged) return done(fail(EPERM));
   const target = findTarget(k, caller, pid);
   if (typeof target === 'number') return done(fail(target));
-  if (!Array.isArray(addrs) || status.length < addrs.length) return done(fail(EFAULT));
+  if (!Array.isArray(addrs) || !(status?.length >= addrs.length)) return done(fail(EFAULT));
   const nr = addrs.length;
   const mm = target.mm;
 
@@ -72,13 +108,13 @@ export async function movePages(
     // do_pages_stat: no VMA or zero page → -EFAULT, nothing present → -ENOENT, else the node.
     for (let i = 0; i < nr; i++) {
       const { pfn } = followPage(mm, addrs[i]!);
-      status[i] = pfn === -2 || pfn === ZERO_PFN ? -EFAULT : pfn === -1 ? -ENOENT : k.nodeOf(pfn);
+      const st = pfn === -2 || pfn === ZERO_PFN ? -EFAULT : pfn === -1 ? -ENOENT : k.nodeOf(pfn);
+      if (storeStatus(status, i, st, 1)) return done(fail(EFAULT));
     }
     return done({ ret: 0 });
   }
   if (!Array.isArray(nodes) || nodes.length < nr) return done(fail(EFAULT));
 
-  const queued: number[] = [];
   let current = -1;
   let start = 0;
   // move_pages_and_store_status
@@ -86,8 +122,7 @@ export async function movePages(
     if (!queued.length) return 0;
     const err = await moveToNode(k, queued, node);
     if (err) return err > 0 ? err + nr - i : err;
-    for (let j = start; j < i; j++) status[j] = node;
-    return 0;
+    return storeStatus(status, start, node, i - start);
   };
   const result = (err: number): MovePagesResult => done(err < 0 ? fail(-err) : { ret: err });
 
@@ -114,7 +149,9 @@ export async function movePages(
     }
     const r = addFolioForMigration(k, mm, addrs[i]!, current, (flags & MPOL_MF_MOVE_ALL) !== 0, queued);
     if (r > 0) continue;
-    status[i] = r === 0 ? current : r;
+    err = storeStatus(status, i, r === 0 ? current : r, 1);
+    // out_flush: the queued pages still move, then the call fails with EFAULT.
+    if (err) break;
     err = await flush(current, i);
     if (err) {
       // Page i has been accounted for.

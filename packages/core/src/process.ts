@@ -1,6 +1,6 @@
 import { EBUSY, EFAULT, EINVAL, ENOMEM, kernelError, PagemigError, type SyscallResult } from './errno.js';
 import type { Kernel } from './kernel.js';
-import { copyPageRange, handleMmFault, zapRange } from './memory.js';
+import { copyPageRange, dropForkedRange, handleMmFault, zapRange } from './memory.js';
 import { defaultPolicy, kernelMigratePages, type Mempolicy, validatePolicy } from './mempolicy.js';
 
 import { addrToVpn, Mm, Vma, vpnToAddr } from './mm.js';
@@ -15,9 +15,11 @@ import {
   PTE_PFN_SHIFT,
   PTE_PRESENT,
   PTE_WRITE,
+  USER_PAGES,
   ZERO_PFN,
 } from './pagetable.js';
 import { entryPfn, pageEntry } from './pagewalk.js';
+import { show } from './show.js';
 import { parseSize, type Size } from './units.js';
 import { ThreadGroup, type ThreadSpec, type UserThread } from './user_threads.js';
 
@@ -60,8 +62,47 @@ export interface PageInfo {
   accessed: boolean;
 }
 
+/** An address as the messages print it, whatever the caller passed. */
+function hex(addr: unknown): string {
+  return typeof addr === 'number' && Number.isFinite(addr) ? `0x${addr.toString(16)}` : show(addr);
+}
+
 function segv(addr: number, why: string): never {
-  throw kernelError(EFAULT, `segmentation fault at 0x${addr.toString(16)}: ${why}`);
+  throw kernelError(EFAULT, `segmentation fault at ${hex(addr)}: ${why}`);
+}
+
+const isBool = (v: unknown) => v === undefined || typeof v === 'boolean';
+
+/**
+ * The checks of spawn()'s options (EINVAL naming the option): uid a uid_t (0..2^32-2), privileged
+ * a boolean, memsAllowed a list of existing nodes, node one of them, comm a string.
+ */
+export function checkSpawnOptions(opts: unknown, nrNodes: number): asserts opts is SpawnOptions {
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
+    throw kernelError(
+      EINVAL,
+      `spawn options must be an object like { uid: 1000 }, got ${opts === null ? 'null' : typeof opts}`,
+    );
+  const o = opts as Record<string, unknown>;
+  if (
+    o.uid !== undefined &&
+    !(Number.isInteger(o.uid) && (o.uid as number) >= 0 && (o.uid as number) < 2 ** 32 - 1)
+  )
+    throw kernelError(EINVAL, `uid ${show(o.uid)} is not a uid (an integer 0..${2 ** 32 - 2})`);
+  if (!isBool(o.privileged))
+    throw kernelError(EINVAL, `privileged must be a boolean, got ${show(o.privileged)}`);
+  if (o.memsAllowed !== undefined && !Array.isArray(o.memsAllowed))
+    throw kernelError(EINVAL, `memsAllowed must be a list of node ids (0..${nrNodes - 1})`);
+  if (o.node !== undefined && !Number.isInteger(o.node))
+    throw kernelError(EINVAL, `node ${show(o.node)} is not a node id`);
+  if (o.comm !== undefined && typeof o.comm !== 'string') throw kernelError(EINVAL, 'comm must be a string');
+}
+
+/** A byte view `write` accepts: a Uint8Array (Buffer included), from any realm. */
+function isBytes(v: unknown): v is Uint8Array {
+  return (
+    ArrayBuffer.isView(v) && (v as { [Symbol.toStringTag]?: string })[Symbol.toStringTag] === 'Uint8Array'
+  );
 }
 
 export function thpOrder(thp: MmapOptions['thp']): number {
@@ -76,7 +117,7 @@ export function thpOrder(thp: MmapOptions['thp']): number {
   if (!Number.isInteger(order) || order < 2 || order > HPAGE_PMD_ORDER) {
     throw kernelError(
       EINVAL,
-      `thp ${JSON.stringify(thp)} is not an anonymous folio size (16KiB..2MiB, a power of two; 'always' or 'never')`,
+      `thp ${show(thp)} is not an anonymous folio size (16KiB..2MiB, a power of two; 'always' or 'never')`,
     );
   }
   return order;
@@ -103,10 +144,7 @@ export class Process {
     this.privileged = opts.privileged ?? false;
     const mems = opts.memsAllowed ?? k.nodes.map((n) => n.nid);
     if (mems.length === 0 || mems.some((n) => !Number.isInteger(n) || n < 0 || n >= nn)) {
-      throw kernelError(
-        EINVAL,
-        `memsAllowed ${JSON.stringify(mems)} must list existing nodes (0..${nn - 1})`,
-      );
+      throw kernelError(EINVAL, `memsAllowed ${show(mems)} must list existing nodes (0..${nn - 1})`);
     }
     this.memsAllowed = [...new Set(mems)].sort((a, b) => a - b);
     this.node = opts.node ?? this.memsAllowed[0]!;
@@ -116,14 +154,33 @@ export class Process {
   }
 
   private alive(): void {
-    if (this.exited) throw new PagemigError('ERR_PROCESS_EXITED', `process ${this.pid} has exited`);
+    if (this.exited) {
+      this.k.assertOpen(`process ${this.pid}`);
+      throw new PagemigError('ERR_PROCESS_EXITED', `process ${this.pid} has exited`);
+    }
+  }
+
+  /** alive() for calls that start work: a closing machine refuses them too (ERR_MACHINE_CLOSED). */
+  private working(what: string): void {
+    this.alive();
+    this.k.assertOpen(`${what} of process ${this.pid}`);
   }
 
   /** mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_ANONYMOUS|..., -1, 0). Returns the address. */
   mmap(len: number, opts: MmapOptions = {}): number {
-    this.alive();
+    this.working('mmap');
     if (!Number.isSafeInteger(len) || len <= 0)
-      throw kernelError(EINVAL, `mmap length ${len} must be a positive integer`);
+      throw kernelError(EINVAL, `mmap length ${show(len)} must be a positive integer`);
+    if (typeof opts !== 'object' || opts === null)
+      throw kernelError(
+        EINVAL,
+        `mmap options must be an object like { thp: 'never' }, got ${opts === null ? 'null' : typeof opts}`,
+      );
+    for (const key of ['shared', 'mlock', 'migratable'] as const)
+      if (!isBool(opts[key]))
+        throw kernelError(EINVAL, `mmap ${key} must be a boolean, got ${show(opts[key])}`);
+    if (len > USER_PAGES * PAGE_SIZE)
+      throw kernelError(ENOMEM, `mmap length ${len} is larger than the 256GiB user address space`);
     const npages = Math.ceil(len / PAGE_SIZE);
     const order = thpOrder(opts.thp);
     let policy = defaultPolicy;
@@ -175,10 +232,13 @@ export class Process {
   munmap(addr: number, len: number): void {
     this.alive();
     if (!Number.isSafeInteger(len) || len <= 0)
-      throw kernelError(EINVAL, `munmap length ${len} must be a positive integer`);
-    const vpn = addrToVpn(addr);
+      throw kernelError(EINVAL, `munmap length ${show(len)} must be a positive integer`);
+    const vpn = typeof addr === 'number' ? addrToVpn(addr) : -1;
     if (vpn < 0 || addr % PAGE_SIZE !== 0)
-      throw kernelError(EINVAL, `munmap address 0x${addr.toString(16)} is not a page-aligned user address`);
+      throw kernelError(EINVAL, `munmap address ${hex(addr)} is not a page-aligned user address`);
+    // The kernel's do_vmi_munmap: a range that leaves the user address space is EINVAL.
+    if (vpn + Math.ceil(len / PAGE_SIZE) > USER_PAGES)
+      throw kernelError(EINVAL, `munmap range ${hex(addr)} + ${len} leaves the 256GiB user address space`);
     const end = vpn + Math.ceil(len / PAGE_SIZE);
     // Only the VMAs the range touches (a VMA iterator over the tree), not every VMA.
     const hit = this.mm.vmasIn(vpn, end);
@@ -256,12 +316,25 @@ export class Process {
     throw new Error(`fault at page ${vpn} did not resolve`);
   }
 
+  /**
+   * The checks of an access to [addr, addr + n): a length, an address in the user address space,
+   * and (before any page is touched, so a bad range has no partial effect) a mapping under every
+   * page of it, else EFAULT. Returns the first page.
+   */
   private checkRange(addr: number, n: number, what: string): number {
-    this.alive();
+    this.working(what);
     if (!Number.isSafeInteger(n) || n < 0)
-      throw kernelError(EINVAL, `${what} length ${n} must be a non-negative integer`);
-    const vpn = addrToVpn(addr);
+      throw kernelError(EINVAL, `${what} length ${show(n)} must be a non-negative integer`);
+    const vpn = typeof addr === 'number' ? addrToVpn(addr) : -1;
     if (vpn < 0 || !Number.isSafeInteger(addr)) segv(addr, 'address outside the user address space');
+    if (n === 0) return vpn;
+    const last = addrToVpn(addr + n - 1);
+    if (last < 0) segv(addr + n - 1, `${what} of ${n} bytes at ${hex(addr)} leaves the user address space`);
+    for (let v = vpn; v <= last; ) {
+      const vma = this.mm.findVma(v);
+      if (!vma) segv(vpnToAddr(v), `${what} of ${n} bytes at ${hex(addr)}: no mapping`);
+      v = vma.endVpn;
+    }
     return vpn;
   }
 
@@ -276,6 +349,13 @@ export class Process {
 
   /** Copies `bytes` into the process's memory at `addr` (write faults as needed). */
   write(addr: number, bytes: Uint8Array): void {
+    this.working('write');
+    // A Float64Array or a DataView would be cut to bytes silently: only byte views are data.
+    if (!isBytes(bytes))
+      throw kernelError(
+        EINVAL,
+        `write takes a Uint8Array (use new Uint8Array(view.buffer, view.byteOffset, view.byteLength) for other views), got ${bytes === null ? 'null' : ArrayBuffer.isView(bytes) ? (bytes as { constructor: { name: string } }).constructor.name : typeof bytes}`,
+      );
     this.checkRange(addr, bytes.length, 'write');
     this.needBytes();
     let done = 0;
@@ -293,7 +373,15 @@ export class Process {
   read(addr: number, n: number): Uint8Array {
     this.checkRange(addr, n, 'read');
     this.needBytes();
-    const out = new Uint8Array(n);
+    let out: Uint8Array;
+    try {
+      out = new Uint8Array(n);
+    } catch (e) {
+      throw new PagemigError('ENOMEM', `ENOMEM: read of ${n} bytes: the host cannot allocate the buffer`, {
+        errno: ENOMEM,
+        cause: e,
+      });
+    }
     let done = 0;
     while (done < n) {
       const a = addr + done;
@@ -310,7 +398,7 @@ export class Process {
   touch(addr: number, n: number, kind: 'read' | 'write' = 'write'): void {
     const first = this.checkRange(addr, n, 'touch');
     if (kind !== 'read' && kind !== 'write')
-      throw kernelError(EINVAL, `touch kind ${JSON.stringify(kind)} is not 'read' or 'write'`);
+      throw kernelError(EINVAL, `touch kind ${show(kind)} is not 'read' or 'write'`);
     if (n === 0) return;
     const last = addrToVpn(addr + n - 1);
     for (let v = first; v <= last; v++) this.translate(v, kind === 'write');
@@ -321,30 +409,30 @@ export class Process {
    * where each page is. `status`, if given, is written in place like the user buffer; entries
    * the kernel does not write keep their value (default -123, numactl's "impossible value").
    */
-  movePages(
+  async movePages(
     pid: number,
     addrs: readonly number[],
     nodes: readonly number[] | null,
     flags: number,
     status?: number[],
   ): Promise<MovePagesResult> {
-    this.alive();
+    this.working('movePages');
     return this.k.trace.during(this, () => movePages(this.k, this, pid, addrs, nodes, flags, status));
   }
 
   /** migrate_pages(2) issued by this process; node masks as lists of node ids. */
-  migratePages(
+  async migratePages(
     pid: number,
     oldNodes: readonly number[],
     newNodes: readonly number[],
   ): Promise<SyscallResult> {
-    this.alive();
+    this.working('migratePages');
     return this.k.trace.during(this, () => kernelMigratePages(this.k, this, pid, oldNodes, newNodes));
   }
 
   /** The backing of `addr` without faulting, or null when nothing is mapped there. */
   pageInfo(addr: number): PageInfo | null {
-    const vpn = addrToVpn(addr);
+    const vpn = typeof addr === 'number' ? addrToVpn(addr) : -1;
     if (vpn < 0) return null;
     const e = pageEntry(this.mm.pt, vpn);
     if (!(e & PTE_PRESENT)) return null;
@@ -384,23 +472,26 @@ export class Process {
     }));
   }
 
-  /** fork(): a child with the same identity; shared mappings stay shared, private ones COW. */
+  /**
+   * fork(): a child with the same identity; shared mappings stay shared, private ones COW. Pages
+   * under migration are copied as migration entries (the child maps the folio when the migration
+   * ends). EAGAIN beyond kernel.threads-max or kernel.pid_max; a fork that fails leaves no child.
+   */
   fork(): Process {
-    this.alive();
-    const child = new Process(this.k, this.k.nextPid++, {
+    this.working('fork');
+    const child = new Process(this.k, this.k.allocPid('fork'), {
       uid: this.uid,
       privileged: this.privileged,
       memsAllowed: [...this.memsAllowed],
       node: this.node,
       comm: this.comm,
     });
-    this.k.processes.set(child.pid, child);
-    // dup_mmap: the child's VMA tree is copied in one pass (mlock is not inherited: VM_LOCKED is
-    // cleared in the child); then the private areas' page tables are shared copy-on-write.
-    this.mm.dupVmas(
-      child.mm,
-      (vma) =>
-        new Vma(
+    const made: Vma[] = [];
+    try {
+      // dup_mmap: the child's VMA tree is copied in one pass (mlock is not inherited: VM_LOCKED is
+      // cleared in the child); then the private areas' page tables are shared copy-on-write.
+      this.mm.dupVmas(child.mm, (vma) => {
+        const cv = new Vma(
           child.mm,
           vma.startVpn,
           vma.npages,
@@ -411,9 +502,28 @@ export class Process {
           vma.migratable,
           vma.mapping,
           vma.pgoff,
-        ),
-    );
-    for (const vma of this.mm.vmas) if (!vma.shared) copyPageRange(this.k, child.mm, this.mm, vma);
+        );
+        made.push(cv);
+        return cv;
+      });
+      for (const vma of this.mm.vmas) if (!vma.shared) copyPageRange(this.k, child.mm, this.mm, vma);
+    } catch (e) {
+      // copy_process's bad_fork_cleanup_mm: the half-built child goes, with what it mapped, and
+      // its areas leave the rmap owners' trees; it was never registered.
+      for (const cv of made) {
+        dropForkedRange(this.k, child.mm, cv);
+        cv.mapping.vmas.remove(cv);
+      }
+      child.exited = true;
+      // The host could not give the child's page tables (an ArrayBuffer allocation): fork's ENOMEM.
+      if (e instanceof RangeError)
+        throw new PagemigError('ENOMEM', `ENOMEM: fork: out of host memory for the child (${e.message})`, {
+          errno: ENOMEM,
+          cause: e,
+        });
+      throw e;
+    }
+    this.k.processes.set(child.pid, child);
     return child;
   }
 
@@ -423,7 +533,7 @@ export class Process {
    * (`{ workload: { kind: 'pattern', ... } }`) or a module function (`{ module, data }`).
    */
   spawnThread<T = unknown>(spec: ThreadSpec): UserThread<T> {
-    this.alive();
+    this.working('spawnThread');
     this.threadGroup ??= new ThreadGroup(this.k, this);
     return this.threadGroup.spawn<T>(spec);
   }

@@ -1,5 +1,12 @@
 import { EACCES, EINVAL, ENOENT, kernelError } from './errno.js';
-import type { Kernel, VmTunables } from './kernel.js';
+import {
+  type Kernel,
+  type KernTunables,
+  MAX_THREADS,
+  PID_MAX_LIMIT,
+  RESERVED_PIDS,
+  type VmTunables,
+} from './kernel.js';
 
 /** A sysctl handler that a subsystem (kcompactd) installs for a write-triggered action. */
 export type SysctlAction = (value: number) => number;
@@ -19,6 +26,7 @@ interface Knob {
  */
 function parseInt10(value: string | number): number | null {
   if (typeof value === 'number') return Number.isSafeInteger(value) ? value : null;
+  if (typeof value !== 'string') return null;
   const m = /^\s*(-?)(?:0[xX]([0-9a-fA-F]+)|(0[0-7]*)|([1-9]\d*))\s*$/.exec(value);
   if (!m) return null;
   const v = m[2] !== undefined ? parseInt(m[2], 16) : m[3] !== undefined ? parseInt(m[3], 8) : Number(m[4]);
@@ -26,14 +34,16 @@ function parseInt10(value: string | number): number | null {
 }
 
 /**
- * /proc/sys/vm with the kernel's ranges: out of range or unparsable → EINVAL, an unknown name →
- * ENOENT. `write` returns 0 or an errno, as the write(2) on the file would.
+ * /proc/sys/vm and /proc/sys/kernel with the kernel's ranges: out of range or unparsable → EINVAL,
+ * an unknown name → ENOENT. `write` returns 0 or an errno, as the write(2) on the file would. A
+ * name that is not a string throws EINVAL (no path to open); on a closed machine `write` throws
+ * ERR_MACHINE_CLOSED.
  */
 export class Sysctl {
   private readonly knobs = new Map<string, Knob>();
   private readonly actions = new Map<string, SysctlAction>();
 
-  constructor(k: Kernel) {
+  constructor(private readonly k: Kernel) {
     const tunable = (name: keyof VmTunables, min: number, max: number, after?: (v: number) => number) =>
       this.knobs.set(`vm.${name}`, {
         min,
@@ -60,6 +70,22 @@ export class Sysctl {
     );
     tunable('extfrag_threshold', 0, 1000);
     tunable('compact_unevictable_allowed', 0, 1);
+    // pagemig's own knobs (no kernel has them): the batch copy timeout and the abort grace period.
+    tunable('migrate_copy_timeout_ms', 1, 2 ** 31 - 1);
+    tunable('migrate_abort_grace_ms', 0, 2 ** 31 - 1);
+    const kern = (file: string, name: keyof KernTunables, min: number, max: number) =>
+      this.knobs.set(`kernel.${file}`, {
+        min,
+        max,
+        get: () => k.kern[name],
+        set: (v) => {
+          k.kern[name] = v;
+          return 0;
+        },
+      });
+    // pid_max_min/pid_max_max of kernel/pid.c; sysctl_max_threads' 1..MAX_THREADS (kernel/fork.c).
+    kern('pid_max', 'pid_max', RESERVED_PIDS + 1, PID_MAX_LIMIT);
+    kern('threads-max', 'threads_max', 1, MAX_THREADS);
     tunable('max_map_count', 0, 2 ** 31 - 1);
     // compact_memory accepts only 1 (recent kernels) and needs the compaction subsystem attached.
     this.knobs.set('vm.compact_memory', {
@@ -78,7 +104,12 @@ export class Sysctl {
     };
   }
 
-  private knob(name: string): Knob | undefined {
+  private knob(name: string, what: string): Knob | undefined {
+    if (typeof name !== 'string')
+      throw kernelError(
+        EINVAL,
+        `sysctl.${what}: the name must be a string like 'vm.min_free_kbytes', got ${typeof name}`,
+      );
     return this.knobs.get(normalize(name));
   }
 
@@ -88,7 +119,7 @@ export class Sysctl {
 
   /** The file's content (value and newline); throws ENOENT/EACCES like open(2) would fail. */
   read(name: string): string {
-    const knob = this.knob(name);
+    const knob = this.knob(name, 'read');
     if (!knob) throw kernelError(ENOENT, `${name}: no such sysctl`);
     if (knob.writeOnly || !knob.get) throw kernelError(EACCES, `${name}: write-only file`);
     return `${knob.get()}\n`;
@@ -96,11 +127,13 @@ export class Sysctl {
 
   /** Writes a value; 0 on success or the errno the kernel returns. */
   write(name: string, value: string | number): number {
-    const knob = this.knob(name);
+    const knob = this.knob(name, 'write');
     if (!knob) return ENOENT;
     if (normalize(name) === 'vm.compact_memory' && !this.actions.has('vm.compact_memory')) return ENOENT;
     const v = parseInt10(value);
     if (v === null || v < knob.min || v > knob.max) return EINVAL;
+    // A write that would take effect (or start compaction) refuses on a closed machine.
+    this.k.assertOpen(`sysctl.write(${JSON.stringify(name)})`);
     return knob.set(v);
   }
 }

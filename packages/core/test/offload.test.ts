@@ -430,8 +430,9 @@ describe('failing migrators fall back to the CPU', () => {
     expect(res).toMatchObject({ ret: 0, nrSucceeded: 8 });
     expect(res.offload).toMatchObject({ batches: 1, foliosOffered: 8, foliosCopied: 0, failures: 1 });
     expect(m.offload.status()[0]).toMatchObject({ failures: 1, foliosCopied: 0, disabled: null });
+    // Issue 15: the log says what was waited for, and which knob set the timeout.
     expect(m.offload.log).toContain(
-      'warn: slowpoke: batch failed, copied on the CPU instead: batch copy timed out after 10 ms',
+      'warn: slowpoke: batch failed, copied on the CPU instead: batch copy timed out after 10 ms (copyTimeoutMs) waiting for slowpoke to copy 8 folios (8 pages)',
     );
     expect(intact(r) && onNode(r, 1)).toBe(true);
     m.checkInvariants();
