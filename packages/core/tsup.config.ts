@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 import { libraryConfig } from '../../tools/config/tsup.mjs';
 
-// Entries: the public library, its `internal` and `timing` subpaths, and the worker module every
+// Entries: the public library, its `internal` and `timing` subpaths, the timeline writer that
+// worker and device threads import (`timeline-writer`: imports nothing), and the worker module every
 // user thread runs (resolved at run time with `new URL('./user-thread.js', import.meta.url)`).
 export default defineConfig(
   libraryConfig({
@@ -11,6 +12,7 @@ export default defineConfig(
       internal: 'src/internal.ts',
       timing: 'src/timing/index.ts',
       'user-thread': 'src/user_thread.ts',
+      'timeline-writer': 'src/timeline_writer.ts',
     },
   }),
 );

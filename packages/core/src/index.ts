@@ -6,6 +6,7 @@ export {
   type DriverFaultSite,
   ENGINE_FAULT_SITES,
   type EngineFaultSite,
+  FAULT_SITE_ACTIONS,
   type FaultAction,
   type FaultInfo,
   FaultPlan,
@@ -98,9 +99,52 @@ export { USER_BASE, ZERO_PFN } from './pagetable.js';
 export { type MmapOptions, type PageInfo, Process, type SpawnOptions } from './process.js';
 export { threadCpuSeconds } from './schedstat.js';
 export type { Sysctl } from './sysctl.js';
+export {
+  type ChromeTrace,
+  checkChromeTrace,
+  type MigratorTimeline,
+  Timeline,
+  TimelineCapture,
+  type TimelineEvent,
+  type TimelineKind,
+  type TimelineStartOptions,
+  type TimelineThread,
+  type TimelineTrack,
+  type TimelineTrackKind,
+} from './timeline.js';
+export {
+  type TimelineHandle,
+  TimelineWriter,
+  TL_BATCH,
+  TL_BATCH_COPY,
+  TL_COMPACT_ZONE,
+  TL_COPY_SHARE,
+  TL_DMA_COMPLETION,
+  TL_DMA_DESC,
+  TL_DMA_IRQ,
+  TL_FALLBACK_COPY,
+  TL_FLUSH,
+  TL_FOLIO_MOVE,
+  TL_KCOMPACTD,
+  TL_MOVE,
+  TL_RUN,
+  TL_UNMAP,
+  TL_USER_FAULT,
+  TL_USER_MIGRATION_WAIT,
+  TL_USER_RUNNING,
+  TL_USER_TLB_ACK,
+  timelineWriter,
+} from './timeline_writer.js';
 // The timing model's own entry is @pagemig/core/timing; re-exported here, where it was first published.
 export * from './timing/index.js';
-export type { TraceListener, TraceRecord, Tracer } from './trace.js';
+export {
+  formatTraceLine,
+  type ParsedTraceLine,
+  parseTraceLines,
+  type TraceListener,
+  type TraceRecord,
+  type Tracer,
+} from './trace.js';
 export { formatSize, parseSize, type Size } from './units.js';
 export { type ThreadSpec, UserThread, type UserThreadState } from './user_threads.js';
 export { type VmstatName, vmstatEvents, vmstatGauges, vmstatNodeEvents } from './vmstat.js';

@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import type { ResolvedConfig } from './config.js';
-import { EBUSY, PagemigError } from './errno.js';
+import { EAGAIN, EBUSY, EINVAL, PagemigError } from './errno.js';
 import type { FaultPlan } from './fault_inject.js';
 import { OffloadHost } from './migrate_offload.js';
 import { MIGRATE_TYPES, PAGEBLOCK_ORDER } from './mmzone.js';
@@ -21,6 +22,7 @@ import { Pageblocks } from './pageblock.js';
 import type { Process } from './process.js';
 import { Mapping } from './rmap.js';
 import { PhysicalMemory } from './sparse.js';
+import { Timeline } from './timeline.js';
 import { type MmTlb, shootdownAsync } from './tlbflush.js';
 import { Tracer } from './trace.js';
 import { VmEvents, type VmstatEvent } from './vmstat.js';
@@ -35,6 +37,112 @@ export interface VmTunables {
   compact_unevictable_allowed: number;
   /** Most VMAs one address space may have (DEFAULT_MAX_MAP_COUNT). */
   max_map_count: number;
+  /**
+   * pagemig's own (no kernel has it): how long a migrator's batch copy may run before the engine
+   * aborts it and copies the batch on the CPU, in ms; the default of every migration that does not
+   * pass `copyTimeoutMs` (move_pages(2), migrate_pages(2), compaction, m.migrateFolios).
+   */
+  migrate_copy_timeout_ms: number;
+  /** pagemig's own: how long an aborted batch copy may take to settle before it is abandoned, in ms. */
+  migrate_abort_grace_ms: number;
+}
+
+/** Tunables of /proc/sys/kernel that the model reads. */
+export interface KernTunables {
+  /** kernel.pid_max: pids are allocated cyclically below it (alloc_pid); none free is EAGAIN. */
+  pid_max: number;
+  /** kernel.threads-max: live tasks (processes) at most; fork/spawn beyond it is EAGAIN. */
+  threads_max: number;
+}
+
+/** PID_MAX_DEFAULT (0x8000), the kernel's pid_max on machines with up to 32 CPUs. */
+export const PID_MAX_DEFAULT = 0x8000;
+/** RESERVED_PIDS: after wrapping, pids are allocated from here (kernel/pid.c). */
+export const RESERVED_PIDS = 300;
+/** PID_MAX_LIMIT on 64-bit kernels (4M): the largest pid_max. */
+export const PID_MAX_LIMIT = 4 * 1024 * 1024;
+/**
+ * The default kernel.threads-max of an emulated machine. Not the kernel's formula (RAM / 128 KiB),
+ * but what the host survives: every emulated address space costs its host process two memory
+ * mappings once it has page tables (the PMD directory and the growable PTE buffer, ~120 KiB of RSS
+ * each), and on the project's machine (vm.max_map_count 65530) V8 aborted the whole host process
+ * ("Zone Allocation failed") after ~31,500 forked processes. 8192 per machine leaves room for three
+ * machines at their limit in one host process, ~1 GB of host memory; the host-wide budget below
+ * catches the rest.
+ */
+export const THREADS_MAX_DEFAULT = 8192;
+/** MAX_THREADS (FUTEX_TID_MASK) of kernel/fork.c: the largest threads-max. */
+export const MAX_THREADS = 0x3fff_ffff;
+
+/**
+ * Emulated processes alive in this host process, over every machine, and the most it may hold:
+ * half of the host's vm.max_map_count (two mappings per address space) less 16384 mappings for
+ * everything else (RAM sections, workers, V8's own). With 65530 that is 24573, below the ~31,500 at
+ * which V8 aborted. A fork or spawn beyond it is EAGAIN, whatever the machines' threads-max say.
+ */
+const host = { tasks: 0, limit: -1 };
+function hostTaskLimit(): number {
+  if (host.limit < 0) {
+    let maxMapCount = 65530;
+    try {
+      const v = Number.parseInt(readFileSync('/proc/sys/vm/max_map_count', 'latin1'), 10);
+      if (v > 0) maxMapCount = v;
+    } catch {
+      // Not Linux: assume the kernel's default DEFAULT_MAX_MAP_COUNT.
+    }
+    host.limit = Math.max(1, Math.floor((maxMapCount - 16384) / 2));
+  }
+  return host.limit;
+}
+
+/**
+ * Tests: the host-wide budget of emulated processes (null restores the one derived from
+ * vm.max_map_count). Returns the previous budget.
+ */
+export function setHostTaskLimit(limit: number | null): number {
+  const old = hostTaskLimit();
+  if (limit === null) host.limit = -1;
+  else if (Number.isInteger(limit) && limit >= 0) host.limit = limit;
+  else
+    throw new PagemigError('EINVAL', `EINVAL: host task limit ${limit} is not an integer >= 0`, {
+      errno: EINVAL,
+    });
+  return old;
+}
+
+/** Emulated processes alive in this host process (every machine). */
+export function hostTasks(): number {
+  return host.tasks;
+}
+
+// A machine dropped without close() gives its processes' share of the host budget back when collected.
+const dropped = new FinalizationRegistry<{ live: number }>((held) => {
+  host.tasks -= held.live;
+});
+
+/** The pid table: a Map that keeps the host-wide count of emulated processes. */
+class TaskMap<P> extends Map<number, P> {
+  readonly held = { live: 0 };
+  override set(pid: number, p: P): this {
+    if (!this.has(pid)) {
+      this.held.live++;
+      host.tasks++;
+    }
+    return super.set(pid, p);
+  }
+  override delete(pid: number): boolean {
+    const had = super.delete(pid);
+    if (had) {
+      this.held.live--;
+      host.tasks--;
+    }
+    return had;
+  }
+  override clear(): void {
+    host.tasks -= this.held.live;
+    this.held.live = 0;
+    super.clear();
+  }
 }
 
 /**
@@ -52,12 +160,20 @@ export class Kernel {
   private readonly pageblockZone: Uint8Array;
   readonly events = new VmEvents();
   readonly trace = new Tracer();
+  /** The timeline recorder (m.timeline): off until started. */
+  readonly timeline: Timeline = new Timeline(this.trace, (pid) => this.processes.get(pid));
   readonly vm: VmTunables;
   readonly mappings: (Mapping | undefined)[] = [undefined];
   private readonly freeMappingIds: number[] = [];
-  readonly processes = new Map<number, Process>();
+  readonly processes = new TaskMap<Process>();
   readonly offload: OffloadHost = new OffloadHost(this);
+  /** The pid cursor: the next pid alloc_pid tries (kernel threads of daemons take theirs from it too). */
   nextPid = 1;
+  readonly kern: KernTunables = { pid_max: PID_MAX_DEFAULT, threads_max: THREADS_MAX_DEFAULT };
+  /** Set when the machine starts closing: calls that would start work refuse (assertOpen). */
+  closed = false;
+  /** Engine runs in progress (migratePages): a closing machine waits for them before exiting processes. */
+  readonly migrations = new Set<Promise<unknown>>();
 
   constructor(readonly config: ResolvedConfig) {
     this.nrPages = config.nodes.reduce((s, n) => s + n.pages, 0);
@@ -102,8 +218,39 @@ export class Kernel {
       extfrag_threshold: 500,
       compact_unevictable_allowed: 1,
       max_map_count: 65530,
+      migrate_copy_timeout_ms: 10_000,
+      migrate_abort_grace_ms: 1000,
     };
     this.setupWatermarks();
+    dropped.register(this, this.processes.held);
+  }
+
+  /** Throws ERR_MACHINE_CLOSED (errno EINVAL) once the machine is closing or closed. */
+  assertOpen(what: string): void {
+    if (this.closed)
+      throw new PagemigError('ERR_MACHINE_CLOSED', `${what}: the machine is closed`, { errno: EINVAL });
+  }
+
+  /**
+   * alloc_pid for fork/spawn: EAGAIN when kernel.threads-max tasks are alive, when the host-wide
+   * budget of emulated processes is used up, or when no pid below kernel.pid_max is free; otherwise
+   * the next free pid, cyclically (wrapping to RESERVED_PIDS).
+   */
+  allocPid(what: string): number {
+    const again = (why: string) => new PagemigError('EAGAIN', `EAGAIN: ${what}: ${why}`, { errno: EAGAIN });
+    if (this.processes.size >= this.kern.threads_max)
+      throw again(`${this.processes.size} tasks are alive, kernel.threads-max is ${this.kern.threads_max}`);
+    if (host.tasks >= hostTaskLimit())
+      throw again(
+        `this host process already runs ${host.tasks} emulated processes over all machines, the most it holds (each costs two host memory mappings; see vm.max_map_count): exit some or close a machine`,
+      );
+    const max = this.kern.pid_max;
+    for (let tries = 0; tries < max; tries++) {
+      if (this.nextPid >= max) this.nextPid = RESERVED_PIDS;
+      const pid = this.nextPid++;
+      if (!this.processes.has(pid)) return pid;
+    }
+    throw again(`no free pid below kernel.pid_max ${max}`);
   }
 
   /** Batched TLB flushes issued (try_to_unmap_flush). */

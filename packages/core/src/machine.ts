@@ -1,6 +1,6 @@
 import { type MachineConfig, resolveConfig } from './config.js';
-import { EINVAL, errnoNames, kernelError, PagemigError } from './errno.js';
-import { FaultPlan, type FaultRule } from './fault_inject.js';
+import { EINVAL, ENOMEM, errnoNames, kernelError, PagemigError } from './errno.js';
+import { DRIVER_FAULT_SITES, FaultPlan, type FaultRule } from './fault_inject.js';
 import { splitFolio } from './huge_memory.js';
 import { checkInvariants } from './invariants.js';
 import { Kernel } from './kernel.js';
@@ -13,9 +13,11 @@ import {
 import type { OffloadHost } from './migrate_offload.js';
 import { PAGE_SIZE } from './mmzone.js';
 import { PG_head, STRUCT_PAGE_BYTES } from './page.js';
-import { Process, type SpawnOptions } from './process.js';
+import { checkSpawnOptions, Process, type SpawnOptions } from './process.js';
 import { buddyinfo, pagetypeinfo, vmstat, vmstatValues, zoneinfo } from './procfs.js';
+import { show } from './show.js';
 import { Sysctl } from './sysctl.js';
+import type { Timeline } from './timeline.js';
 import type { Tracer } from './trace.js';
 import type { VmstatName } from './vmstat.js';
 
@@ -44,11 +46,25 @@ export class Machine {
   readonly procfs: Procfs;
   readonly sysctl: Sysctl;
   readonly nodes: readonly NodeInfo[];
-  private closed = false;
+  private closing: Promise<void> | null = null;
+  /** References taken with folioGet and not yet dropped with folioPut, per folio head. */
+  private readonly gets = new Map<number, number>();
 
   constructor(config: MachineConfig) {
     const resolved = resolveConfig(config);
-    const k = new Kernel(resolved);
+    let k: Kernel;
+    try {
+      k = new Kernel(resolved);
+    } catch (e) {
+      // The host could not give the RAM sections or the page metadata (ArrayBuffer allocation).
+      if (e instanceof RangeError)
+        throw new PagemigError(
+          'ENOMEM',
+          `ENOMEM: createMachine: the host could not allocate the machine's memory (${e.message}); use fewer or smaller nodes, or backing: 'none'`,
+          { errno: ENOMEM, cause: e },
+        );
+      throw e;
+    }
     this.kernel = k;
     this.sysctl = new Sysctl(k);
     for (const [name, value] of Object.entries(resolved.sysctl)) {
@@ -82,24 +98,37 @@ export class Machine {
     return this.kernel.offload;
   }
 
-  /** In-kernel migrate_pages() of the folios containing `pfns` to `opts.node`. */
-  migrateFolios(pfns: ArrayLike<number>, opts: MigrateOptions): Promise<MigrationResult> {
-    this.open();
+  /**
+   * In-kernel migrate_pages() of the folios containing `pfns` to `opts.node`. Bad arguments and a
+   * closed machine reject with a PagemigError before any folio is isolated.
+   */
+  async migrateFolios(pfns: ArrayLike<number>, opts: MigrateOptions): Promise<MigrationResult> {
+    this.kernel.assertOpen('migrateFolios');
     return migrateFolios(this.kernel, pfns, opts);
   }
 
   /** get_page: takes an extra reference on the folio of `pfn` (migration then retries -EAGAIN). */
   folioGet(pfn: number): void {
-    this.kernel.pages.refcount[this.liveHead(pfn)]!++;
+    this.kernel.assertOpen('folioGet');
+    const head = this.liveHead(pfn);
+    this.kernel.pages.refcount[head]!++;
+    this.gets.set(head, (this.gets.get(head) ?? 0) + 1);
   }
 
-  /** put_page: drops a reference taken with folioGet. */
+  /** put_page: drops a reference taken with folioGet (EINVAL for a folio it holds none on). */
   folioPut(pfn: number): void {
-    this.kernel.folioPut(this.liveHead(pfn));
+    const head = this.liveHead(pfn);
+    const held = this.gets.get(head) ?? 0;
+    if (held === 0)
+      throw kernelError(EINVAL, `folioPut: no reference taken with folioGet on the folio of pfn ${pfn}`);
+    if (held === 1) this.gets.delete(head);
+    else this.gets.set(head, held - 1);
+    this.kernel.folioPut(head);
   }
 
   /** pin_user_pages (FOLL_PIN): a DMA pin that keeps the folio from being migrated until unpinned. */
   pinFolio(pfn: number): () => void {
+    this.kernel.assertOpen('pinFolio');
     const head = this.liveHead(pfn);
     this.kernel.pages.refcount[head]! += GUP_PIN_COUNTING_BIAS;
     let pinned = true;
@@ -112,7 +141,7 @@ export class Machine {
 
   private liveHead(pfn: number): number {
     if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.nrPages)
-      throw kernelError(EINVAL, `pfn ${pfn} is not RAM`);
+      throw kernelError(EINVAL, `pfn ${show(pfn)} is not RAM`);
     const head = this.kernel.pages.head(pfn);
     if (this.kernel.pages.refcount[head]! <= 0)
       throw kernelError(EINVAL, `pfn ${pfn} is not in an allocated folio`);
@@ -121,6 +150,15 @@ export class Machine {
 
   get trace(): Tracer {
     return this.kernel.trace;
+  }
+
+  /**
+   * The timeline recorder: `start()`, run something, `stop()` → a capture with spans of the
+   * engine's phases, DMA channels, copy workers, user threads and daemons on one clock, exported
+   * with `toChromeJson()` (Perfetto, chrome://tracing) or `toFtrace()`.
+   */
+  get timeline(): Timeline {
+    return this.kernel.timeline;
   }
 
   /** Total pages of RAM. */
@@ -138,10 +176,14 @@ export class Machine {
     return STRUCT_PAGE_BYTES;
   }
 
-  /** Starts a process. */
+  /**
+   * Starts a process. Bad options are EINVAL; more live processes than `kernel.threads-max` (or
+   * than this host holds) are EAGAIN, as fork(2) says.
+   */
   spawn(opts: SpawnOptions = {}): Process {
-    this.open();
-    const p = new Process(this.kernel, this.kernel.nextPid++, opts);
+    this.kernel.assertOpen('spawn');
+    checkSpawnOptions(opts, this.kernel.nodes.length);
+    const p = new Process(this.kernel, this.kernel.allocPid('spawn'), opts);
     this.kernel.processes.set(p.pid, p);
     return p;
   }
@@ -158,8 +200,8 @@ export class Machine {
 
   /** Free pages of a node (all zones). */
   freePages(nid: number): number {
-    const n = this.kernel.nodes[nid];
-    if (!n) throw kernelError(EINVAL, `node ${nid} does not exist`);
+    const n = Number.isInteger(nid) ? this.kernel.nodes[nid] : undefined;
+    if (!n) throw kernelError(EINVAL, `node ${show(nid)} does not exist`);
     return n.freePages;
   }
 
@@ -169,9 +211,15 @@ export class Machine {
    * in use; pieces that nothing maps or caches are freed, as the kernel's split does.
    */
   splitFolio(pfn: number, newOrder: number, opts: { at?: number } = {}): number[] {
-    this.open();
+    this.kernel.assertOpen('splitFolio');
     if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.nrPages)
-      throw kernelError(EINVAL, `pfn ${pfn} is not RAM`);
+      throw kernelError(EINVAL, `pfn ${show(pfn)} is not RAM`);
+    if (!Number.isInteger(newOrder))
+      throw kernelError(EINVAL, `split order ${show(newOrder)} is not an integer`);
+    if (typeof opts !== 'object' || opts === null)
+      throw kernelError(EINVAL, 'splitFolio options must be an object like { at }');
+    if (opts.at !== undefined && !Number.isInteger(opts.at))
+      throw kernelError(EINVAL, `split point ${show(opts.at)} is not a pfn`);
     const head = this.kernel.pages.head(pfn);
     if (!(this.kernel.pages.flags[head]! & PG_head))
       throw kernelError(EINVAL, `pfn ${pfn} is not in a large folio`);
@@ -180,13 +228,37 @@ export class Machine {
 
   /**
    * Puts a fault plan in force (tests): the engine honours the engine sites, migrators read it
-   * from `ctx.faults`. Takes a FaultPlan or its rules; null removes it. Returns the plan.
+   * from `ctx.faults`. Takes a FaultPlan or its rules; null removes it. Returns the plan. A bad rule,
+   * or a driver site that no migrator in use (registered or routed, or the one `match.migrator`
+   * names) declares in `capabilities.faultSites`, is ERR_INVALID_FAULT_PLAN: it would never fire.
    */
   injectFaults(
     plan: FaultPlan | readonly FaultRule[] | null,
     opts: { seed?: number } = {},
   ): FaultPlan | null {
-    const p = plan === null ? null : plan instanceof FaultPlan ? plan : new FaultPlan(plan, opts);
+    if (plan === null) {
+      this.kernel.faults = null;
+      return null;
+    }
+    this.kernel.assertOpen('injectFaults');
+    const p = plan instanceof FaultPlan ? plan : new FaultPlan(plan, opts);
+    const inUse = this.kernel.offload.inUse();
+    p.rules.forEach((rule, i) => {
+      if (!(DRIVER_FAULT_SITES as readonly string[]).includes(rule.site)) return;
+      const named = rule.match?.migrator;
+      const candidates = named === undefined ? inUse : inUse.filter((m) => m.name === named);
+      if (candidates.some((m) => (m.capabilities.faultSites ?? []).includes(rule.site))) return;
+      const have = inUse.length
+        ? inUse
+            .map((m) => `${m.name} (${(m.capabilities.faultSites ?? []).join(', ') || 'declares none'})`)
+            .join('; ')
+        : 'none is registered or routed';
+      throw new PagemigError(
+        'ERR_INVALID_FAULT_PLAN',
+        `fault plan: rule ${i}: driver site ${rule.site} would never fire: no migrator in use${named === undefined ? '' : ` named ${named}`} declares it in capabilities.faultSites; migrators in use: ${have}`,
+        { errno: EINVAL },
+      );
+    });
     this.kernel.faults = p;
     return p;
   }
@@ -206,21 +278,43 @@ export class Machine {
     checkInvariants(this.kernel);
   }
 
-  private open(): void {
-    if (this.closed) throw kernelError(EINVAL, 'the machine is closed');
+  /** True once close() was called: calls that would start work throw ERR_MACHINE_CLOSED. */
+  get closed(): boolean {
+    return this.kernel.closed;
   }
 
-  /** Ends every process and releases the machine. Idempotent. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  /**
+   * Throws PagemigError ERR_MACHINE_CLOSED (errno EINVAL) naming `what` once the machine is closing
+   * or closed; subsystems that attach to a machine (kcompactd) call it first.
+   */
+  assertOpen(what = 'this call'): void {
+    this.kernel.assertOpen(what);
+  }
+
+  /**
+   * Ends every process and releases the machine. From the call on, everything that would start
+   * work (spawn, p.mmap, p.movePages, migrateFolios, sysctl.write, offload.register,
+   * injectFaults, attachKcompactd, ...) throws ERR_MACHINE_CLOSED. Migrations in progress finish
+   * first. Idempotent: a second call returns the first one's promise.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const k = this.kernel;
+    k.closed = true;
     // Kernel threads of attached subsystems first: no compaction starts on a closing machine.
-    await Promise.all([...this.kernel.closeHooks].map((fn) => fn()));
+    await Promise.all([...k.closeHooks].map((fn) => fn()));
     // User threads next: they stop touching memory before anything is unmapped.
-    for (const p of this.kernel.processes.values()) void p.killThreads();
-    await Promise.all([...this.kernel.threadExits]);
-    await this.kernel.offload.closeAll();
-    for (const p of [...this.kernel.processes.values()]) p.exit();
+    for (const p of k.processes.values()) void p.killThreads();
+    await Promise.all([...k.threadExits]);
+    // Migrations in flight (move_pages, migrateFolios) restore or move their folios first: no
+    // migration entry is left for exit to meet.
+    while (k.migrations.size) await Promise.allSettled([...k.migrations]);
+    await k.offload.closeAll();
+    for (const p of [...k.processes.values()]) p.exit();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

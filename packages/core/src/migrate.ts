@@ -22,6 +22,17 @@ import { PG_buddy, PG_content_copied, PG_head, PG_isolated, PG_lru, PG_tail } fr
 import { mkPte, PMD_HUGE, PTE_MIGRATION, PTE_PFN_SHIFT, PTE_PRESENT } from './pagetable.js';
 import { type Mapping, type RmapHit, rmapWalk } from './rmap.js';
 import { threadCpuSeconds } from './schedstat.js';
+import { show } from './show.js';
+import {
+  TL_BATCH,
+  TL_BATCH_COPY,
+  TL_FALLBACK_COPY,
+  TL_FLUSH,
+  TL_FOLIO_MOVE,
+  TL_MOVE,
+  TL_RUN,
+  TL_UNMAP,
+} from './timeline_writer.js';
 import type { ClockOptions, ModeledRun } from './timing/clock.js';
 
 /** mm/migrate.c constants. */
@@ -38,11 +49,15 @@ export interface MigrateOptions extends ClockOptions {
   reason?: MigrateReasonName | MigrateReasonValue;
   /** Which reclaim path demotes (MR_DEMOTION only): counts pgdemote_<origin>. Default 'kswapd'. */
   demoteOrigin?: 'kswapd' | 'direct' | 'khugepaged' | 'proactive';
-  /** Abort a migrator's batch copy after this long (the CPU copies it). Default 10 s, as dcbm. */
+  /**
+   * Abort a migrator's batch copy after this long (the CPU copies it). Default: the sysctl
+   * `vm.migrate_copy_timeout_ms` (pagemig's own; 10 s, as dcbm).
+   */
   copyTimeoutMs?: number;
   /**
    * After the abort, wait this long for the migrator to settle (its destinations stay reserved
-   * meanwhile); one that still has not settled is abandoned and disabled. Default 1 s.
+   * meanwhile); one that still has not settled is abandoned and disabled. Default: the sysctl
+   * `vm.migrate_abort_grace_ms` (pagemig's own; 1 s).
    */
   abortGraceMs?: number;
 }
@@ -163,6 +178,10 @@ export class MigrationRun {
     failures: 0,
   };
   private table: Int32Array;
+  /** The timeline lane this run records on (m.timeline), or -1 when the timeline is off. */
+  lane = -1;
+  /** The timeline's number of the batch in progress (0 when the timeline is off). */
+  private batchId = 0;
   private readonly topTier: boolean;
   private rc = 0;
   /** Folios put back on the caller's list (not migrated). */
@@ -171,6 +190,12 @@ export class MigrationRun {
   private readonly pins: number[] = [];
   /** The abort signal handed to the migrator; replaced once it has aborted. */
   private ac = new AbortController();
+  /**
+   * Isolated folios handed to this run and not yet migrated or put back, and destinations
+   * allocated and not yet used or returned: what `unwind` puts back when something throws.
+   */
+  private readonly owned = new Set<number>();
+  private readonly dsts = new Set<number>();
 
   constructor(
     private readonly k: Kernel,
@@ -181,7 +206,10 @@ export class MigrationRun {
     private readonly opts: {
       demoteOrigin: string;
       copyTimeoutMs: number;
-      abortGraceMs?: number;
+      abortGraceMs: number;
+      /** Where the timeouts came from, for the log: the run's options or the sysctls. */
+      timeoutSource: string;
+      graceSource: string;
       /** get_new_folio (e.g. compaction_alloc): a prepared folio of `order` for `src`, or -1. */
       alloc?: (src: number, order: number) => number;
       /** put_new_folio (e.g. compaction_free): takes back an unused destination. */
@@ -194,8 +222,47 @@ export class MigrationRun {
     this.topTier = k.nodes[node]!.tier === 'dram';
   }
 
-  /** migrate_pages(): migrates isolated folios (heads); puts back what did not move. */
+  /**
+   * migrate_pages(): migrates isolated folios (heads); puts back what did not move. Whatever throws
+   * inside (a migrator bug the engine cannot contain, a caller's hook), every folio of the run that
+   * is still isolated gets its mappings back and returns to the LRU before the error propagates.
+   */
   async migratePages(heads: readonly number[]): Promise<number> {
+    for (const h of heads) this.owned.add(h);
+    try {
+      return await this.migrateOwned(heads);
+    } catch (e) {
+      this.unwind();
+      throw e;
+    }
+  }
+
+  /** Restores and puts back everything the run still holds (remove_migration_ptes(src, src) + putback). */
+  private unwind(): void {
+    const k = this.k;
+    const p = k.pages;
+    for (const head of this.owned) {
+      const mapping = k.mappingOf(head);
+      if (mapping) {
+        vk = k;
+        vFrom = head;
+        vTo = head;
+        rmapWalk(mapping, p.index[head]!, head, 1 << k.folioOrder(head), remapOne);
+      }
+      if (p.flags[head]! & PG_isolated) putbackFolio(k, head);
+    }
+    this.owned.clear();
+    for (const d of this.dsts) {
+      p.flags[d]! &= ~PG_content_copied;
+      if (this.opts.free) this.opts.free(d);
+      else k.folioPut(d);
+    }
+    this.dsts.clear();
+    for (const head of this.pins.splice(0)) k.folioPut(head, GUP_PIN_COUNTING_BIAS);
+    k.wakeMigrationWaiters();
+  }
+
+  private async migrateOwned(heads: readonly number[]): Promise<number> {
     const k = this.k;
     k.trace.emit(
       'migrate',
@@ -277,6 +344,7 @@ export class MigrationRun {
   /** putback_movable_pages for one folio. */
   private putback(head: number): void {
     this.putBack++;
+    this.owned.delete(head);
     putbackFolio(this.k, head);
   }
 
@@ -291,6 +359,8 @@ export class MigrationRun {
     split: number[],
     keepRetries: boolean,
   ): Promise<number[]> {
+    const tb = this.lane >= 0 ? performance.now() : 0;
+    if (this.lane >= 0) this.batchId = this.k.timeline.nextBatch();
     try {
       return await this.batchInner(list, mode, passes, split, keepRetries);
     } finally {
@@ -298,6 +368,17 @@ export class MigrationRun {
       // threads that sleep on a migration entry.
       this.k.wakeMigrationWaiters();
       for (const head of this.pins.splice(0)) this.k.folioPut(head, GUP_PIN_COUNTING_BIAS);
+      if (this.lane >= 0)
+        this.k.timeline.span(
+          TL_BATCH,
+          this.lane,
+          tb,
+          performance.now(),
+          this.batchId,
+          list.length,
+          mode,
+          passes,
+        );
     }
   }
 
@@ -337,6 +418,7 @@ export class MigrationRun {
         if (p.refcount[head] === 1 && p.mapcount[head] === 0 && exp === 1) {
           // Freed from under us (unmapped while isolated): done.
           p.flags[head]! &= ~PG_isolated;
+          this.owned.delete(head);
           k.folioPut(head);
           s.nrSucceeded += nr;
           if (order === HPAGE_PMD_ORDER) s.nrThpSucceeded++;
@@ -375,6 +457,7 @@ export class MigrationRun {
           enomem = true;
           continue;
         }
+        this.dsts.add(d);
         vk = k;
         vFrom = head;
         if (mapping) rmapWalk(mapping, p.index[head]!, head, nr, unmapOne);
@@ -399,6 +482,7 @@ export class MigrationRun {
     }
     const t1 = performance.now();
     this.phases.unmap += (t1 - t) / 1000;
+    if (this.lane >= 0) k.timeline.span(TL_UNMAP, this.lane, t, t1, this.batchId, src.length);
 
     // Phase B: one batched TLB flush for every folio unmapped above (a shootdown of the user
     // threads that may cache a translation to a source folio: none writes to it afterwards).
@@ -406,6 +490,7 @@ export class MigrationRun {
     if (flush) await flush;
     t = performance.now();
     this.phases.flush += (t - t1) / 1000;
+    if (this.lane >= 0) k.timeline.span(TL_FLUSH, this.lane, t1, t, this.batchId, flush ? 1 : 0);
 
     // Phase B': batch copy by the migrator routed for this reason.
     const entry = src.length ? this.host.entryFor(this.reason) : null;
@@ -417,6 +502,7 @@ export class MigrationRun {
     for (let pass = 0; pass < passes && todo; pass++) {
       let tc = performance.now();
       const ready: number[] = [];
+      let cpu = 0;
       for (let i = 0; i < src.length; i++) {
         if (state[i]) continue;
         const from = src[i]!;
@@ -425,18 +511,27 @@ export class MigrationRun {
         const copied = (p.flags[to]! & PG_content_copied) !== 0;
         p.flags[to]! &= ~PG_content_copied;
         if (p.refcount[from] !== expected[i]) continue;
-        if (!copied) k.mem.copyPages(to, from, p.flags[from]! & PG_head ? 1 << p.order[from]! : 1);
+        if (!copied) {
+          k.mem.copyPages(to, from, p.flags[from]! & PG_head ? 1 << p.order[from]! : 1);
+          cpu++;
+        }
         ready.push(i);
       }
       let tm = performance.now();
       this.phases.fallbackCopy += (tm - tc) / 1000;
+      const traceFolios = this.lane >= 0 && k.timeline.folios;
+      // The CPU copied what the migrator did not: a fallback span only when it copied something.
+      if (this.lane >= 0 && cpu) k.timeline.span(TL_FALLBACK_COPY, this.lane, tc, tm, this.batchId, cpu);
       for (const i of ready) {
-        this.moveFolio(src[i]!, dst[i]!, owners[i]);
+        if (traceFolios) this.moveFolioTraced(src[i]!, dst[i]!, owners[i]);
+        else this.moveFolio(src[i]!, dst[i]!, owners[i]);
         state[i] = 1;
         todo--;
       }
       tc = performance.now();
       this.phases.move += (tc - tm) / 1000;
+      if (this.lane >= 0 && ready.length)
+        k.timeline.span(TL_MOVE, this.lane, tm, tc, this.batchId, ready.length);
       tm = tc;
     }
     // migrate_folios_undo: restore the source mappings of what did not move.
@@ -448,6 +543,7 @@ export class MigrationRun {
       vTo = from;
       const mapping = owners[i];
       if (mapping) rmapWalk(mapping, p.index[from]!, from, 1 << k.folioOrder(from), remapOne);
+      this.dsts.delete(dst[i]!);
       if (this.opts.free) this.opts.free(dst[i]!);
       else k.folioPut(dst[i]!);
       if (keepRetries) leftover.push(from);
@@ -469,6 +565,7 @@ export class MigrationRun {
     try {
       const heads = splitFolio(this.k, head, 0, { callerRefs: 1 });
       isolateSplitFolios(this.k, heads, head);
+      for (const h of heads) this.owned.add(h);
       split.push(...heads);
       return true;
     } catch (e) {
@@ -477,12 +574,22 @@ export class MigrationRun {
     }
   }
 
+  /** moveFolio with a `folio_move` span on the timeline (`m.timeline.start({ folios: true })`). */
+  private moveFolioTraced(from: number, to: number, mapping: Mapping | undefined): void {
+    const order = this.k.folioOrder(from);
+    const f0 = performance.now();
+    this.moveFolio(from, to, mapping);
+    this.k.timeline.span(TL_FOLIO_MOVE, this.lane, f0, performance.now(), from, to, order, this.batchId);
+  }
+
   /** Metadata, page cache and mappings move to `to`; the source is freed. */
   private moveFolio(from: number, to: number, mapping: Mapping | undefined): void {
     const k = this.k;
     const p = k.pages;
     const order = p.flags[from]! & PG_head ? p.order[from]! : 0;
     const nr = 1 << order;
+    this.owned.delete(from);
+    this.dsts.delete(to);
     // folio_migrate_flags + __folio_migrate_mapping.
     const keep = p.flags[to]! & (PG_head | PG_tail);
     p.flags[to] = (p.flags[from]! & ~(PG_isolated | PG_head | PG_tail | PG_buddy)) | keep | PG_lru;
@@ -528,15 +635,27 @@ export class MigrationRun {
    * disables) a migrator that has not settled abortGraceMs after its abort; its marks are never
    * read again and the run gets a fresh table. Returns the error, if any.
    */
-  private async settle(entry: MigratorEntry, run: Promise<unknown>, ac: AbortController, table: Int32Array) {
+  private async settle(
+    entry: MigratorEntry,
+    run: Promise<unknown>,
+    ac: AbortController,
+    table: Int32Array,
+    what: string,
+  ) {
     const m = entry.migrator;
     let error: unknown;
+    const o = this.opts;
     const timer = setTimeout(
-      () => ac.abort(new Error(`batch copy timed out after ${this.opts.copyTimeoutMs} ms`)),
-      this.opts.copyTimeoutMs,
+      () =>
+        ac.abort(
+          new Error(
+            `batch copy timed out after ${o.copyTimeoutMs} ms (${o.timeoutSource}) waiting for ${m.name} to copy ${what}`,
+          ),
+        ),
+      o.copyTimeoutMs,
     );
     entry.inFlight.add(run);
-    const graceMs = this.opts.abortGraceMs ?? 1000;
+    const graceMs = o.abortGraceMs;
     let graceTimer: ReturnType<typeof setTimeout> | undefined;
     let abandon: (() => void) | undefined;
     const giveUp = new Promise<'abandoned'>((resolve) => {
@@ -561,7 +680,7 @@ export class MigrationRun {
     entry.inFlight.delete(run);
     if (outcome === 'abandoned') {
       error = new Error(
-        `batch copy did not settle ${graceMs} ms after its signal aborted (${String((ac.signal.reason as Error)?.message ?? ac.signal.reason)}); abandoned`,
+        `batch copy did not settle ${graceMs} ms (${o.graceSource}) after its signal aborted (${String((ac.signal.reason as Error)?.message ?? ac.signal.reason)}); abandoned`,
       );
       this.table = new Int32Array(new SharedArrayBuffer(table.byteLength));
       if (!entry.disabled) {
@@ -614,7 +733,7 @@ export class MigrationRun {
     }
     this.offload.migrator = m.name;
     const t = performance.now();
-    const batch = new MigrationBatch(table, rows, this.reason, mode);
+    const batch = new MigrationBatch(table, rows, this.reason, mode, this.batchId);
     // One controller serves the run's batches until one of them aborts (they run one at a time):
     // creating a controller per batch cost about as much as the rest of the batch bookkeeping.
     if (this.ac.signal.aborted) this.ac = new AbortController();
@@ -646,7 +765,7 @@ export class MigrationRun {
               ),
             );
     }
-    if (run) error = await this.settle(entry, run, ac, table);
+    if (run) error = await this.settle(entry, run, ac, table, `${rows} folios (${pages} pages)`);
     if (error === undefined && fault?.action === 'partial') {
       // "Copied only some rows": drop the marks of every other row.
       for (let i = 1; i < rows; i += 2) Atomics.and(table, i * BATCH_ROW_INTS + BATCH_FLAGS, ~BATCH_COPIED);
@@ -665,7 +784,9 @@ export class MigrationRun {
     this.offload.foliosOffered += rows;
     this.offload.foliosCopied += copied;
     if (error !== undefined) this.offload.failures++;
-    this.phases.batchCopy += (performance.now() - t) / 1000;
+    const t2 = performance.now();
+    this.phases.batchCopy += (t2 - t) / 1000;
+    if (this.lane >= 0) k.timeline.span(TL_BATCH_COPY, this.lane, t, t2, this.batchId, rows, pages, copied);
   }
 }
 
@@ -678,7 +799,7 @@ export function isolateFolios(k: Kernel, pfns: ArrayLike<number>): { heads: numb
     const pfn = pfns[i]!;
     if (!Number.isInteger(pfn) || pfn < 0 || pfn >= k.nrPages) {
       putbackFolios(k, heads);
-      throw kernelError(EINVAL, `pfn ${pfn} is not RAM (0..${k.nrPages - 1})`);
+      throw kernelError(EINVAL, `pfn ${show(pfn)} is not RAM (0..${k.nrPages - 1})`);
     }
     const head = p.head(pfn);
     const f = p.flags[head]!;
@@ -710,8 +831,8 @@ export interface MigratePagesOptions extends MigrateOptions {
 }
 
 const DEMOTE_ORIGINS = ['kswapd', 'direct', 'khugepaged', 'proactive'];
-/** dcbm's default: a batch copy still running after this long is aborted and copied by the CPU. */
-const DEFAULT_COPY_TIMEOUT_MS = 10_000;
+/** The longest timer Node keeps (setTimeout turns anything longer into 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A run's checked options and its modeled clock, resolved before any folio is touched. */
 interface RunPlan {
@@ -724,9 +845,14 @@ interface RunPlan {
 }
 
 function planRun(k: Kernel, opts: MigratePagesOptions): RunPlan {
+  if (typeof opts !== 'object' || opts === null)
+    throw kernelError(
+      EINVAL,
+      `migration options must be an object with the target node, got ${opts === null ? 'null' : typeof opts}`,
+    );
   const node = opts.node;
   if (!Number.isInteger(node) || node < 0 || node >= k.nodes.length) {
-    throw kernelError(EINVAL, `target node ${node} does not exist (nodes 0..${k.nodes.length - 1})`);
+    throw kernelError(EINVAL, `target node ${show(node)} does not exist (nodes 0..${k.nodes.length - 1})`);
   }
   const mode = resolveMode(opts.mode);
   const reason = resolveReason(opts.reason);
@@ -734,14 +860,29 @@ function planRun(k: Kernel, opts: MigratePagesOptions): RunPlan {
   if (!DEMOTE_ORIGINS.includes(demoteOrigin))
     throw kernelError(
       EINVAL,
-      `demoteOrigin ${JSON.stringify(demoteOrigin)} is not one of ${DEMOTE_ORIGINS.join(', ')}`,
+      `demoteOrigin ${show(demoteOrigin)} is not one of ${DEMOTE_ORIGINS.join(', ')}`,
     );
-  const copyTimeoutMs = opts.copyTimeoutMs ?? DEFAULT_COPY_TIMEOUT_MS;
-  if (typeof copyTimeoutMs !== 'number' || !(copyTimeoutMs > 0) || copyTimeoutMs === Infinity)
-    throw kernelError(EINVAL, `copyTimeoutMs must be a positive number of ms, got ${String(copyTimeoutMs)}`);
-  const abortGraceMs = opts.abortGraceMs;
-  if (abortGraceMs !== undefined && (typeof abortGraceMs !== 'number' || !(abortGraceMs >= 0)))
-    throw kernelError(EINVAL, `abortGraceMs must be a number of ms >= 0, got ${String(abortGraceMs)}`);
+  const copyTimeoutMs = opts.copyTimeoutMs ?? k.vm.migrate_copy_timeout_ms;
+  if (typeof copyTimeoutMs !== 'number' || !(copyTimeoutMs > 0) || !(copyTimeoutMs <= MAX_TIMER_MS))
+    throw kernelError(
+      EINVAL,
+      `copyTimeoutMs must be a positive number of ms up to ${MAX_TIMER_MS}, got ${show(copyTimeoutMs)}`,
+    );
+  if (opts.clock !== undefined && opts.clock !== 'real' && opts.clock !== 'modeled')
+    throw kernelError(EINVAL, `clock ${show(opts.clock)} is not 'real' or 'modeled'`);
+  const profile = opts.profile as unknown;
+  if (
+    profile !== undefined &&
+    typeof profile !== 'string' &&
+    (typeof profile !== 'object' || profile === null)
+  )
+    throw kernelError(EINVAL, `profile ${show(profile)} is not a profile name or a profile object`);
+  const abortGraceMs = opts.abortGraceMs ?? k.vm.migrate_abort_grace_ms;
+  if (typeof abortGraceMs !== 'number' || !(abortGraceMs >= 0) || !(abortGraceMs <= MAX_TIMER_MS))
+    throw kernelError(
+      EINVAL,
+      `abortGraceMs must be a number of ms from 0 to ${MAX_TIMER_MS}, got ${show(abortGraceMs)}`,
+    );
   return {
     node,
     mode,
@@ -749,7 +890,9 @@ function planRun(k: Kernel, opts: MigratePagesOptions): RunPlan {
     engine: {
       demoteOrigin,
       copyTimeoutMs,
-      ...(abortGraceMs !== undefined ? { abortGraceMs } : {}),
+      abortGraceMs,
+      timeoutSource: opts.copyTimeoutMs === undefined ? 'vm.migrate_copy_timeout_ms' : 'copyTimeoutMs',
+      graceSource: opts.abortGraceMs === undefined ? 'vm.migrate_abort_grace_ms' : 'abortGraceMs',
       ...(opts.alloc ? { alloc: opts.alloc } : {}),
       ...(opts.free ? { free: opts.free } : {}),
     },
@@ -766,9 +909,27 @@ async function runPlan(
 ): Promise<MigrationResult> {
   const t0 = performance.now();
   const c0 = plan.account ? threadCpuSeconds() : 0;
-  plan.clock?.capture(heads);
-  const run = new MigrationRun(k, k.offload, plan.node, plan.mode, plan.reason, plan.engine);
-  const ret = await run.migratePages(heads);
+  let run: MigrationRun;
+  try {
+    plan.clock?.capture(heads);
+    run = new MigrationRun(k, k.offload, plan.node, plan.mode, plan.reason, plan.engine);
+  } catch (e) {
+    putbackFolios(k, heads);
+    throw e;
+  }
+  // The timeline (when on) records the run on a lane of the task that called it.
+  const lane = k.timeline.on ? k.timeline.acquireLane() : null;
+  if (lane) run.lane = lane.lane;
+  // A closing machine waits for the runs in progress before it tears the processes down.
+  const work = run.migratePages(heads);
+  k.migrations.add(work);
+  let ret: number;
+  try {
+    ret = await work;
+  } finally {
+    k.migrations.delete(work);
+    if (lane?.own) k.timeline.releaseLane(lane.lane);
+  }
   const s = run.stats;
   const result: MigrationResult = {
     ret,
@@ -787,6 +948,17 @@ async function runPlan(
   };
   if (plan.clock) result.modeled = plan.clock.finish(result);
   if (plan.account) emitPhases(k, result);
+  if (lane)
+    k.timeline.span(
+      TL_RUN,
+      lane.lane,
+      t0,
+      performance.now(),
+      heads.length,
+      plan.node,
+      plan.reason,
+      plan.mode,
+    );
   return result;
 }
 
@@ -820,6 +992,11 @@ export async function migrateFolios(
 ): Promise<MigrationResult> {
   // Options are checked before isolation, so a refused call leaves every folio where it was.
   const plan = planRun(k, opts);
+  if (typeof pfns !== 'object' || pfns === null || !Number.isSafeInteger(pfns.length) || pfns.length < 0)
+    throw kernelError(
+      EINVAL,
+      `pfns must be an array of page frame numbers, got ${pfns === null ? 'null' : typeof pfns}`,
+    );
   const { heads, refused } = isolateFolios(k, pfns);
   return runPlan(k, plan, heads, refused);
 }

@@ -94,6 +94,7 @@ export class OffloadHost {
         this.k.folioPut(pfn);
       },
       host: { coreVersion: CORE_VERSION, apiVersion: MIGRATOR_API_VERSION },
+      timeline: k.timeline.migratorView(),
       get faults() {
         return k.faults;
       },
@@ -145,6 +146,7 @@ export class OffloadHost {
 
   /** migrate_offload_register: EBUSY while another default migrator is registered. */
   async register(m: Migrator, reasonMask: string | number | readonly string[] = 'all'): Promise<void> {
+    this.k.assertOpen('offload.register');
     const mask = parseReasonMask(reasonMask);
     if (this.defaultEntry) {
       throw kernelError(
@@ -153,6 +155,11 @@ export class OffloadHost {
       );
     }
     const entry = await this.acquire(m);
+    if (this.k.closed) {
+      // The machine closed while this migrator's init was running: nothing may start on it.
+      await this.release(entry);
+      this.k.assertOpen('offload.register');
+    }
     // Another register may have won while this migrator's init was running.
     const raced = this.defaultEntry as MigratorEntry | null;
     if (raced) {
@@ -185,6 +192,11 @@ export class OffloadHost {
     return formatReasonMask(this.mask);
   }
 
+  /** Every migrator in use on this machine: the registered one and those routed to. */
+  inUse(): Migrator[] {
+    return [...this.entries.keys()];
+  }
+
   /** The registered (default) migrator, or null. */
   get active(): Migrator | null {
     return this.defaultEntry?.migrator ?? null;
@@ -192,6 +204,7 @@ export class OffloadHost {
 
   /** Sends one reason to `m` instead of the default migrator; null removes the route. */
   async route(reason: MigrateReasonName | number, m: Migrator | null): Promise<void> {
+    if (m !== null) this.k.assertOpen('offload.route');
     const r = resolveReason(reason);
     const old = this.routes.get(r);
     if (m === null) {
@@ -200,6 +213,10 @@ export class OffloadHost {
       return;
     }
     const entry = await this.acquire(m);
+    if (this.k.closed) {
+      await this.release(entry);
+      this.k.assertOpen('offload.route');
+    }
     this.routes.set(r, entry);
     if (old && old !== entry) await this.release(old);
   }
@@ -233,7 +250,7 @@ export class OffloadHost {
     }
     entry.failures++;
     entry.consecutiveFailures++;
-    const why = error instanceof Error ? error.message : String(error);
+    const why = describeError(error);
     this.log.push(`warn: ${entry.migrator.name}: batch failed, copied on the CPU instead: ${why}`);
     if (entry.consecutiveFailures >= MIGRATOR_MAX_CONSECUTIVE_FAILURES && !entry.disabled) {
       entry.disabled = `disabled after ${entry.consecutiveFailures} consecutive failed batches; last error: ${why}`;
@@ -269,5 +286,14 @@ export class OffloadHost {
     const entries = [...this.entries.values()];
     this.routes.clear();
     for (const e of entries) await this.release(e);
+  }
+}
+
+/** A failed batch's error as text, whatever the migrator threw (even what cannot be printed). */
+function describeError(error: unknown): string {
+  try {
+    return error instanceof Error ? String(error.message) : String(error);
+  } catch {
+    return `an unprintable ${typeof error}`;
   }
 }

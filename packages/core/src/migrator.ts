@@ -1,5 +1,6 @@
 import type { FaultPlan } from './fault_inject.js';
 import type { MigrateModeValue, MigrateReasonValue } from './migrate_mode.js';
+import type { MigratorTimeline } from './timeline.js';
 
 /**
  * The migrator contract (pagemig.migrator/v1), after `struct migrator` of the batch-copy series:
@@ -66,6 +67,14 @@ export interface MigratorContext {
    * sites it declares in `capabilities.faultSites` (see fault_inject.ts); read it per batch.
    */
   readonly faults?: FaultPlan | null;
+  /**
+   * The machine's timeline recorder (absent on hosts that predate it, e.g. a test's own context).
+   * Optional for a migrator: one that ignores it still works. A driver registers a track per
+   * channel or worker (`track(name, process)`) and hands `{ buffer, track }` to the thread that
+   * copies; that thread records with `TimelineWriter` from `@pagemig/core/timeline-writer`, labelling
+   * its records with `MigrationBatch.id` (or the track's tag word).
+   */
+  readonly timeline?: MigratorTimeline;
   readonly host: { readonly coreVersion: string; readonly apiVersion: typeof MIGRATOR_API_VERSION };
 }
 
@@ -80,6 +89,12 @@ export class MigrationBatch {
     readonly rows: number,
     readonly reason: MigrateReasonValue,
     readonly mode: MigrateModeValue,
+    /**
+     * The batch's number on the machine's timeline (m.timeline) while it records, else 0. A
+     * migrator that records its own spans (a device's descriptors, a worker's share) labels them
+     * with it, so the timeline links the batch to its copies.
+     */
+    readonly id: number = 0,
   ) {}
 
   src(i: number): number {

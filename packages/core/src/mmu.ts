@@ -12,6 +12,14 @@ import {
   USER_PAGES,
   ZERO_PFN,
 } from './pagetable.js';
+import {
+  type TimelineHandle,
+  TimelineWriter,
+  TL_USER_FAULT,
+  TL_USER_MIGRATION_WAIT,
+  TL_USER_RUNNING,
+  TL_USER_TLB_ACK,
+} from './timeline_writer.js';
 
 /**
  * The MMU of one user thread: it walks the shared page tables, caches translations in a small
@@ -93,6 +101,8 @@ export interface MmuInit {
   migrationWait: SharedArrayBuffer;
   /** TLB entries (a power of two). Default 64. */
   tlbEntries?: number;
+  /** The machine's timeline and this thread's track (running, faults, migration waits, shootdown acks). */
+  timeline?: TimelineHandle;
 }
 
 /** An access the kernel refused (segmentation fault, out of memory) or a killed thread. */
@@ -130,6 +140,8 @@ export class Mmu {
   private readonly tlbPfn: Int32Array;
   private readonly tlbWrite: Uint8Array;
   private seenGen: number;
+  /** The timeline writer of this thread's track, or null. */
+  private readonly tl: TimelineWriter | null;
   /** Translations that missed the TLB. */
   tlbMisses = 0;
   /**
@@ -158,18 +170,40 @@ export class Mmu {
     this.tlbPfn = new Int32Array(n);
     this.tlbWrite = new Uint8Array(n);
     this.seenGen = Atomics.load(this.ctl, CTL_GEN);
+    this.tl = init.timeline ? new TimelineWriter(init.timeline.buffer, init.timeline.track) : null;
+  }
+
+  /** Now on the timeline's clock (µs), or -1 when it does not record. */
+  private tlNow(): number {
+    const tl = this.tl;
+    return tl?.on ? tl.now() : -1;
+  }
+
+  /** The thread starts running at `at` (µs; -1: now): the start of its next `running` span. */
+  private beginRunning(at: number): void {
+    const tl = this.tl;
+    if (tl?.on) tl.setOpenSince(at >= 0 ? at : tl.now());
+  }
+
+  /** The thread stops running at `at` (µs; -1: now): its `running` span since the last start (or the capture's). */
+  private endRunning(at: number): void {
+    const tl = this.tl;
+    if (tl === null || !tl.on) return;
+    tl.span(TL_USER_RUNNING, Math.max(tl.openSince(), tl.startUs), at >= 0 ? at : tl.now());
   }
 
   /** Marks the thread running (call once before the first access). */
   enter(): void {
     Atomics.store(this.ctl, this.base + S_STATE, T_RUNNING);
+    this.beginRunning(-1);
     this.sync();
   }
 
   /** Marks the thread exited: it holds no translation any more. */
   exit(): void {
     this.flushTlb();
-    Atomics.store(this.ctl, this.base + S_STATE, T_EXITED);
+    const was = Atomics.exchange(this.ctl, this.base + S_STATE, T_EXITED);
+    if (was === T_RUNNING) this.endRunning(-1);
     this.signal();
   }
 
@@ -328,7 +362,11 @@ export class Mmu {
         return pfn;
       }
       if ((e & (PTE_PRESENT | PTE_MIGRATION)) === PTE_MIGRATION) {
-        this.waitMigration(seq);
+        this.waitMigration(
+          seq,
+          vpn,
+          arr === this.pmd ? (e >>> PTE_PFN_SHIFT) + (vpn & 511) : e >>> PTE_PFN_SHIFT,
+        );
         continue;
       }
       this.fault(vpn, write);
@@ -336,29 +374,37 @@ export class Mmu {
   }
 
   /** migration_entry_wait: sleeps until the engine removes migration entries, then rechecks. */
-  private waitMigration(seq: number): void {
+  private waitMigration(seq: number, vpn: number, pfn: number): void {
     Atomics.add(this.ctl, this.base + S_MIGRATION_WAITS, 1);
-    this.block();
+    const t0 = this.tlNow();
+    this.block(t0);
     try {
       for (let i = 0; i < MIGRATION_SPIN; i++) if (Atomics.load(this.mig, 0) !== seq) return;
       Atomics.wait(this.mig, 0, seq, MIGRATION_WAIT_MS);
     } finally {
-      this.unblock();
+      let t1 = -1;
+      if (t0 >= 0) {
+        t1 = this.tl!.now();
+        this.tl!.span(TL_USER_MIGRATION_WAIT, t0, t1, vpn, pfn);
+      }
+      this.unblock(t1);
     }
   }
 
   /** Posts a fault to the kernel and sleeps until it is answered. */
   private fault(vpn: number, write: boolean): void {
     Atomics.add(this.ctl, this.base + S_FAULTS, 1);
-    let r: number;
+    let r = 0;
+    const t0 = this.tlNow();
     if (this.faultHandler) {
       r = this.faultHandler(vpn, write);
+      if (t0 >= 0) this.tl!.span(TL_USER_FAULT, t0, this.tl!.now(), vpn, write ? 1 : 0, r);
     } else {
       const ctl = this.ctl;
       const b = this.base;
       Atomics.store(ctl, b + S_FAULT_VPN, vpn);
       Atomics.store(ctl, b + S_FAULT_WRITE, write ? 1 : 0);
-      this.block();
+      this.block(t0);
       try {
         Atomics.store(ctl, b + S_FAULT, FAULT_REQUESTED);
         Atomics.add(ctl, CTL_DOORBELL, 1);
@@ -369,7 +415,12 @@ export class Mmu {
         r = Atomics.load(ctl, b + S_FAULT_RESULT);
         Atomics.store(ctl, b + S_FAULT, FAULT_IDLE);
       } finally {
-        this.unblock();
+        let t1 = -1;
+        if (t0 >= 0) {
+          t1 = this.tl!.now();
+          this.tl!.span(TL_USER_FAULT, t0, t1, vpn, write ? 1 : 0, r);
+        }
+        this.unblock(t1);
       }
     }
     if (r === 0 || r === FAULT_RETRY) return;
@@ -387,13 +438,16 @@ export class Mmu {
     throw new MmuFault(`segmentation fault at 0x${addr.toString(16)}: ${why}`, 14, addr);
   }
 
-  private block(): void {
+  /** Stops running (at `at` µs on the timeline, -1: now): a shootdown no longer waits for this thread. */
+  private block(at = -1): void {
     Atomics.store(this.ctl, this.base + S_STATE, T_BLOCKED);
+    this.endRunning(at);
     this.signal();
   }
 
-  private unblock(): void {
+  private unblock(at = -1): void {
     Atomics.store(this.ctl, this.base + S_STATE, T_RUNNING);
+    this.beginRunning(at);
     this.sync();
   }
 
@@ -401,11 +455,13 @@ export class Mmu {
   private sync(): void {
     const g = Atomics.load(this.ctl, CTL_GEN);
     if (g !== this.seenGen) {
+      const t0 = this.tlNow();
       this.flushTlb();
       this.seenGen = g;
       Atomics.add(this.ctl, this.base + S_TLB_FLUSHES, 1);
       Atomics.store(this.ctl, this.base + S_ACK, g);
       this.signal();
+      if (t0 >= 0) this.tl!.span(TL_USER_TLB_ACK, t0, this.tl!.now(), g);
     }
     if (Atomics.load(this.ctl, this.base + S_STOP) === STOP_KILLED) {
       Atomics.store(this.ctl, this.base + S_STATE, T_EXITED);

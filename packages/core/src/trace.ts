@@ -25,6 +25,12 @@ export class Tracer {
   private readonly records: TraceRecord[] = [];
   /** Ring capacity, like the trace buffer: the oldest records are dropped first. */
   capacity = 100_000;
+  /**
+   * Errors thrown by listeners (the newest 100). A tracepoint cannot fail the code it traces: a
+   * listener that throws is reported here and with a process warning, and the event goes on.
+   */
+  readonly listenerErrors: { event: string; error: unknown }[] = [];
+  private readonly warned = new Set<string>();
   /** Who is "current" when an event fires outside any `during` (the idle task). */
   current: { pid: number; comm: string } = { pid: 0, comm: '<idle>' };
   /**
@@ -32,6 +38,16 @@ export class Tracer {
    * that overlap in time still label their own events.
    */
   private readonly task = new AsyncLocalStorage<{ pid: number; comm: string }>();
+
+  /** The clock's zero: `performance.now()` (ms) when the machine was created; `ts` counts from it. */
+  get originMs(): number {
+    return this.t0;
+  }
+
+  /** The task whose code runs now (what an event emitted now would carry). */
+  currentTask(): { pid: number; comm: string } {
+    return this.task.getStore() ?? this.current;
+  }
 
   /** Runs `fn` with `who` as the current task, so its events (across awaits) carry that pid and comm. */
   during<T>(who: { pid: number; comm: string }, fn: () => Promise<T>): Promise<T> {
@@ -63,7 +79,27 @@ export class Tracer {
     if (this.records.length > this.capacity) this.records.splice(0, this.records.length - this.capacity);
     for (const key of [name, event, system, '*']) {
       const set = this.listeners.get(key);
-      if (set) for (const cb of set) cb(rec);
+      if (set) for (const cb of set) this.call(cb, rec);
+    }
+  }
+
+  private call(cb: TraceListener, rec: TraceRecord): void {
+    try {
+      cb(rec);
+    } catch (error) {
+      if (this.listenerErrors.push({ event: rec.name, error }) > 100) this.listenerErrors.shift();
+      // One warning per event name: a listener that always throws would otherwise flood stderr.
+      if (this.warned.has(rec.name)) return;
+      this.warned.add(rec.name);
+      let why = 'a non-Error value';
+      try {
+        why = error instanceof Error ? error.message : String(error);
+      } catch {
+        // An object that cannot even be printed.
+      }
+      process.emitWarning(`a listener of ${rec.name} threw (${why}); the event went on`, {
+        code: 'PAGEMIG_TRACE_LISTENER',
+      });
     }
   }
 
@@ -79,14 +115,71 @@ export class Tracer {
    * its text (kernel/trace/trace_output.c).
    */
   lines(filter?: string): string[] {
-    return this.events(filter).map((r) => {
-      const us = Math.round(r.ts * 1e6);
-      const ts = `${String(Math.floor(us / 1e6)).padStart(5)}.${String(us % 1e6).padStart(6, '0')}`;
-      return `${r.comm.padStart(16)}-${String(r.pid).padEnd(7)} [000] ..... ${ts}: ${r.event}: ${r.text}`;
-    });
+    return this.events(filter).map(formatTraceLine);
   }
 
   clear(): void {
     this.records.length = 0;
   }
+}
+
+/** One line of the trace file (`"%16s-%-7d [%03d] %s %5lu.%06lu: "`, the event and its text), as `lines()` prints it. */
+export function formatTraceLine(r: {
+  readonly comm: string;
+  readonly pid: number;
+  readonly ts: number;
+  readonly event: string;
+  readonly text: string;
+}): string {
+  const us = Math.round(r.ts * 1e6);
+  const ts = `${String(Math.floor(us / 1e6)).padStart(5)}.${String(us % 1e6).padStart(6, '0')}`;
+  return `${r.comm.padStart(16)}-${String(r.pid).padEnd(7)} [000] ..... ${ts}: ${r.event}: ${r.text}`;
+}
+
+/** A line of a trace file, parsed back (`parseTraceLines`). */
+export interface ParsedTraceLine {
+  readonly comm: string;
+  readonly pid: number;
+  readonly cpu: number;
+  /** The irqs-off/need-resched/hardirq/softirq/preempt-depth column, e.g. `.....`. */
+  readonly flags: string;
+  /** Seconds, as printed (µs resolution). */
+  readonly ts: number;
+  readonly event: string;
+  readonly text: string;
+  /** The text's `key=value` pairs (numbers where the value is one). */
+  readonly fields: Record<string, string | number>;
+}
+
+const LINE = /^\s*(.*?)-(\d+)\s+\[(\d+)\]\s+(?:(\S{4,5})\s+)?(\d+\.\d+):\s+([\w:]+):\s?(.*)$/;
+const FIELD = /([A-Za-z_][\w.]*)=(\S*)/g;
+const NUMBER = /^-?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?$/i;
+
+/**
+ * Parses the trace file's lines (`m.trace.lines()`, the timeline's `toFtrace()`, or a real
+ * kernel's `/sys/kernel/tracing/trace` or `trace-cmd report` output): comment lines (`#`) and
+ * lines that are not events are skipped.
+ */
+export function parseTraceLines(text: string | readonly string[]): ParsedTraceLine[] {
+  const lines = typeof text === 'string' ? text.split('\n') : text;
+  const out: ParsedTraceLine[] = [];
+  for (const line of lines) {
+    if (!line || line.startsWith('#')) continue;
+    const m = LINE.exec(line);
+    if (!m) continue;
+    const body = m[7]!;
+    const fields: Record<string, string | number> = {};
+    for (const f of body.matchAll(FIELD)) fields[f[1]!] = NUMBER.test(f[2]!) ? Number(f[2]) : f[2]!;
+    out.push({
+      comm: m[1]!,
+      pid: Number(m[2]),
+      cpu: Number(m[3]),
+      flags: m[4] ?? '',
+      ts: Number(m[5]),
+      event: m[6]!,
+      text: body,
+      fields,
+    });
+  }
+  return out;
 }

@@ -232,6 +232,17 @@ export class ThreadGroup {
     Atomics.store(ctl, b + S_STATE, T_STARTING);
     if (slot + 1 > Atomics.load(ctl, CTL_NR_SLOTS)) Atomics.store(ctl, CTL_NR_SLOTS, slot + 1);
     const tid = this.k.nextPid++;
+    // Its track on the timeline, under its process (recorded only while the timeline is on).
+    let thread: UserThread<T> | undefined;
+    const track = this.k.timeline.track(
+      `${this.proc.comm}:${tid}`,
+      `${this.proc.comm} (pid ${this.pid})`,
+      'user',
+      {
+        pid: tid,
+        isRunning: () => thread?.state === 'running',
+      },
+    );
     const init: MmuInit = {
       sections: this.k.mem.sections,
       sectionPfnShift: this.k.mem.pagesPerSectionShift,
@@ -241,6 +252,7 @@ export class ThreadGroup {
       slot,
       migrationWait: this.k.migrationWait.buffer as SharedArrayBuffer,
       ...(spec.tlbEntries !== undefined ? { tlbEntries: spec.tlbEntries } : {}),
+      timeline: this.k.timeline.handle(track),
     };
     let module: string | undefined;
     if (spec.module !== undefined) {
@@ -257,6 +269,7 @@ export class ThreadGroup {
     };
     const worker = new Worker(userThreadUrl(), { workerData: data, name: `${this.proc.comm}:${tid}` });
     const t = new UserThread<T>(this, worker, tid, slot);
+    thread = t;
     this.slots[slot] = t;
     this.live.add(t);
     if (this.tlb.live++ === 0) this.k.threaded.add(this.tlb);

@@ -132,6 +132,12 @@ export interface DmaChannel {
    */
   terminateAll(): Promise<void>;
   stats(): DmaChanStats;
+  /**
+   * The channel's track on the machine's timeline (`ctx.timeline.track(...)`), if its driver
+   * registered one: dcbm tags it with the batch in progress and records the completion interrupts
+   * on it; the device thread records its descriptors there.
+   */
+  readonly timelineTrack?: number;
 }
 
 /** A DMA device: its channels share one IOMMU domain (the device's requester id). */

@@ -1,7 +1,15 @@
 // dcbm's batch copy, one step per function: slice the rows across channels, map the runs into the
 // channels' IOMMU domains, prepare and submit descriptors, wait for each one's completion, stop the
 // channels if the wait was cut short, unmap, mark the rows whose every descriptor succeeded, count.
-import { BATCH_DST, BATCH_NR, BATCH_ROW_INTS, BATCH_SRC, type MigrationBatch } from '@pagemig/core';
+import {
+  BATCH_DST,
+  BATCH_NR,
+  BATCH_ROW_INTS,
+  BATCH_SRC,
+  type MigrationBatch,
+  type MigratorTimeline,
+  TL_DMA_IRQ,
+} from '@pagemig/core';
 import {
   DMA_PREP_INTERRUPT,
   type DmaChannel,
@@ -29,6 +37,9 @@ interface BatchRun {
   firstFailure: DmaTxResult | null;
   /** Ends the wait: false once the last descriptor completed, true on abort. */
   settle: ((aborted: boolean) => void) | null;
+  /** The machine's timeline while it records (null otherwise), and the batch's number on it. */
+  tl: MigratorTimeline | null;
+  batchId: number;
 }
 
 /**
@@ -139,6 +150,15 @@ function mapSegments(state: DcbmState, nSeg: number): void {
 function descriptorDone(state: DcbmState, run: BatchRun, res: DmaTxResult, tx: DmaTx): void {
   const plan = state.plan;
   const s0 = tx.param as number;
+  // The interrupt handler completing a descriptor: an instant on its channel's track.
+  const tl = run.tl;
+  if (tl?.recording) {
+    const track = state.taken[plan.segChan[s0]!]?.timelineTrack;
+    if (track !== undefined) {
+      const t = tl.writer.now();
+      tl.writer.record(TL_DMA_IRQ, track, t, t, run.batchId, tx.bytes, res.status);
+    }
+  }
   if (res.status === DmaStatusCode.SUCCESSFUL) {
     const s1 = plan.segTxEnd[s0]!;
     for (let s = s0; s < s1; s++) {
@@ -295,7 +315,18 @@ async function copyBatchNow(state: DcbmState, batch: MigrationBatch, signal: Abo
     failed: 0,
     firstFailure: null,
     settle: null,
+    tl: null,
+    batchId: batch.id,
   };
+  // Recording a timeline: each channel's device labels its descriptors with this batch.
+  const tl = state.ctx.timeline;
+  if (tl?.recording && batch.id) {
+    run.tl = tl;
+    for (let c = 0; c < k; c++) {
+      const track = state.taken[c]!.timelineTrack;
+      if (track !== undefined) tl.tag(track, batch.id);
+    }
+  }
   let aborted = false;
   try {
     mapSegments(state, nSeg);

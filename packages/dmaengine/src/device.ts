@@ -1,7 +1,15 @@
-// What a device thread needs, without @pagemig/core: its view of RAM, of its IOMMU domain, the
-// host interrupt line it signals, its idle loop and its timing-profile clock. Import it as
+// What a device thread needs, without the whole of @pagemig/core: its view of RAM, of its IOMMU
+// domain, the host interrupt line it signals, its idle loop, its timing-profile clock, and the
+// timeline writer (core's `timeline-writer` entry, which imports nothing). Import it as
 // `@pagemig/dmaengine/device` from device workers.
 
+export {
+  type TimelineHandle,
+  TimelineWriter,
+  TL_DMA_COMPLETION,
+  TL_DMA_DESC,
+  timelineWriter,
+} from '@pagemig/core/timeline-writer';
 export { DeviceClock, type TimingWords } from './device_clock.js';
 export {
   EMU_STATE_BOOT,

@@ -18,6 +18,7 @@ import {
   NR_PAGE_ORDERS,
   PAGEBLOCK_NR_PAGES,
   PAGEBLOCK_ORDER,
+  TL_COMPACT_ZONE,
   threadCpuSeconds,
 } from '@pagemig/core';
 import {
@@ -711,7 +712,14 @@ export async function compactZone(
   });
   await prev;
   try {
-    return await compactZoneLocked(k, zone, opts);
+    // While the timeline records, the run is a compact_zone span on the calling task's lane, and
+    // the engine's runs it makes nest inside it.
+    if (!k.timeline.on) return await compactZoneLocked(k, zone, opts);
+    return await k.timeline.within(
+      TL_COMPACT_ZONE,
+      () => compactZoneLocked(k, zone, opts),
+      (r) => [zone.nid, zoneIdx(zone), opts.order ?? -1, r?.pagesMigrated ?? 0],
+    );
   } finally {
     release();
   }

@@ -8,6 +8,7 @@ import {
   MigrateMode,
   PagemigError,
   suggestKey,
+  TL_KCOMPACTD,
 } from '@pagemig/core';
 import type { Kernel, PgData } from '@pagemig/core/internal';
 import {
@@ -164,6 +165,12 @@ class NodeDaemon {
     });
   }
 
+  /** The daemon's work as a `kcompactd` span on its lane of the timeline, while the timeline records. */
+  private traced<T>(proactive: number, fn: () => Promise<T>): Promise<T> {
+    const tl = this.kd.kernel.timeline;
+    return tl.on ? tl.within(TL_KCOMPACTD, fn, () => [this.nid, proactive]) : fn();
+  }
+
   /** wake_up_interruptible */
   wake(): void {
     this.wakeFn?.();
@@ -184,7 +191,7 @@ class NodeDaemon {
       this.busy = true;
       try {
         if (woke && !this.proactiveTrigger) {
-          await this.doWork();
+          await this.traced(0, () => this.doWork());
           timeout = defaultTimeout;
           continue;
         }
@@ -192,7 +199,9 @@ class NodeDaemon {
         if (this.shouldProactiveCompact()) {
           const prevScore = fragmentationScoreNode(this.node);
           this.proactiveRuns++;
-          const r = await compactNode(k, this.nid, { proactive: true, ...kd.zoneOpts() });
+          const r = await this.traced(1, () =>
+            compactNode(k, this.nid, { proactive: true, ...kd.zoneOpts() }),
+          );
           kd.record('proactive', r.zones);
           const score = fragmentationScoreNode(this.node);
           // No progress: back off.
@@ -327,6 +336,8 @@ export class Kcompactd {
       const err = machine.sysctl.write('vm.compaction_proactiveness', opts.proactiveness);
       if (err) throw optionError(`proactiveness must be an integer in 0..100, got ${opts.proactiveness}`);
     }
+    // Options are checked; nothing starts on a closed machine (ERR_MACHINE_CLOSED).
+    machine.assertOpen('attachKcompactd');
     this.undo.push(machine.sysctl.setAction('vm.compact_memory', (v) => this.compactMemorySysctl(v)));
     // The allocator's slow path (core) calls these: kswapd's sleep steps wake kcompactd after any
     // failed high-order allocation, and direct compaction runs this package's compaction.

@@ -28,12 +28,16 @@ function submitShares(
   first: number,
   stop: Int32Array,
 ): Promise<CopyResult>[] {
+  const tl = state.ctx!.timeline;
   const base = {
     ramId: state.ramId,
     sections: state.ctx!.sections,
     sectionPfnShift: state.shift,
     table: batch.table,
     stop,
+    ...(tl?.recording && state.timelineTrack !== undefined
+      ? { tl: { buffer: tl.buffer, track: state.timelineTrack, batch: batch.id } }
+      : {}),
   };
   const runs: Promise<CopyResult>[] = [];
   for (let k = first; k < shares.length; k++) {

@@ -39,6 +39,7 @@ export async function mtInit(state: MtState, ctx: MigratorContext): Promise<void
   state.ram = ctx.sections.map((s) => new Uint8Array(s));
   state.shift = ctx.sectionPfnShift;
   state.ramId = Math.random();
+  state.timelineTrack ??= ctx.timeline?.track('worker', 'cpu-multithreaded', 'worker');
   if (state.injected) {
     state.pool = state.injected;
     return;

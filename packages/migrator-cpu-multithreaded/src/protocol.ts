@@ -12,6 +12,11 @@ export interface CopyTask extends ShareRange {
   readonly table: Int32Array;
   /** Word 0 becomes non-zero when the batch is aborted or the migrator is disposed. */
   readonly stop: Int32Array;
+  /**
+   * While the machine's timeline records: its buffer, the workers' track and the batch's number; the
+   * worker records its share as a `copy_share` span (sub-track: its threadId).
+   */
+  readonly tl?: { readonly buffer: SharedArrayBuffer; readonly track: number; readonly batch: number };
 }
 
 /** Pages copied (a prefix of the share: fewer than asked when stopped) and the rows marked. */

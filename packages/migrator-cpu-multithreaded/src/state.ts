@@ -62,6 +62,8 @@ export interface MtState {
   /** The pool this migrator created, which dispose destroys. */
   ownPool: Piscina | null;
   disposing: Promise<void> | null;
+  /** The workers' track on the machine's timeline (undefined on a host without one). */
+  timelineTrack: number | undefined;
   /** Stop words of the batches in flight, by their completions (dispose sets and awaits them). */
   readonly inFlight: Map<Promise<unknown>, Int32Array>;
   readonly stats: CpuMultithreadedStats;
@@ -79,6 +81,7 @@ export function createState(options: ResolvedOptions, injected: CopyPool | undef
     pool: null,
     ownPool: null,
     disposing: null,
+    timelineTrack: undefined,
     inFlight: new Map(),
     stats: {
       batches: 0,

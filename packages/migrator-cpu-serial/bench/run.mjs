@@ -2,7 +2,8 @@
 // for 4 KiB, 64 KiB and 2 MiB folios, with the kernel's own move-phase copy (no migrator) and
 // with cpu-serial in the batch-copy hook. Every figure is reported against this run's raw copy of
 // the same bytes in the same pieces, one raw pass timed right after each migration so both see the
-// same machine load. Bytes are verified after the last migration of each case.
+// same machine load. Bytes are verified after the last migration of each case. The last table is
+// the timeline recorder's cost: off, on, and on with folio spans, interleaved in the same run.
 
 import { createMachine } from '@pagemig/core';
 import { median, printTable, rawCopier, writeResults } from '@pagemig-tools/bench';
@@ -66,6 +67,64 @@ for (const migrator of [null, createMigrator()]) {
   }
   if (migrator) await m.offload.unregister(migrator);
 }
+
+// The timeline's cost (issue 22): the same 4 KiB migration with the recorder off, on (run, batch
+// and phase spans), and on with a span per folio, interleaved rep by rep (in a rotating order) so
+// all three see the same machine load. "off" is the engine as every other row measures it.
+const tlModes = [
+  { mode: 'off', start: null },
+  { mode: 'on', start: {} },
+  { mode: 'on + folio spans', start: { folios: true, capacity: 1 << 20 } },
+];
+const tlRows = [];
+{
+  const migrator = createMigrator();
+  await m.offload.register(migrator, 'all');
+  const p = m.spawn({ comm: 'bench' });
+  const a = p.mmap(REGION, { thp: 'never', node: 0 });
+  p.touch(a, REGION, 'write');
+  const secs = tlModes.map(() => []);
+  const events = tlModes.map(() => 0);
+  let node = 0;
+  for (let rep = 0; rep < REPS + 1; rep++) {
+    // The order rotates every rep, so no mode always runs right after another (GC, node warmth).
+    for (let j = 0; j < tlModes.length; j++) {
+      const i = (j + rep) % tlModes.length;
+      const t = tlModes[i];
+      const pfns = [];
+      for (let off = 0; off < REGION; off += 4096) pfns.push(p.pageInfo(a + off).headPfn);
+      node ^= 1;
+      if (t.start) m.timeline.start(t.start);
+      const r = await m.migrateFolios(pfns, { node, mode: 'MIGRATE_SYNC', reason: 'syscall_or_cpuset' });
+      if (t.start) {
+        const cap = m.timeline.stop();
+        if (cap.dropped) throw new Error(`timeline dropped ${cap.dropped} records`);
+        events[i] = cap.events.length;
+      }
+      if (r.ret !== 0) throw new Error(`migration failed: ret ${r.ret}`);
+      if (rep > 0) secs[i].push(r.wallSeconds);
+    }
+  }
+  m.checkInvariants();
+  p.exit();
+  await m.offload.unregister(migrator);
+  const off = REGION / 4096 / median(secs[0]);
+  const offBest = REGION / 4096 / Math.min(...secs[0]);
+  for (const [i, t] of tlModes.entries()) {
+    const pagesPerSec = REGION / 4096 / median(secs[i]);
+    // The fastest rep too: on a shared host it is the figure least disturbed by other work.
+    const bestPagesPerSec = REGION / 4096 / Math.min(...secs[i]);
+    tlRows.push({
+      timeline: t.mode,
+      basePagesPerSec: pagesPerSec,
+      ratioToOff: pagesPerSec / off,
+      bestPagesPerSec,
+      bestRatioToOff: bestPagesPerSec / offBest,
+      events: events[i],
+      reps: REPS,
+    });
+  }
+}
 await m.close();
 printTable(
   `Engine throughput, ${REGION >> 20} MiB node 0 <-> node 1, MIGRATE_SYNC, median of ${REPS}`,
@@ -80,4 +139,16 @@ printTable(
     (r.engineCpuSeconds * 1000).toFixed(1),
   ]),
 );
-console.log(`results: ${writeResults('engine-cpu-serial', { region: REGION, rows })}`);
+printTable(
+  `Timeline cost: cpu-serial, 4 KiB folios, ${REGION >> 20} MiB, interleaved in one run, median of ${REPS}`,
+  ['timeline', 'base pages/s (median)', 'x off', 'base pages/s (best)', 'x off', 'events per run'],
+  tlRows.map((r) => [
+    r.timeline,
+    `${(r.basePagesPerSec / 1e6).toFixed(3)} M`,
+    r.ratioToOff.toFixed(3),
+    `${(r.bestPagesPerSec / 1e6).toFixed(3)} M`,
+    r.bestRatioToOff.toFixed(3),
+    String(r.events),
+  ]),
+);
+console.log(`results: ${writeResults('engine-cpu-serial', { region: REGION, rows, timeline: tlRows })}`);

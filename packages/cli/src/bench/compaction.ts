@@ -9,6 +9,7 @@ import {
 import type { Drivers } from '../drivers.js';
 import { openMachine } from '../machine.js';
 import { Reference } from '../scenarios/migration.js';
+import { benchCase, caseId } from '../timeline.js';
 import type { CompactionRow } from './schema.js';
 import { type Variant, variantInfo } from './variants.js';
 
@@ -42,7 +43,9 @@ export async function busyCompaction(
         after = zoneMap(m, 0);
       });
       try {
-        const r = await runBusyScenario(m, kd, { threads: 1, baselineMs });
+        const r = await benchCase(m, caseId('compaction', v.label), () =>
+          runBusyScenario(m, kd, { threads: 1, baselineMs }),
+        );
         m.checkInvariants();
         const c = r.compaction;
         const bytes = c.pagesMigrated * 4096;

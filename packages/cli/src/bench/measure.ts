@@ -7,6 +7,7 @@ import {
   type Reference,
   runMigration,
 } from '../scenarios/migration.js';
+import { benchCase } from '../timeline.js';
 import type { MigrationStats } from './schema.js';
 import type { Variant } from './variants.js';
 
@@ -30,15 +31,22 @@ export async function withVariant<T>(
 let seed = 1;
 const PHASES: (keyof MigrationPhases)[] = ['unmap', 'flush', 'batchCopy', 'fallbackCopy', 'move'];
 
-/** `runs` verified migrations of the same shape; medians of each figure. */
+/**
+ * `runs` verified migrations of the same shape; medians of each figure. `caseId` names the case for
+ * `bench --timeline`, which records its runs.
+ */
 export async function measure(
   m: Machine,
   spec: Omit<MigrationSpec, 'seed'>,
   runs: number,
   ref: Reference,
+  caseId?: string,
 ): Promise<MigrationStats> {
   const out: MigrationOutcome[] = [];
-  for (let i = 0; i < runs; i++) out.push(await runMigration(m, { ...spec, seed: seed++ }, ref));
+  const all = async () => {
+    for (let i = 0; i < runs; i++) out.push(await runMigration(m, { ...spec, seed: seed++ }, ref));
+  };
+  await (caseId === undefined ? all() : benchCase(m, caseId, all));
   const med = (f: (o: MigrationOutcome) => number) => median(out.map(f));
   const phases = Object.fromEntries(
     PHASES.map((k) => [k, med((o) => o.result.phases[k])]),

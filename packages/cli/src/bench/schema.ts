@@ -1,5 +1,6 @@
 import type { MigrationPhases } from '@pagemig/core';
 import type { Environment } from '@pagemig-tools/bench';
+import type { TimelineFile } from '../timeline.js';
 
 /** Version of the bench results document; bump on an incompatible change. */
 export const BENCH_SCHEMA_VERSION = 1;
@@ -98,4 +99,6 @@ export interface BenchDocument {
   seconds: number;
   /** With --profile: the timing model's predictions for the folio sweep's runs. */
   modeled?: SweepModel;
+  /** With --timeline: the timeline files of the cases, relative to the report (or results) file. */
+  timelines?: TimelineFile[];
 }

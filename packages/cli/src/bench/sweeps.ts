@@ -1,6 +1,8 @@
 import type { Drivers } from '../drivers.js';
 import { openMachine } from '../machine.js';
 import { Reference } from '../scenarios/migration.js';
+import { formatSize } from '../table.js';
+import { caseId } from '../timeline.js';
 import { MIGRATE, measure, withVariant } from './measure.js';
 import { NODE_HEADROOM, THP } from './presets.js';
 import type { CopyShareRow, SweepRow } from './schema.js';
@@ -53,7 +55,13 @@ export function folioSweep(ctx: SweepContext, sizes: number[], bytes: number): P
     async (m, v, folio, ref) => {
       const row = {
         ...variantInfo(v),
-        ...(await measure(m, { ...MIGRATE, total: bytes, folio }, ctx.reps, ref)),
+        ...(await measure(
+          m,
+          { ...MIGRATE, total: bytes, folio },
+          ctx.reps,
+          ref,
+          caseId('folio', v.label, `${formatSize(bytes)}-${formatSize(folio)}`),
+        )),
       };
       ctx.step(`folio ${v.label}`);
       return row;
@@ -72,7 +80,13 @@ export function sizeSweep(ctx: SweepContext, counts: number[]): Promise<SweepRow
     async (m, v, n, ref) => {
       const row = {
         ...variantInfo(v),
-        ...(await measure(m, { ...MIGRATE, total: n * THP, folio: THP }, ctx.reps, ref)),
+        ...(await measure(
+          m,
+          { ...MIGRATE, total: n * THP, folio: THP },
+          ctx.reps,
+          ref,
+          caseId('size', v.label, `${n}x2MiB`),
+        )),
       };
       ctx.step(`size ${v.label}`);
       return row;
@@ -102,7 +116,13 @@ export async function copyShare(ctx: SweepContext, maxTotal: number): Promise<Co
       const reps = total < 4 << 20 ? Math.max(ctx.reps, 15) : ctx.reps;
       const row = {
         ...variantInfo(v),
-        ...(await measure(m, { ...MIGRATE, total, folio: p.folio }, reps, ref)),
+        ...(await measure(
+          m,
+          { ...MIGRATE, total, folio: p.folio },
+          reps,
+          ref,
+          caseId('share', v.label, `${p.n}x${formatSize(p.folio)}`),
+        )),
       };
       ctx.step(`copy share ${v.label}`);
       return row;

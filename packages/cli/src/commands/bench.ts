@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { PRESETS } from '../bench/presets.js';
 import { formatBench } from '../bench/print.js';
@@ -13,6 +14,7 @@ import { checkWritable } from '../output_paths.js';
 import { createProgress, type Progress } from '../progress.js';
 import { renderReport } from '../report/html.js';
 import { runCommand } from '../run_command.js';
+import { addTimelineFlag, benchTimelinesWritten, recordBenchTimelines, timelineLine } from '../timeline.js';
 
 interface BenchOpts {
   quick?: boolean;
@@ -26,6 +28,8 @@ interface BenchOpts {
   profile?: string;
   json?: boolean;
   config?: string;
+  timeline?: string;
+  timelineCase?: string;
 }
 
 function onlyFlag(value: string | undefined): Experiment[] {
@@ -66,9 +70,11 @@ export function registerBenchCommand(program: Command, ctx: CommandContext): voi
       '--profile <name>',
       'hardware profile: with --clock modeled the one to predict with (default zen3-epyc-ptdma); on the real clock the report draws its predictions for the same runs beside the measured ones',
     );
+  addTimelineFlag(cmd, true);
   machineCommandOptions(cmd);
   examples(cmd, [
     'pagemig bench --quick',
+    'pagemig bench --quick --only folio --timeline t.json --html report.html',
     'pagemig bench --quick --html report.html',
     'pagemig bench --only folio,share --reps 5 --out results.json',
     'pagemig bench --max-total 4GiB',
@@ -112,6 +118,12 @@ async function bench(ctx: CommandContext, o: BenchOpts): Promise<number> {
       ? intFlag('--batch-pages', o.batchPages, 1, 1 << 20)
       : (config.machine?.migrationBatchPages ?? 1 << 18);
 
+  if (o.timelineCase !== undefined && o.timeline === undefined)
+    throw usageError('--timeline-case chooses the case --timeline records: give --timeline <file> too');
+  // Set (or cleared) on every run: a failed run earlier in this process leaves nothing behind.
+  recordBenchTimelines(
+    o.timeline === undefined ? null : { file: o.timeline, only: o.timelineCase, cwd: io.cwd },
+  );
   let bar: Progress = { tick() {}, stop() {} };
   const doc = await runSuite(
     ctx.drivers(),
@@ -121,6 +133,11 @@ async function bench(ctx: CommandContext, o: BenchOpts): Promise<number> {
     },
     (label) => bar.tick(label),
   ).finally(() => bar.stop());
+  if (o.timeline !== undefined) {
+    // The report links the files relative to where it is written (the results file without one).
+    doc.timelines = benchTimelinesWritten(path.dirname(html ?? out));
+    recordBenchTimelines(null);
+  }
   if (profile) doc.modeled = modelSweep(doc, profile);
 
   writeFileSync(out, `${JSON.stringify(doc, null, 2)}\n`);
@@ -131,6 +148,7 @@ async function bench(ctx: CommandContext, o: BenchOpts): Promise<number> {
     );
   } else {
     io.stdout.write(formatBench(doc));
+    for (const t of doc.timelines ?? []) io.stdout.write(timelineLine(t));
     io.stdout.write(`results: ${out}${html ? `; report: ${html}` : ''}; ${doc.seconds.toFixed(1)} s\n`);
   }
   return 0;

@@ -21,6 +21,7 @@ import { runCommand } from '../run_command.js';
 import { fragmentNode } from '../scenarios/fragment.js';
 import { Reference } from '../scenarios/migration.js';
 import { gbps, renderTable } from '../table.js';
+import { addTimelineFlag, checkTimelineFlag, timelineLine, withTimeline } from '../timeline.js';
 
 interface CompactOpts extends MachineOpts {
   node: string;
@@ -30,6 +31,7 @@ interface CompactOpts extends MachineOpts {
   columns: string;
   json?: boolean;
   config?: string;
+  timeline?: string;
 }
 
 const COUNTERS = [
@@ -53,11 +55,13 @@ export function registerCompactCommand(program: Command, ctx: CommandContext): v
     .option('--columns <n>', 'pageblocks per line of the text map', '64');
   addMachineFlags(cmd);
   addMigratorFlags(cmd, 'the compaction copies (registered for the compaction reason)');
+  addTimelineFlag(cmd);
   machineCommandOptions(cmd);
   examples(cmd, [
     'pagemig compact',
     'pagemig compact --node-memory 512MiB --migrator ptdma --svg zone.svg',
     'pagemig compact --json',
+    'pagemig compact --migrator ptdma --timeline compact.json',
   ]);
   cmd.action(async (o: CompactOpts) => {
     ctx.exit(await runCommand(ctx.io, 'compact', !!o.json, () => compact(ctx, o)));
@@ -74,6 +78,7 @@ async function compact(ctx: CommandContext, o: CompactOpts): Promise<void> {
     throw usageError(`--fill: expected a share in (0, 1], got ${JSON.stringify(o.fill)}`);
   // Every output path is checked before the run, so a long run never ends in a write error.
   const svgFile = o.svg === undefined ? null : checkWritable('--svg', o.svg, io.cwd);
+  checkTimelineFlag(o.timeline, io.cwd);
   const { config, file, name } = await loadConfig(io.cwd, o.config);
   const choice = migratorChoice(config, o);
   const flags = machineFlags(o);
@@ -97,7 +102,10 @@ async function compact(ctx: CommandContext, o: CompactOpts): Promise<void> {
     bar.tick('compacting');
     const before = zoneMap(m, nid);
     const v0 = m.vmstat();
-    const { zones } = await kd.compactNode(nid);
+    const {
+      value: { zones },
+      timeline,
+    } = await withTimeline(m, o.timeline, io.cwd, () => kd.compactNode(nid));
     bar.tick('verifying');
     frag.verify();
     m.checkInvariants();
@@ -166,7 +174,7 @@ async function compact(ctx: CommandContext, o: CompactOpts): Promise<void> {
       svg: svgFile,
     };
     if (o.json) {
-      emitJson(io, 'compact', { ok: true, ...summary });
+      emitJson(io, 'compact', { ok: true, ...summary, ...(timeline ? { timeline } : {}) });
       return;
     }
     const mapLegend = "'.' free, 'm' movable, 'U' unmovable, 'x' mixed; one character per 2MiB pageblock";
@@ -224,6 +232,7 @@ async function compact(ctx: CommandContext, o: CompactOpts): Promise<void> {
     );
     io.stdout.write(renderTable(['counter', { header: 'delta', align: 'right' }], Object.entries(counters)));
     io.stdout.write(`every kept page verified${svgFile ? `; zone map written to ${svgFile}` : ''}\n`);
+    if (timeline) io.stdout.write(timelineLine(timeline));
   } finally {
     bar.stop();
     await kd.stop();

@@ -26,6 +26,7 @@ import { createProgress } from '../progress.js';
 import { runCommand } from '../run_command.js';
 import { checkFolioSize, runMigration } from '../scenarios/migration.js';
 import { formatSize, gbps, pct, renderTable } from '../table.js';
+import { addTimelineFlag, checkTimelineFlag, timelineLine, withTimeline } from '../timeline.js';
 
 interface MigrateOpts extends MachineOpts {
   total: string;
@@ -36,6 +37,7 @@ interface MigrateOpts extends MachineOpts {
   mode: string;
   json?: boolean;
   config?: string;
+  timeline?: string;
 }
 
 const THP = 2 << 20;
@@ -62,9 +64,11 @@ export function registerMigrateCommand(program: Command, ctx: CommandContext): v
     );
   addMachineFlags(cmd);
   addMigratorFlags(cmd);
+  addTimelineFlag(cmd);
   machineCommandOptions(cmd);
   examples(cmd, [
     'pagemig migrate',
+    'pagemig migrate --folio 4KiB --migrator ptdma -o channels=2 --timeline run.json',
     'pagemig migrate --total 256MiB --folio 4KiB --migrator ptdma -o channels=2',
     'pagemig migrate --migrator cpu-multithreaded -o threads=2 --reason numa_misplaced --mode async --json',
   ]);
@@ -141,6 +145,7 @@ async function migrate(ctx: CommandContext, o: MigrateOpts): Promise<void> {
     reason: reasonFlag(o.reason),
     seed: Date.now(),
   };
+  checkTimelineFlag(o.timeline, io.cwd);
   const { config, file, name } = await loadConfig(io.cwd, o.config);
   const flags = machineFlags(o);
   const choice = migratorChoice(config, o);
@@ -160,7 +165,7 @@ async function migrate(ctx: CommandContext, o: MigrateOpts): Promise<void> {
     // One untimed run first, so the figures are the warm JIT's and the migrator's steady state.
     await runMigration(m, { ...spec, total: Math.min(total, 4 << 20), seed: spec.seed + 1 });
     bar.tick('migrating');
-    const r = await runMigration(m, spec);
+    const { value: r, timeline } = await withTimeline(m, o.timeline, io.cwd, () => runMigration(m, spec));
     bar.tick('done');
     bar.stop();
     const res = r.result;
@@ -185,6 +190,7 @@ async function migrate(ctx: CommandContext, o: MigrateOpts): Promise<void> {
         offload: res.offload,
         nrSucceeded: res.nrSucceeded,
         nrFailed: res.nrFailed,
+        ...(timeline ? { timeline } : {}),
       });
       return;
     }
@@ -224,6 +230,7 @@ async function migrate(ctx: CommandContext, o: MigrateOpts): Promise<void> {
       ),
     );
     io.stdout.write(phaseTable(res.phases, res.wallSeconds));
+    if (timeline) io.stdout.write(timelineLine(timeline));
     io.stdout.write(
       `engine CPU: the engine thread's schedstat, which moves in steps of about ${cpuStepMs(step)} ms here (scheduler ticks)\n` +
         `CPU copy: the move phase's copy loop: folios no migrator copied are copied on the CPU, and every folio's copied mark is checked${res.offload.foliosCopied === r.folios ? ' (all were offloaded: this is the checking)' : ''}\n`,

@@ -3,6 +3,7 @@ import type { BenchDocument } from '../bench/schema.js';
 import { BENCH_SCHEMA_VERSION } from '../bench/schema.js';
 import { CliError, ExitCode } from '../exit_codes.js';
 import type { ModeledBenchDocument } from '../modeled/document.js';
+import { timelinesHtml } from '../timeline.js';
 import { chartSpecs, migratorsOf } from './chart_data.js';
 import { chartSectionHtml, esc, pageHtml } from './markup.js';
 import { renderModeledReport } from './modeled.js';
@@ -78,6 +79,7 @@ function renderMeasuredReport(doc: BenchDocument): { html: string; charts: strin
 ${colourKeyHtml(migratorsOf(doc), doc.modeled ? ` <span class="key">dashed, hollow triangles: modeled (profile ${esc(doc.modeled.profile)}), not measured</span>` : '')}
 ${specs.map(chartSectionHtml).join('\n')}
 ${maps ? `<section><h2>Compaction zone map, before and after</h2>${maps}</section>` : ''}
+${timelinesHtml(doc.timelines)}
 <section><h2>Notes</h2><ul>${notes}</ul></section>`;
   return { html: pageHtml('pagemig bench report', body, specs), charts: specs.map((s) => s.id) };
 }

@@ -12,6 +12,10 @@ import {
   IommuView,
   RamView,
   runDeviceLoop,
+  type TimelineHandle,
+  TimelineWriter,
+  TL_DMA_COMPLETION,
+  TL_DMA_DESC,
 } from '@pagemig/dmaengine/device';
 import {
   CCP_ENGINE_PASSTHRU,
@@ -83,6 +87,8 @@ export interface PtdmaDeviceInit {
   iommu: SharedArrayBuffer;
   /** Where the MSI goes: the host's interrupt line (absent: only EMU_MSI is signalled). */
   irqLine?: SharedArrayBuffer;
+  /** The machine's timeline and this channel's track (a `dma_desc` span per descriptor). */
+  timeline?: TimelineHandle;
 }
 
 const HI = 2 ** 32;
@@ -113,6 +119,13 @@ export class PtdmaDeviceModel {
   private haltAcked = false;
   /** The timing profile (EMU_BW_MBPS, EMU_LATENCY_NS); a HALT abandons the descriptor it holds. */
   private readonly clock: DeviceClock;
+  /** The timeline writer of this channel's track, or null. */
+  private readonly tl: TimelineWriter | null;
+  /** Bytes of the descriptor executed last (0 if it failed before its length was read). */
+  private lastLen = 0;
+  /** While recording: when the descriptor in progress started (µs; -1: not recording) and its batch. */
+  private descBeginUs = -1;
+  private descBatch = 0;
 
   constructor(init: PtdmaDeviceInit) {
     this.r = new Int32Array(init.bar);
@@ -121,6 +134,7 @@ export class PtdmaDeviceModel {
     this.ram = new RamView(init.sections, init.sectionPfnShift, init.nrPages);
     this.mmu = new IommuView(init.iommu, init.nrPages);
     this.line = init.irqLine ? new Int32Array(init.irqLine) : null;
+    this.tl = init.timeline ? new TimelineWriter(init.timeline.buffer, init.timeline.track) : null;
     this.clock = new DeviceClock(
       this.r,
       EMU_WORDS,
@@ -184,8 +198,27 @@ export class PtdmaDeviceModel {
     return true;
   }
 
-  /** Fetches, validates and runs the descriptor at `head`; advances head or stops with a code. */
+  /**
+   * Runs the descriptor at `head`; while the timeline records, as a `dma_desc` span (batch from the
+   * track's tag, bytes, the outcome: 0, an error code, or -1 abandoned).
+   */
   private execute(ctrl: number, head: number, tail: number): number {
+    const tl = this.tl;
+    if (tl === null || !tl.on) return this.executeOne(ctrl, head, tail);
+    this.descBeginUs = tl.now();
+    // The batch it belongs to: read before the completion lets the driver move on to the next one.
+    this.descBatch = tl.tag();
+    this.lastLen = 0;
+    const code = this.executeOne(ctrl, head, tail);
+    // A descriptor that completed was recorded before its interrupt; one that failed is recorded now.
+    if (this.descBeginUs >= 0)
+      tl.span(TL_DMA_DESC, this.descBeginUs, tl.now(), this.descBatch, this.lastLen, code, 1);
+    this.descBeginUs = -1;
+    return code;
+  }
+
+  /** Fetches, validates and runs the descriptor at `head`; advances head or stops with a code. */
+  private executeOne(ctrl: number, head: number, tail: number): number {
     const r = this.r;
     const code = (ctrl >>> CMD_Q_SIZE_SHIFT) & CMD_Q_SIZE_MASK;
     if (code > MAX_SIZE_CODE) return this.fail(PtdmaError.ILLEGAL_MEM_ADDR);
@@ -243,6 +276,7 @@ export class PtdmaDeviceModel {
     if (!this.mmu.allows(src, len, DMA_TO_DEVICE)) return this.fail(PtdmaError.IDMA0_AXI_SLVERR);
     if (!this.mmu.allows(dst, len, DMA_FROM_DEVICE)) return this.fail(PtdmaError.ODMA0_AXI_SLVERR);
 
+    this.lastLen = len;
     const modelNs = this.clock.modelNs(len);
     const timeoutUs = Atomics.load(r, w(CMD_TIMEOUT_OFFSET)) >>> 0;
     if (timeoutUs && modelNs > timeoutUs * 1000) return this.fail(PtdmaError.CMD_TIMEOUT);
@@ -274,6 +308,14 @@ export class PtdmaDeviceModel {
       this.running = false;
       Atomics.and(r, w(Q_DMA_STATUS), ~Q_DMA_RUNNING);
       bits |= INT_QUEUE_STOPPED;
+    }
+    // Recorded before the interrupt: once the driver sees it, the batch (and the capture) may end.
+    if (this.descBeginUs >= 0) {
+      const tl = this.tl!;
+      const done = tl.now();
+      tl.span(TL_DMA_DESC, this.descBeginUs, done, this.descBatch, len, OK, 1);
+      if (bits & INT_COMPLETION) tl.record(TL_DMA_COMPLETION, tl.track, done, done, this.descBatch);
+      this.descBeginUs = -1;
     }
     if (bits) this.raise(bits);
     return OK;

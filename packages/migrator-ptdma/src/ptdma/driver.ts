@@ -3,7 +3,7 @@
  * and the tail doorbell, the interrupt handler, terminate and reset. It talks to its device only
  * through the BAR (Mmio) and the ring in emulated RAM, and offers one dmaengine channel per engine.
  */
-import type { MigratorContext } from '@pagemig/core';
+import type { MigratorContext, TimelineHandle } from '@pagemig/core';
 import {
   type DeviceThread,
   DMA_PREP_INTERRUPT,
@@ -92,6 +92,8 @@ export interface LaunchOptions {
   spinNs?: number;
   /** The host interrupt line the device signals its MSI on. */
   irqLine?: InterruptLine;
+  /** The machine's timeline and the channel's track: the device records its descriptors there. */
+  timeline?: TimelineHandle;
 }
 
 /** Starts one emulated PTDMA engine in its own worker thread (unref'd: it never keeps a process alive). */
@@ -112,6 +114,7 @@ export function launchDevice(o: LaunchOptions): LaunchedDevice {
     nrPages: o.nrPages,
     iommu: o.iommu.sab,
     irqLine: o.irqLine?.sab,
+    ...(o.timeline ? { timeline: o.timeline } : {}),
   };
   const thread = startDeviceThread({
     url: deviceUrl,
@@ -160,6 +163,8 @@ export class PtdmaEngine implements DmaDevice {
   /** Cached Q_CONTROL without RUN: size code and ring base bits 47:32. */
   readonly qcontrol: number;
   resets = 0;
+  /** The channel's track on the machine's timeline (undefined on a host without one). */
+  readonly timelineTrack: number | undefined;
   private dev: LaunchedDevice | null = null;
   private refs = 0;
   private timing: ResolvedTiming;
@@ -184,6 +189,7 @@ export class PtdmaEngine implements DmaDevice {
       (QUEUE_SIZE_VAL << CMD_Q_SIZE_SHIFT) |
       ((Math.floor(this.ringAddr / HI) & 0xffff) << CMD_Q_BASE_HI_SHIFT);
     this.channels = [new PtdmaChannel(this, `${this.name}chan0`)];
+    this.timelineTrack = ctx.timeline?.track(`${this.name}chan0`, 'ptdma', 'dma');
     o.line.register(this.channels[0]);
   }
 
@@ -219,6 +225,9 @@ export class PtdmaEngine implements DmaDevice {
       timing: this.timing,
       spinNs: this.o.deviceSpinNs,
       irqLine: this.o.line,
+      ...(this.timelineTrack !== undefined && ctx.timeline
+        ? { timeline: { buffer: ctx.timeline.buffer, track: this.timelineTrack } }
+        : {}),
     });
     this.dev = dev;
     this.mmio = dev.mmio;
@@ -385,6 +394,11 @@ export class PtdmaChannel extends VirtDmaChannel implements IrqSource {
     readonly name: string,
   ) {
     super();
+  }
+
+  /** The channel's timeline track: its engine's. */
+  get timelineTrack(): number | undefined {
+    return this.device.timelineTrack;
   }
 
   /** After bring-up: head = tail = slot 0. */

@@ -47,6 +47,8 @@ export interface ContextHost {
   /** Error-log records of context `id` not yet taken (the log is drained first). */
   takeErrors(id: number): ErrlogEntry[];
   warn(message: string): void;
+  /** Context `id`'s track on the machine's timeline, if the driver registered one. */
+  trackOf?(id: number): number | undefined;
 }
 
 export class SdxiContext implements DmaDevice {
@@ -91,6 +93,11 @@ export class SdxiChannel extends VirtDmaChannel implements IrqSource {
 
   protected override usable(): boolean {
     return this.device.host.up && !this.dead;
+  }
+
+  /** This context's track on the machine's timeline. */
+  get timelineTrack(): number | undefined {
+    return this.device.host.trackOf?.(this.device.id);
   }
 
   private get ring(): ContextRing {

@@ -13,6 +13,9 @@ import {
   IommuView,
   RamView,
   runDeviceLoop,
+  TimelineWriter,
+  TL_DMA_COMPLETION,
+  TL_DMA_DESC,
 } from '@pagemig/dmaengine/device';
 import { type ContextInfo, Fault, lookupContext } from './context_table.js';
 import {
@@ -119,6 +122,8 @@ export interface SdxiDeviceInit {
   addressSpaces: readonly (SharedArrayBuffer | null)[];
   /** Where MSIs go: the host's interrupt line (absent: only the emulator counters). */
   irqLine?: SharedArrayBuffer;
+  /** The machine's timeline and each context's track (by context id; -1: none). */
+  timeline?: { buffer: SharedArrayBuffer; tracks: readonly number[] };
 }
 
 /** Descriptors and bytes one context may run before the function turns to the next context. */
@@ -149,6 +154,9 @@ export class SdxiFunctionModel implements FunctionView {
   private readonly imm: Uint8Array;
   /** The function's timing profile (EMU_BW_MBPS, EMU_LATENCY_NS), one clock for all contexts. */
   private readonly clock: DeviceClock;
+  /** The timeline writer, and each context's track on it (by context id; -1: none). */
+  private readonly tl: TimelineWriter | null;
+  private readonly tracks: readonly number[];
 
   constructor(init: SdxiDeviceInit) {
     if (init.bar0.byteLength < BAR0_BYTES) throw new RangeError('sdxi: BAR 0 is too small');
@@ -158,6 +166,8 @@ export class SdxiFunctionModel implements FunctionView {
     this.space = new IommuView(init.iommu, init.nrPages);
     this.spaces = init.addressSpaces.map((s) => (s ? new IommuView(s, init.nrPages) : null));
     this.line = init.irqLine ? new Int32Array(init.irqLine) : null;
+    this.tl = init.timeline ? new TimelineWriter(init.timeline.buffer) : null;
+    this.tracks = init.timeline?.tracks ?? [];
     this.sfunc = init.sfunc;
     this.imm = new Uint8Array(this.win.buffer);
     this.clock = new DeviceClock(
@@ -401,9 +411,13 @@ export class SdxiFunctionModel implements FunctionView {
     let ran = 0;
     let moved = 0;
     let copyNs = 0;
+    // While the timeline records: a `dma_desc` span per copy descriptor on its context's track.
+    const tl = this.tl?.on ? this.tl : null;
+    const track = tl !== null ? (this.tracks[cx.id] ?? -1) : -1;
     for (; ran < run; ran++) {
       const op = this.ops[order[ran]!]!;
       const copy = op.kind === OP_COPY || op.kind === OP_REPCOPY;
+      const tlBegin = track >= 0 && copy ? tl!.now() : -1;
       const modelNs = copy ? this.clock.modelNs(op.len) : 0;
       if (modelNs > 0 && !this.clock.hold(modelNs, op.len)) break;
       const t0 = nowNs();
@@ -411,6 +425,7 @@ export class SdxiFunctionModel implements FunctionView {
       const took = nowNs() - t0;
       copyNs += took;
       if (copy) this.clock.copied(op.len, took);
+      if (tlBegin >= 0) tl!.record(TL_DMA_DESC, track, tlBegin, tl!.now(), tl!.tag(track), op.len, 0, 1);
     }
     const done = ran === run ? run : reverse ? 0 : this.ops[ran]!.unit;
     for (let i = 0; i < done; i++) phys.and32(cx.ring + ((slot0 + i) & mask) * DESC_BYTES, ~DW0_VL);
@@ -420,7 +435,13 @@ export class SdxiFunctionModel implements FunctionView {
       const op = this.ops[order[k]!]!;
       if (op.csb >= 0) phys.signal(op.csb);
       // After the completion block: a handler the interrupt wakes sees this descriptor done.
-      if (op.kind === OP_INTR && op.vector >= 0) signalMsi(this.r, op.vector, this.line);
+      if (op.kind === OP_INTR && op.vector >= 0) {
+        signalMsi(this.r, op.vector, this.line);
+        if (track >= 0) {
+          const t = tl!.now();
+          tl!.record(TL_DMA_COMPLETION, track, t, t, tl!.tag(track), 0);
+        }
+      }
     }
     Atomics.add(this.r, w(EMU_DESCS), done);
     if (moved) {

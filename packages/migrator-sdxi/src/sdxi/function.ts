@@ -117,9 +117,14 @@ export class SdxiFunction implements ContextHost, IrqSource {
   private logEntries = 0;
   private readonly pendingErrors = new Map<number, ErrlogEntry[]>();
   private readonly history: ErrlogEntry[] = [];
+  /** Each client context's track on the machine's timeline (by context id; -1: none). */
+  private readonly tracks: number[] = [-1];
 
   constructor(private readonly o: SdxiFunctionOptions) {
     this.name = `sdxi${o.index}`;
+    const tl = o.ctx.timeline;
+    for (let id = 1; id <= o.contexts; id++)
+      this.tracks.push(tl ? tl.track(`${this.name}c${id}chan0`, 'sdxi', 'dma') : -1);
     this.iommu = new IommuDomain(o.ctx.nrPages);
     // One address space per client context (PASID = context id), so contexts cannot reach each other.
     this.spaces = Array.from({ length: o.contexts }, () => new IommuDomain(o.ctx.nrPages));
@@ -138,6 +143,12 @@ export class SdxiFunction implements ContextHost, IrqSource {
     this.o.ctx.logger.warn(message);
   }
 
+  /** Context `id`'s track on the machine's timeline, if any. */
+  trackOf(id: number): number | undefined {
+    const t = this.tracks[id];
+    return t === undefined || t < 0 ? undefined : t;
+  }
+
   /** Starts the function thread, activates the function and starts its client contexts. */
   async start(): Promise<void> {
     const ctx = this.o.ctx;
@@ -152,6 +163,7 @@ export class SdxiFunction implements ContextHost, IrqSource {
       timing: this.o.timing,
       spinNs: this.o.deviceSpinNs,
       irqLine: this.o.line,
+      ...(ctx.timeline ? { timeline: { buffer: ctx.timeline.buffer, tracks: this.tracks } } : {}),
     });
     this.dev = dev;
     this.mmio = dev.mmio;

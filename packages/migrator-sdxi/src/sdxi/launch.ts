@@ -37,6 +37,8 @@ export interface LaunchOptions {
   spinNs?: number;
   /** The host interrupt line its MSIs go to. */
   irqLine?: InterruptLine;
+  /** The machine's timeline and each context's track (by context id; -1: none). */
+  timeline?: { buffer: SharedArrayBuffer; tracks: readonly number[] };
 }
 
 /** Starts one emulated SDXI function in its own worker thread (unref'd: it never keeps a process alive). */
@@ -58,6 +60,7 @@ export function launchFunction(o: LaunchOptions): LaunchedFunction {
     iommu: o.iommu.sab,
     addressSpaces: o.addressSpaces.map((d) => d?.sab ?? null),
     irqLine: o.irqLine?.sab,
+    ...(o.timeline ? { timeline: o.timeline } : {}),
   };
   const thread = startDeviceThread({
     url: deviceUrl,
