@@ -100,6 +100,11 @@ export class VmaIntervalTree {
     return this.count;
   }
 
+  /** The VMA when it is the only one (the common case: no fork, no split), else undefined. */
+  single(): Vma | undefined {
+    return this.count === 1 ? this.root!.vma : undefined;
+  }
+
   insert(vma: Vma): void {
     split(this.root, vma);
     const l = splitL;

@@ -3,6 +3,7 @@ import type { ResolvedConfig } from './config.js';
 import { EAGAIN, EBUSY, EINVAL, PagemigError } from './errno.js';
 import type { FaultPlan } from './fault_inject.js';
 import { OffloadHost } from './migrate_offload.js';
+import { BATCH_ROW_INTS } from './migrator.js';
 import { MIGRATE_TYPES, PAGEBLOCK_ORDER } from './mmzone.js';
 import { PgData } from './node.js';
 import { PageArray, PG_head, PG_tail } from './page.js';
@@ -270,6 +271,8 @@ export class Kernel {
   readonly threadExits = new Set<Promise<void>>();
   /** Failed allocations that may wake kswapd go to these (onAllocFailure). */
   private readonly allocFailure = new Set<(req: AllocRequest) => void>();
+  /** Batch tables of finished migration runs, for the next ones (takeBatchTable). */
+  private readonly batchTables: Int32Array[] = [];
   /** The slow path's steps that attached subsystems provide (setAllocHook). */
   private readonly allocHooks: AllocHooks = {};
   /** Kernel threads of attached subsystems (kcompactd) to stop when the machine closes (onClose). */
@@ -292,6 +295,23 @@ export class Kernel {
     if (!list) return undefined;
     this.tlbShootdowns++;
     return shootdownAsync(list);
+  }
+
+  /**
+   * A batch table (NR_MAX_BATCHED_MIGRATION rows) for a migration run. Runs reuse the tables of
+   * finished runs: a SharedArrayBuffer per run cost microseconds and garbage per 32-page
+   * compaction cluster.
+   */
+  takeBatchTable(): Int32Array {
+    return (
+      this.batchTables.pop() ??
+      new Int32Array(new SharedArrayBuffer(Math.max(this.config.migrationBatchPages, 1) * BATCH_ROW_INTS * 4))
+    );
+  }
+
+  /** Gives a finished run's table back (a few are kept: runs rarely overlap). */
+  releaseBatchTable(table: Int32Array): void {
+    if (this.batchTables.length < 4) this.batchTables.push(table);
   }
 
   /** Wakes threads sleeping on migration entries (after remove_migration_ptes). */

@@ -116,6 +116,13 @@ interface Stats {
   nrFailedFolios: number;
 }
 
+let lastRunId = 0;
+/** A run's mark for pages.isolatedBy: 1..65535, reused after 65535 runs (a run ends long before). */
+function nextRunId(): number {
+  lastRunId = lastRunId === 0xffff ? 1 : lastRunId + 1;
+  return lastRunId;
+}
+
 // rmap visitors share state through module variables: no closure is created per folio.
 let vk: Kernel;
 let vFrom = 0;
@@ -177,7 +184,8 @@ export class MigrationRun {
     foliosCopied: 0,
     failures: 0,
   };
-  private table: Int32Array;
+  /** The batch table handed to the migrator; given back to the kernel's pool when the run ends. */
+  table: Int32Array;
   /** The timeline lane this run records on (m.timeline), or -1 when the timeline is off. */
   lane = -1;
   /** The timeline's number of the batch in progress (0 when the timeline is off). */
@@ -191,11 +199,15 @@ export class MigrationRun {
   /** The abort signal handed to the migrator; replaced once it has aborted. */
   private ac = new AbortController();
   /**
-   * Isolated folios handed to this run and not yet migrated or put back, and destinations
-   * allocated and not yet used or returned: what `unwind` puts back when something throws.
+   * This run's mark in `pages.isolatedBy`: on the folios it holds isolated and the destinations
+   * it reserved, cleared as each is migrated, put back or returned. `unwind` gives back exactly
+   * the marked ones among `held` (the heads it was given and split pieces) and `reserved` (every
+   * destination it allocated), never a folio another run took after this one freed it.
    */
-  private readonly owned = new Set<number>();
-  private readonly dsts = new Set<number>();
+  private readonly id: number;
+  private held: readonly number[] = [];
+  private readonly splitHeads: number[] = [];
+  private readonly reserved: number[] = [];
 
   constructor(
     private readonly k: Kernel,
@@ -216,10 +228,9 @@ export class MigrationRun {
       free?: (dst: number) => void;
     },
   ) {
-    this.table = new Int32Array(
-      new SharedArrayBuffer(Math.max(k.config.migrationBatchPages, 1) * BATCH_ROW_INTS * 4),
-    );
+    this.table = k.takeBatchTable();
     this.topTier = k.nodes[node]!.tier === 'dram';
+    this.id = nextRunId();
   }
 
   /**
@@ -228,7 +239,9 @@ export class MigrationRun {
    * is still isolated gets its mappings back and returns to the LRU before the error propagates.
    */
   async migratePages(heads: readonly number[]): Promise<number> {
-    for (const h of heads) this.owned.add(h);
+    const mark = this.k.pages.isolatedBy;
+    for (let i = 0; i < heads.length; i++) mark[heads[i]!] = this.id;
+    this.held = heads;
     try {
       return await this.migrateOwned(heads);
     } catch (e) {
@@ -241,23 +254,29 @@ export class MigrationRun {
   private unwind(): void {
     const k = this.k;
     const p = k.pages;
-    for (const head of this.owned) {
-      const mapping = k.mappingOf(head);
-      if (mapping) {
-        vk = k;
-        vFrom = head;
-        vTo = head;
-        rmapWalk(mapping, p.index[head]!, head, 1 << k.folioOrder(head), remapOne);
+    const mark = p.isolatedBy;
+    const id = this.id;
+    for (const list of [this.held, this.splitHeads]) {
+      for (const head of list) {
+        if (mark[head] !== id) continue;
+        mark[head] = 0;
+        const mapping = k.mappingOf(head);
+        if (mapping) {
+          vk = k;
+          vFrom = head;
+          vTo = head;
+          rmapWalk(mapping, p.index[head]!, head, 1 << k.folioOrder(head), remapOne);
+        }
+        if (p.flags[head]! & PG_isolated) putbackFolio(k, head);
       }
-      if (p.flags[head]! & PG_isolated) putbackFolio(k, head);
     }
-    this.owned.clear();
-    for (const d of this.dsts) {
+    for (const d of this.reserved) {
+      if (mark[d] !== id) continue;
+      mark[d] = 0;
       p.flags[d]! &= ~PG_content_copied;
       if (this.opts.free) this.opts.free(d);
       else k.folioPut(d);
     }
-    this.dsts.clear();
     for (const head of this.pins.splice(0)) k.folioPut(head, GUP_PIN_COUNTING_BIAS);
     k.wakeMigrationWaiters();
   }
@@ -344,7 +363,7 @@ export class MigrationRun {
   /** putback_movable_pages for one folio. */
   private putback(head: number): void {
     this.putBack++;
-    this.owned.delete(head);
+    this.k.pages.isolatedBy[head] = 0;
     putbackFolio(this.k, head);
   }
 
@@ -418,7 +437,7 @@ export class MigrationRun {
         if (p.refcount[head] === 1 && p.mapcount[head] === 0 && exp === 1) {
           // Freed from under us (unmapped while isolated): done.
           p.flags[head]! &= ~PG_isolated;
-          this.owned.delete(head);
+          p.isolatedBy[head] = 0;
           k.folioPut(head);
           s.nrSucceeded += nr;
           if (order === HPAGE_PMD_ORDER) s.nrThpSucceeded++;
@@ -457,7 +476,8 @@ export class MigrationRun {
           enomem = true;
           continue;
         }
-        this.dsts.add(d);
+        p.isolatedBy[d] = this.id;
+        this.reserved.push(d);
         vk = k;
         vFrom = head;
         if (mapping) rmapWalk(mapping, p.index[head]!, head, nr, unmapOne);
@@ -543,7 +563,7 @@ export class MigrationRun {
       vTo = from;
       const mapping = owners[i];
       if (mapping) rmapWalk(mapping, p.index[from]!, from, 1 << k.folioOrder(from), remapOne);
-      this.dsts.delete(dst[i]!);
+      p.isolatedBy[dst[i]!] = 0;
       if (this.opts.free) this.opts.free(dst[i]!);
       else k.folioPut(dst[i]!);
       if (keepRetries) leftover.push(from);
@@ -565,7 +585,8 @@ export class MigrationRun {
     try {
       const heads = splitFolio(this.k, head, 0, { callerRefs: 1 });
       isolateSplitFolios(this.k, heads, head);
-      for (const h of heads) this.owned.add(h);
+      for (const h of heads) this.k.pages.isolatedBy[h] = this.id;
+      this.splitHeads.push(...heads);
       split.push(...heads);
       return true;
     } catch (e) {
@@ -588,8 +609,8 @@ export class MigrationRun {
     const p = k.pages;
     const order = p.flags[from]! & PG_head ? p.order[from]! : 0;
     const nr = 1 << order;
-    this.owned.delete(from);
-    this.dsts.delete(to);
+    p.isolatedBy[from] = 0;
+    p.isolatedBy[to] = 0;
     // folio_migrate_flags + __folio_migrate_mapping.
     const keep = p.flags[to]! & (PG_head | PG_tail);
     p.flags[to] = (p.flags[from]! & ~(PG_isolated | PG_head | PG_tail | PG_buddy)) | keep | PG_lru;
@@ -929,6 +950,8 @@ async function runPlan(
   } finally {
     k.migrations.delete(work);
     if (lane?.own) k.timeline.releaseLane(lane.lane);
+    // A table a migrator was abandoned with was replaced: this one no migrator holds any more.
+    k.releaseBatchTable(run.table);
   }
   const s = run.stats;
   const result: MigrationResult = {

@@ -1,7 +1,8 @@
 /**
  * "struct page" as struct-of-arrays over one SharedArrayBuffer, so copy workers and emulated
- * devices see the same metadata. 29 bytes per 4 KiB page (the kernel spends 64):
- *   flags u32 | refcount i32 | mapcount i32 | next i32 | prev i32 | mapping i32 | index u32 | order u8
+ * devices see the same metadata. 31 bytes per 4 KiB page (the kernel spends 64):
+ *   flags u32 | refcount i32 | mapcount i32 | next i32 | prev i32 | mapping i32 | index u32 |
+ *   isolatedBy u16 | order u8
  *
  * - refcount and mapcount are meaningful on the folio head; mapcount counts the page-table entries
  *   (PTEs and PMDs) that map any page of the folio, like `folio_mapcount()`.
@@ -40,7 +41,7 @@ export const pageFlagNames: readonly [number, string][] = [
   [PG_locked, 'locked'],
 ];
 
-export const STRUCT_PAGE_BYTES = 7 * 4 + 1;
+export const STRUCT_PAGE_BYTES = 7 * 4 + 2 + 1;
 
 export class PageArray {
   readonly buffer: SharedArrayBuffer;
@@ -51,6 +52,11 @@ export class PageArray {
   readonly prev: Int32Array;
   readonly mapping: Int32Array;
   readonly index: Uint32Array;
+  /**
+   * The migration run that holds the folio (isolated source or reserved destination), 0 for none:
+   * a run that throws gives back exactly what it holds, never another run's folio.
+   */
+  readonly isolatedBy: Uint16Array;
   readonly order: Uint8Array;
 
   constructor(readonly nrPages: number) {
@@ -63,7 +69,8 @@ export class PageArray {
     this.prev = new Int32Array(this.buffer, 16 * n, n);
     this.mapping = new Int32Array(this.buffer, 20 * n, n);
     this.index = new Uint32Array(this.buffer, 24 * n, n);
-    this.order = new Uint8Array(this.buffer, 28 * n, n);
+    this.isolatedBy = new Uint16Array(this.buffer, 28 * n, n);
+    this.order = new Uint8Array(this.buffer, 30 * n, n);
   }
 
   /** Head pfn of the folio (or free block) that contains `pfn`. */

@@ -1,8 +1,8 @@
 import { VmaIntervalTree } from './interval_tree.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
-import { PTE_MIGRATION, PTE_PFN_SHIFT, PTE_PRESENT } from './pagetable.js';
-import { type MmWalkOps, walkPageRange } from './pagewalk.js';
+import { PMD_HUGE, PTE_MIGRATION, PTE_PFN_SHIFT, PTE_PRESENT } from './pagetable.js';
+import { type MmWalkOps, pageEntry, walkPageRange } from './pagewalk.js';
 
 /**
  * An rmap owner: the anon_vma of private anonymous memory, or the shmem object behind shared
@@ -77,7 +77,13 @@ function walkVma(vma: Vma): boolean {
   walkHit.mm = vma.mm;
   walkHit.vma = vma;
   const vpn = vma.startVpn + (lo - vma.pgoff);
-  walkPageRange(vma.mm.pt, vpn, vpn + (hi - lo), rmapOps);
+  const pt = vma.mm.pt;
+  if (hi - lo === 1) {
+    // One page (a base folio): its entry directly, without a range walk.
+    const e = pageEntry(pt, vpn);
+    if (e & PMD_HUGE) rmapOps.pmdEntry!(pt, vpn >>> 9, e, vpn & ~511);
+    else if (e !== 0) rmapOps.pteEntry!(pt, pt.pteIndex(vpn), e, vpn);
+  } else walkPageRange(pt, vpn, vpn + (hi - lo), rmapOps);
   return wStop;
 }
 
@@ -97,8 +103,12 @@ export function rmapWalk(
   wNr = nr;
   wVisit = visit;
   wStop = false;
-  // Only the VMAs that map the folio's offsets: O(log n + k) in the owner's interval tree.
-  mapping.vmas.overlapping(index, index + nr, walkVma);
+  // Only the VMAs that map the folio's offsets: O(log n + k) in the owner's interval tree; an
+  // owner with one VMA (most of them) skips the tree.
+  const only = mapping.vmas.single();
+  if (only) {
+    if (only.pgoff < index + nr && only.pgoff + only.npages > index) walkVma(only);
+  } else mapping.vmas.overlapping(index, index + nr, walkVma);
 }
 
 /** folio_maybe_mapped_shared: whether more than one address space maps the folio. */

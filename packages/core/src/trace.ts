@@ -3,6 +3,7 @@
  * rendered like a line of /sys/kernel/tracing/trace.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { PagemigError } from './errno.js';
 export interface TraceRecord {
   /** `system:event`, e.g. `migrate:mm_migrate_pages`. */
   readonly name: string;
@@ -22,9 +23,11 @@ export type TraceListener = (record: TraceRecord) => void;
 export class Tracer {
   private readonly t0 = performance.now();
   private readonly listeners = new Map<string, Set<TraceListener>>();
-  private readonly records: TraceRecord[] = [];
-  /** Ring capacity, like the trace buffer: the oldest records are dropped first. */
-  capacity = 100_000;
+  /** A ring, like the trace buffer: `count` records from `start`, the oldest dropped first. */
+  private records: TraceRecord[] = [];
+  private start = 0;
+  private count = 0;
+  private cap = 100_000;
   /**
    * Errors thrown by listeners (the newest 100). A tracepoint cannot fail the code it traces: a
    * listener that throws is reported here and with a process warning, and the event goes on.
@@ -75,8 +78,12 @@ export class Tracer {
       pid: who.pid,
       comm: who.comm,
     };
-    this.records.push(rec);
-    if (this.records.length > this.capacity) this.records.splice(0, this.records.length - this.capacity);
+    // O(1) once full: the newest record takes the oldest one's slot.
+    if (this.count < this.cap) this.records[(this.start + this.count++) % this.cap] = rec;
+    else {
+      this.records[this.start] = rec;
+      this.start = (this.start + 1) % this.cap;
+    }
     for (const key of [name, event, system, '*']) {
       const set = this.listeners.get(key);
       if (set) for (const cb of set) this.call(cb, rec);
@@ -103,11 +110,32 @@ export class Tracer {
     }
   }
 
+  /** Ring capacity (the oldest records are dropped first); setting it keeps the newest records. */
+  get capacity(): number {
+    return this.cap;
+  }
+  set capacity(n: number) {
+    if (!Number.isSafeInteger(n) || n < 1)
+      throw new PagemigError('ERR_INVALID_ARGUMENT', `trace capacity must be a positive integer, got ${n}`);
+    const kept = this.inOrder().slice(-n);
+    this.records = kept;
+    this.start = 0;
+    this.count = kept.length;
+    this.cap = n;
+  }
+
+  /** The records, oldest first. */
+  private inOrder(): TraceRecord[] {
+    if (this.start === 0) return this.records.slice(0, this.count);
+    const out: TraceRecord[] = new Array(this.count);
+    for (let i = 0; i < this.count; i++) out[i] = this.records[(this.start + i) % this.cap]!;
+    return out;
+  }
+
   /** Records so far, optionally only those of one event or system. */
   events(filter?: string): TraceRecord[] {
-    return filter
-      ? this.records.filter((r) => r.name === filter || r.event === filter || r.system === filter)
-      : [...this.records];
+    const all = this.inOrder();
+    return filter ? all.filter((r) => r.name === filter || r.event === filter || r.system === filter) : all;
   }
 
   /**
@@ -119,7 +147,9 @@ export class Tracer {
   }
 
   clear(): void {
-    this.records.length = 0;
+    this.records = [];
+    this.start = 0;
+    this.count = 0;
   }
 }
 

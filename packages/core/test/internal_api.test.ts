@@ -241,3 +241,24 @@ describe('EINVAL for a node the slow path does not have', () => {
     expect(e.message).toMatch(/node 9 does not exist/);
   });
 });
+
+describe('the trace buffer is a ring', () => {
+  it('keeps the newest records in order', async () => {
+    const m = await newMachine();
+    m.trace.clear();
+    m.trace.capacity = 3;
+    for (let i = 0; i < 5; i++) m.trace.emit('test', 'tick', { i }, `i=${i}`);
+    expect(m.trace.events().map((r) => r.fields.i)).toEqual([2, 3, 4]);
+    expect(m.trace.lines('test:tick').map((l) => l.slice(-3))).toEqual(['i=2', 'i=3', 'i=4']);
+    m.trace.capacity = 2;
+    expect(m.trace.events().map((r) => r.fields.i)).toEqual([3, 4]);
+    m.trace.capacity = 10;
+    m.trace.emit('test', 'tick', { i: 5 }, 'i=5');
+    expect(m.trace.events().map((r) => r.fields.i)).toEqual([3, 4, 5]);
+    expect(catchPagemig(() => (m.trace.capacity = 0)).code).toBe('ERR_INVALID_ARGUMENT');
+    m.trace.capacity = 1000;
+    for (let i = 0; i < 100_000; i++) m.trace.emit('test', 'tick', { i }, 'x');
+    expect(m.trace.events()).toHaveLength(1000);
+    expect(m.trace.events().at(-1)!.fields.i).toBe(99_999);
+  });
+});
