@@ -1,6 +1,6 @@
 // Growth benchmark (issue 15): one process whose area has every other page unmapped, so it has n
-// VMAs, for n = 1k, 4k, 16k, 64k. Timed per size: creating it (n splitting munmaps), move_pages(2)
-// of every page to the other node, compaction of node 0 (vm.compact_memory's compact_node),
+// VMAs, for n = 1k, 4k, 16k, 64k. Timed per size: creating it (n splitting munmaps), compaction of
+// node 0 (compact_node over the fragmented area), move_pages(2) of every page to the other node,
 // fork(), and the child's exit(). Each row shows the time, the ratio to the previous size (4x
 // more VMAs: O(log n) per VMA keeps it near 4x, O(n) per VMA makes it ~16x), and for move_pages
 // the same run's raw copy of the same bytes. Writes bench-results/scale.json.
@@ -29,6 +29,8 @@ async function measure(n, raw) {
   const pages = 2 * n;
   const memory = `${Math.max(64, 2 ** Math.ceil(Math.log2((pages * PAGE_SIZE * 2) / 2 ** 20)))}MiB`;
   const m = await createMachine({ nodes: [{ memory }, { memory }] });
+  // 64k areas is past the default vm.max_map_count (65530): raise it as an administrator would.
+  m.sysctl.write('vm.max_map_count', String(2 * n + 1024));
   const kd = attachKcompactd(m);
   const p = m.spawn({ comm: 'scale' });
   const a = p.mmap(pages * PAGE_SIZE, { node: 0, thp: 'never' });
@@ -38,15 +40,15 @@ async function measure(n, raw) {
     for (let i = 1; i < pages; i += 2) p.munmap(a + i * PAGE_SIZE, PAGE_SIZE);
   });
   if (p.maps().length !== n) throw new Error(`expected ${n} VMAs, got ${p.maps().length}`);
+  // compact_node over the fragmented area: the migrate scanner isolates every page (each in its own
+  // VMA of one anon_vma: the rmap and VM_IO checks are what scale); order-0 holes inside the
+  // area's pageblocks are no targets here, so few pages move (reported as pagesMigrated).
+  const [compact, cr] = await time(() => kd.compactNode(0));
+  const migrated = cr.zones.reduce((s, z) => s + z.pagesMigrated, 0);
   const addrs = Array.from({ length: n }, (_, i) => a + 2 * i * PAGE_SIZE);
   const [move, mv] = await time(() => p.movePages(0, addrs, new Array(n).fill(1), MPOL_MF_MOVE));
   if (mv.ret !== 0) throw new Error(`move_pages ret ${mv.ret}`);
   const rawMove = raw.pass(PAGE_SIZE) * (n / (raw.bytes / PAGE_SIZE));
-  // Back to node 0, where every other page of the area is free: compaction has work.
-  const back = await p.movePages(0, addrs, new Array(n).fill(0), MPOL_MF_MOVE);
-  if (back.ret !== 0) throw new Error(`move_pages back ret ${back.ret}`);
-  const [compact, cr] = await time(() => kd.compactNode(0));
-  const migrated = cr.zones.reduce((s, z) => s + z.pagesMigrated, 0);
   const [fork, child] = await time(() => p.fork());
   const [exit] = await time(() => child.exit());
   m.checkInvariants();
@@ -79,8 +81,8 @@ for (const n of sizes) {
 }
 const ops = [
   ['create (n splitting munmaps)', 'createSeconds'],
-  ['move_pages of every page', 'movePagesSeconds'],
   ['compaction of node 0', 'compactSeconds'],
+  ['move_pages of every page', 'movePagesSeconds'],
   ['fork', 'forkSeconds'],
   ['child exit', 'exitSeconds'],
 ];
