@@ -1,5 +1,6 @@
 import { PagemigError } from './errno.js';
 import type { Vma } from './mm.js';
+import { halves, type TreapNode, treapInOrder, treapMerge, treapSplit } from './treap.js';
 
 /**
  * The VMAs that map one rmap owner, keyed by the page offsets they map (mm/interval_tree.c: the
@@ -7,7 +8,7 @@ import type { Vma } from './mm.js';
  * offsets (fork), so this is an interval tree: a treap ordered by (pgoff, id), each node augmented
  * with the largest end offset of its subtree. Finding the VMAs that map a folio costs O(log n + k).
  */
-class Node {
+class Node implements TreapNode<Node> {
   l: Node | null = null;
   r: Node | null = null;
   maxEnd = 0;
@@ -29,64 +30,31 @@ function update(n: Node): void {
   n.maxEnd = m;
 }
 
-function merge(a: Node | null, b: Node | null): Node | null {
-  if (!a) return b;
-  if (!b) return a;
-  if (a.prio > b.prio) {
-    a.r = merge(a.r, b);
-    update(a);
-    return a;
-  }
-  b.l = merge(a, b.l);
-  update(b);
-  return b;
-}
+const merge = (a: Node | null, b: Node | null) => treapMerge(a, b, update);
 
-let splitL: Node | null = null;
-let splitR: Node | null = null;
-
-/** Splits `n` into the nodes ordered before `key` (splitL) and the rest (splitR). */
-function split(n: Node | null, key: Vma): void {
-  if (!n) {
-    splitL = splitR = null;
-    return;
-  }
-  if (before(n.vma, key)) {
-    split(n.r, key);
-    n.r = splitL;
-    update(n);
-    splitL = n;
-  } else {
-    split(n.l, key);
-    n.l = splitR;
-    update(n);
-    splitR = n;
-  }
-}
-
-/** Splits off the node holding exactly `key`: splitL before it, splitR after it; returns it. */
+/** Splits off the node holding exactly `key`: halves.l before it, halves.r after it; returns it. */
 function take(n: Node | null, key: Vma): Node | null {
   if (!n) {
-    splitL = splitR = null;
+    halves.l = halves.r = null;
     return null;
   }
   if (n.vma === key) {
-    splitL = n.l;
-    splitR = n.r;
+    halves.l = n.l;
+    halves.r = n.r;
     n.l = n.r = null;
     return n;
   }
   if (before(n.vma, key)) {
     const found = take(n.r, key);
-    n.r = splitL;
+    n.r = halves.l as Node | null;
     update(n);
-    splitL = n;
+    halves.l = n;
     return found;
   }
   const found = take(n.l, key);
-  n.l = splitR;
+  n.l = halves.r as Node | null;
   update(n);
-  splitR = n;
+  halves.r = n;
   return found;
 }
 
@@ -106,9 +74,9 @@ export class VmaIntervalTree {
   }
 
   insert(vma: Vma): void {
-    split(this.root, vma);
-    const l = splitL;
-    const r = splitR;
+    treapSplit(this.root, (x) => before(x.vma, vma), update);
+    const l = halves.l as Node | null;
+    const r = halves.r as Node | null;
     this.root = merge(merge(l, new Node(vma)), r);
     this.count++;
     if (!vma.migratable) this.unmigratable++;
@@ -116,7 +84,7 @@ export class VmaIntervalTree {
 
   remove(vma: Vma): void {
     const found = take(this.root, vma);
-    this.root = merge(splitL, splitR);
+    this.root = merge(halves.l as Node | null, halves.r as Node | null);
     if (!found)
       throw new PagemigError('ERR_INVARIANT', `VMA at page ${vma.startVpn} is not in its rmap owner's tree`);
     this.count--;
@@ -132,17 +100,7 @@ export class VmaIntervalTree {
   }
 
   *[Symbol.iterator](): IterableIterator<Vma> {
-    const stack: Node[] = [];
-    let n = this.root;
-    while (n || stack.length) {
-      while (n) {
-        stack.push(n);
-        n = n.l;
-      }
-      const top = stack.pop()!;
-      yield top.vma;
-      n = top.r;
-    }
+    for (const n of treapInOrder(this.root)) yield n.vma;
   }
 }
 

@@ -1,5 +1,6 @@
 import { PagemigError } from './errno.js';
 import type { Vma } from './mm.js';
+import { halves, type TreapNode, treapInOrder, treapMerge, treapSplit } from './treap.js';
 
 /**
  * The VMAs of one address space, ordered by start: what the kernel keeps in its maple tree. A
@@ -8,7 +9,7 @@ import type { Vma } from './mm.js';
  * remove, a range walk and the first-fit gap search all cost O(log n) (plus the VMAs a walk
  * returns). VMAs of one address space never overlap.
  */
-class Node {
+class Node implements TreapNode<Node> {
   l: Node | null = null;
   r: Node | null = null;
   minStart = 0;
@@ -39,40 +40,11 @@ function update(n: Node): void {
   n.maxGap = g;
 }
 
-function merge(a: Node | null, b: Node | null): Node | null {
-  if (!a) return b;
-  if (!b) return a;
-  if (a.prio > b.prio) {
-    a.r = merge(a.r, b);
-    update(a);
-    return a;
-  }
-  b.l = merge(a, b.l);
-  update(b);
-  return b;
-}
+const merge = (a: Node | null, b: Node | null) => treapMerge(a, b, update);
 
-// split() hands its two halves back here, so a split allocates nothing.
-let splitL: Node | null = null;
-let splitR: Node | null = null;
-
-/** Splits `n` into the nodes starting before `key` (splitL) and the rest (splitR). */
+/** Splits `n` into the nodes starting before `key` (halves.l) and the rest (halves.r). */
 function split(n: Node | null, key: number): void {
-  if (!n) {
-    splitL = splitR = null;
-    return;
-  }
-  if (n.vma.startVpn < key) {
-    split(n.r, key);
-    n.r = splitL;
-    update(n);
-    splitL = n;
-  } else {
-    split(n.l, key);
-    n.l = splitR;
-    update(n);
-    splitR = n;
-  }
+  treapSplit(n, (x) => x.vma.startVpn < key, update);
 }
 
 function clone(n: Node | null, map: (v: Vma) => Vma): Node | null {
@@ -95,8 +67,8 @@ export class VmaTree {
 
   insert(vma: Vma): void {
     split(this.root, vma.startVpn);
-    const l = splitL;
-    const r = splitR;
+    const l = halves.l as Node | null;
+    const r = halves.r as Node | null;
     this.root = merge(merge(l, new Node(vma)), r);
     this.count++;
   }
@@ -104,16 +76,18 @@ export class VmaTree {
   /** Removes the VMA that starts at `vma.startVpn` (it must be in the tree). */
   remove(vma: Vma): void {
     split(this.root, vma.startVpn);
-    const l = splitL;
-    split(splitR, vma.startVpn + 1);
-    if (splitL?.vma !== vma) {
-      this.root = merge(merge(l, splitL), splitR);
+    const l = halves.l as Node | null;
+    split(halves.r as Node | null, vma.startVpn + 1);
+    const found = halves.l as Node | null;
+    const r = halves.r as Node | null;
+    if (found?.vma !== vma) {
+      this.root = merge(merge(l, found), r);
       throw new PagemigError(
         'ERR_INVARIANT',
         `VMA at page ${vma.startVpn} is not in its address space's tree`,
       );
     }
-    this.root = merge(l, splitR);
+    this.root = merge(l, r);
     this.count--;
   }
 
@@ -149,17 +123,7 @@ export class VmaTree {
 
   /** Every VMA in address order. */
   *[Symbol.iterator](): IterableIterator<Vma> {
-    const stack: Node[] = [];
-    let n = this.root;
-    while (n || stack.length) {
-      while (n) {
-        stack.push(n);
-        n = n.l;
-      }
-      const top = stack.pop()!;
-      yield top.vma;
-      n = top.r;
-    }
+    for (const n of treapInOrder(this.root)) yield n.vma;
   }
 
   /** dup_mmap: a tree of the same shape over `map(vma)` of every VMA, in one pass. */
