@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { ResolvedConfig } from './config.js';
-import { EAGAIN, EBUSY, EINVAL, PagemigError } from './errno.js';
+import { EAGAIN, EBUSY, EINVAL, kernelError, PagemigError } from './errno.js';
 import type { FaultPlan } from './fault_inject.js';
 import { OffloadHost } from './migrate_offload.js';
 import { BATCH_ROW_INTS } from './migrator.js';
@@ -28,6 +28,13 @@ import { type MmTlb, shootdownAsync } from './tlbflush.js';
 import { Tracer } from './trace.js';
 import { VmEvents, type VmstatEvent } from './vmstat.js';
 import { Zone } from './zone.js';
+
+/** The slow path's steps a subsystem can install (AllocHooks' keys). */
+const ALLOC_HOOKS = [
+  'wakeKswapd',
+  'kswapdSleep',
+  'directCompact',
+] as const satisfies readonly (keyof AllocHooks)[];
 
 /** Tunables of /proc/sys/vm that the model reads. */
 export interface VmTunables {
@@ -390,6 +397,13 @@ export class Kernel {
    * second owner gets EBUSY. Returns the function that removes it.
    */
   setAllocHook<K extends keyof AllocHooks>(name: K, fn: NonNullable<AllocHooks[K]>): () => void {
+    if (!(ALLOC_HOOKS as readonly string[]).includes(name))
+      throw kernelError(
+        EINVAL,
+        `setAllocHook: unknown hook ${JSON.stringify(name)}; known: ${ALLOC_HOOKS.join(', ')}`,
+      );
+    if (typeof fn !== 'function')
+      throw kernelError(EINVAL, `setAllocHook: the ${name} hook must be a function, got ${typeof fn}`);
     if (this.allocHooks[name])
       throw new PagemigError('EBUSY', `EBUSY: the allocator's ${name} hook is already installed`, {
         errno: EBUSY,

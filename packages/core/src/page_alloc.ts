@@ -1,6 +1,6 @@
 import { EINVAL, kernelError } from './errno.js';
 import type { Kernel } from './kernel.js';
-import { MIGRATE_MOVABLE, WMARK_LOW, WMARK_MIN, zoneNames } from './mmzone.js';
+import { MAX_PAGE_ORDER, MIGRATE_MOVABLE, MIGRATE_TYPES, WMARK_LOW, WMARK_MIN, zoneNames } from './mmzone.js';
 import type { PgData } from './node.js';
 import type { Zone } from './zone.js';
 
@@ -138,6 +138,27 @@ export interface SlowpathResult<A extends DirectCompactAttempt = DirectCompactAt
   attempts: A[];
 }
 
+/**
+ * The slow path is what subsystems and applications reach (kcompactd's allocFolio): a request it
+ * cannot serve is EINVAL naming the field, not a TypeError deep in the allocator.
+ */
+function checkAllocRequest(nodes: readonly PgData[], req: AllocRequest): void {
+  const bad = (what: string) => kernelError(EINVAL, `allocation request: ${what}`);
+  if (typeof req !== 'object' || req === null) throw bad('must be an object with order and nid');
+  if (!Number.isInteger(req.order) || req.order < 0 || req.order > MAX_PAGE_ORDER)
+    throw bad(`order ${String(req.order)} is not an integer in 0..${MAX_PAGE_ORDER}`);
+  if (!Number.isInteger(req.nid) || req.nid < 0 || req.nid >= nodes.length)
+    throw bad(`node ${String(req.nid)} does not exist (nodes 0..${nodes.length - 1})`);
+  if (req.mt !== undefined && (!Number.isInteger(req.mt) || req.mt < 0 || req.mt >= MIGRATE_TYPES))
+    throw bad(`migratetype ${String(req.mt)} is not an integer in 0..${MIGRATE_TYPES - 1}`);
+  const allowed = req.allowed;
+  if (
+    allowed != null &&
+    (!Array.isArray(allowed) || allowed.some((n) => !Number.isInteger(n) || n < 0 || n >= nodes.length))
+  )
+    throw bad('allowed must be a list of existing node ids, or null');
+}
+
 /** wake_all_kswapds: every node of the request's zonelist, once, in zonelist order. */
 export function wakeAllKswapds(nodes: readonly PgData[], req: AllocRequest, hooks: AllocHooks): void {
   const wake = hooks.wakeKswapd ?? hooks.kswapdSleep;
@@ -164,6 +185,7 @@ export async function allocPagesSlowpath<A extends DirectCompactAttempt>(
   req: AllocRequest,
   hooks: AllocHooks,
 ): Promise<SlowpathResult<A>> {
+  checkAllocRequest(k.nodes, req);
   const mt = req.mt ?? MIGRATE_MOVABLE;
   const attempts: A[] = [];
   // kswapd is woken below, not by allocFolio's own wake-up.

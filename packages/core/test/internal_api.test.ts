@@ -162,6 +162,27 @@ describe("the allocator's slow path in core", () => {
     m.kernel.setAllocHook('kswapdSleep', () => {})();
   });
 
+  it('refuses an unknown hook, a hook that is not a function, and a bad request with EINVAL', async () => {
+    const m = await newMachine();
+    const k = m.kernel;
+    expect(catchPagemig(() => k.setAllocHook('bogus' as 'kswapdSleep', () => {})).errno).toBe(EINVAL);
+    expect(catchPagemig(() => k.setAllocHook('kswapdSleep', 5 as never)).errno).toBe(EINVAL);
+    for (const req of [
+      null,
+      { order: -1, nid: 0 },
+      { order: 11, nid: 0 },
+      { order: 9, nid: 7 },
+      { order: 9, nid: Number.NaN },
+      { order: 9, nid: 0, mt: 9 },
+      { order: 9, nid: 0, allowed: [5] },
+      { order: 9, nid: 0, allowed: 'x' },
+    ]) {
+      const e = await k.allocFolioSlowpath(req as never).catch((err: unknown) => err);
+      expect(publicApi.PagemigError.isInstance(e), JSON.stringify(req)).toBe(true);
+      expect((e as publicApi.PagemigError).errno).toBe(EINVAL);
+    }
+  });
+
   it('walks the zonelist once per node, compacts costly orders twice (async, then sync-light)', async () => {
     const m = await newMachine({ nodes: [{ memory: '8MiB' }, { memory: '8MiB' }, { memory: '8MiB' }] });
     const k = m.kernel;
