@@ -26,6 +26,7 @@ import {
   migratePages,
   PAGE_ALLOC_COSTLY_ORDER,
   pageFlags,
+  putbackFolios,
   resolveMode,
   type Zone,
 } from '@pagemig/core/internal';
@@ -319,12 +320,7 @@ function inUnmigratableVma(k: Kernel, head: number): boolean {
 
 /** putback_movable_pages: the isolated folios go back to the LRU. */
 function putbackMovablePages(cc: CompactControl): void {
-  const k = cc.k;
-  const p = k.pages;
-  for (const head of cc.migratepages) {
-    p.flags[head] = (p.flags[head]! & ~PG_isolated) | PG_lru;
-    k.folioPut(head);
-  }
+  putbackFolios(cc.k, cc.migratepages);
   cc.migratepages = [];
   cc.nrMigratepages = 0;
 }
