@@ -126,7 +126,9 @@ describe('migration through emulated PTDMA engines', () => {
     // 2 MiB folio: one batch, on one channel (engine 0).
     mig.devices[0]!.injectWedge(1);
     const { p, addr: a, data, heads: pfns } = populateRegion(m, { bytes: 2 << 20, thp: 'always', seed: 5 });
-    const r = await m.migrateFolios(pfns, { node: 1, copyTimeoutMs: 30 });
+    // The wedged descriptor never completes, so the timeout always fires; 1 s (not 30 ms) so that on
+    // a loaded host the device thread has fetched it (and wedged) before the engine gives up.
+    const r = await m.migrateFolios(pfns, { node: 1, copyTimeoutMs: 1000 });
     expect(r.ret).toBe(0);
     expect(r.offload.foliosCopied).toBe(0);
     expect(mig.devices.map((d) => d.resets)).toEqual([1, 0]);
