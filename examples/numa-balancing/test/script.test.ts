@@ -8,9 +8,11 @@ import { expect, it } from 'vitest';
 const script = join(import.meta.dirname, '../dist/main.js');
 
 const EXPECTED = [
-  /^app runs on node 0; 4096 pages, 512 of them hot$/m,
+  /^app runs on node 0; 4096 pages, its thread writes 512 of them \(every 8th\)$/m,
+  /^ {2}[0-9a-f]+ default anon=4096 dirty=4096 .*N0=\d+ N1=\d+ kernelpagesize_kB=4$/m,
   /^ {2}hot pages +512 +0$/m,
-  /^migrated \d+ pages \(MIGRATE_ASYNC, numa_misplaced\); bytes verified$/m,
+  /^converged in \d+ ms \(\d+ scan passes\); bytes verified$/m,
+  /^trace: .* mode=MIGRATE_ASYNC reason=numa_misplaced$/m,
 ];
 
 // The whole example in a child process: seconds alone, much longer on a loaded two-core host.

@@ -91,10 +91,19 @@ const migratorSpec = z
   })
   .strict();
 
+/** A node's memory: a block size, or 0 for a memory-less node. */
+const nodeMemory = z.unknown().superRefine((v, ctx) => {
+  if (v === 0 || v === '0') return;
+  const r = blockSize.safeParse(v);
+  if (!r.success) for (const i of r.error.issues) ctx.addIssue({ code: 'custom', message: i.message });
+}) as z.ZodType<Size>;
+
 const nodeSchema = z
   .object({
-    memory: blockSize,
+    memory: nodeMemory,
     tier: z.string().min(1).optional(),
+    /** CPUs on the node; 0 for a CPU-less (CXL-style) node. */
+    cpus: z.number().int().min(0).optional(),
     zones: z
       .array(z.object({ type: z.enum(zoneNames), memory: blockSize }).strict())
       .min(1)

@@ -53,6 +53,7 @@ export function machineConfig(
     return {
       memory,
       ...(fromFile?.tier ? { tier: fromFile.tier } : {}),
+      ...(fromFile?.cpus !== undefined ? { cpus: fromFile.cpus } : {}),
       ...(zones ? { zones } : {}),
     };
   });

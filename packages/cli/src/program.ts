@@ -3,6 +3,7 @@ import { registerBenchCommand } from './commands/bench.js';
 import { registerCompactCommand } from './commands/compact.js';
 import { registerDriversCommand } from './commands/drivers.js';
 import { registerMigrateCommand } from './commands/migrate.js';
+import { registerNumaCommand } from './commands/numa.js';
 import { registerProcCommand } from './commands/proc.js';
 import { registerReportCommand } from './commands/report.js';
 import { registerTraceCommand } from './commands/trace.js';
@@ -40,6 +41,7 @@ export function createProgram(opts: ProgramOptions = {}): { program: Command; ex
   registerBenchCommand(program, ctx);
   registerMigrateCommand(program, ctx);
   registerCompactCommand(program, ctx);
+  registerNumaCommand(program, ctx);
   registerDriversCommand(program, ctx);
   registerProcCommand(program, ctx);
   registerTraceCommand(program, ctx);

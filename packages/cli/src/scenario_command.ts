@@ -18,11 +18,15 @@ export function addScenarioFlags(cmd: Command): Command {
   return addMigratorFlags(cmd);
 }
 
-/** Builds the machine (2 nodes x 64MiB unless configured), wires migrators, runs the scenario. */
+/**
+ * Builds the machine (2 nodes x 64MiB unless configured), wires migrators, calls `before` (e.g.
+ * to enable tracepoints), runs the scenario, then `fn`.
+ */
 export async function withScenario<T>(
   ctx: CommandContext,
   o: ScenarioOpts,
   fn: (m: Machine, scenario: ScenarioName) => T,
+  before?: (m: Machine) => void,
 ): Promise<T> {
   const scenario = scenarioFlag(o.scenario);
   const { config, name } = await loadConfig(ctx.io.cwd, o.config);
@@ -32,6 +36,7 @@ export async function withScenario<T>(
   const m = await openMachine(mc, { configName: name, flags });
   try {
     await wireMigrators(m, ctx.drivers(), config, migratorChoice(config, o), name);
+    before?.(m);
     await runScenario(m, scenario);
     return fn(m, scenario);
   } finally {

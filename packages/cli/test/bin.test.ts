@@ -14,6 +14,7 @@ describe('pagemig (bin)', () => {
       'bench',
       'migrate',
       'compact',
+      'numa',
       'drivers',
       'proc',
       'trace',
@@ -25,7 +26,7 @@ describe('pagemig (bin)', () => {
     expect(r.stdout).toContain('  3  a migrator is not installed (the message names the package to install)');
   });
 
-  it.each(['bench', 'migrate', 'compact', 'drivers', 'proc', 'trace', 'report'])(
+  it.each(['bench', 'migrate', 'compact', 'numa', 'drivers', 'proc', 'trace', 'report'])(
     'has help with examples for %s',
     async (c) => {
       const r = await runBin([c, '--help']);

@@ -46,7 +46,7 @@ describe('pagemig proc', () => {
     const file = await run(['proc', 'meminfo']);
     expect(file.code).toBe(2);
     expect(file.stderr).toMatch(
-      /^error: command-argument value 'meminfo' is invalid for argument 'file'\. Allowed choices are buddyinfo, pagetypeinfo, vmstat, zoneinfo\./,
+      /^error: command-argument value 'meminfo' is invalid for argument 'file'\. Allowed choices are buddyinfo, pagetypeinfo, vmstat, zoneinfo, numa_maps\./,
     );
     const scenario = await run(['proc', 'vmstat', '--scenario', 'busy']);
     expect(scenario.code).toBe(2);
@@ -99,6 +99,42 @@ describe('pagemig trace', () => {
     );
   });
 
+  // Issue 17: the compact scenario writes vm.compact_memory from a root shell, and the write
+  // returns once compact_nodes() is done, so its compaction is the shell's (sysctl_compaction_handler
+  // runs in the writer's context); the per-entry migrate events are off until asked for.
+  it('compact: the compaction lines are the writing shell’s; --event set_migration_pte enables it', async () => {
+    const r = await run([
+      'trace',
+      '--nodes',
+      '1',
+      ...tiny,
+      '--scenario',
+      'compact',
+      '--event',
+      'mm_compaction_end',
+    ]);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^ +sh-\d+ +\[000\] \.{5} +\d+\.\d{6}: mm_compaction_end: .* status=complete$/);
+    const pte = await run([
+      'trace',
+      ...tiny,
+      '--event',
+      'migrate:set_migration_pte',
+      '--limit',
+      '1',
+      '--json',
+    ]);
+    expect(pte.code).toBe(0);
+    const doc = JSON.parse(pte.stdout);
+    // 8 MiB of 4 KiB folios (2048 entries) and 8 MiB of 2 MiB THPs (4 PMD entries).
+    expect(doc.total).toBe(2048 + 4);
+    expect(doc.lines[0]).toMatch(/: set_migration_pte: addr=7f[0-9a-f]+, pte=[0-9a-f]+ order=0$/);
+    const all = await run(['trace', ...tiny, '--json']);
+    expect(JSON.parse(all.stdout).lines.some((l: string) => l.includes('migration_pte'))).toBe(false);
+  });
+
   // Issue 20: an unknown event printed nothing and exited 0.
   it('refuses an unknown event (exit 2) and lists the valid ones; accepts system:event', async () => {
     const r = await run(['trace', '--event', 'bogus', '--json']);
@@ -106,7 +142,7 @@ describe('pagemig trace', () => {
     const doc = JSON.parse(r.stdout);
     expect(doc).toMatchObject({ command: 'trace', ok: false, error: { code: 'ERR_USAGE', exitCode: 2 } });
     expect(doc.error.message).toMatch(
-      /^--event: unknown event "bogus"; use a system or one of its events \(or system:event\): migrate \(mm_migrate_pages_start, mm_migrate_pages\); compaction \(mm_compaction_isolate_migratepages, .+\); pagemig \(migrate_phases\)$/,
+      /^--event: unknown event "bogus"; use a system or one of its events \(or system:event\): migrate \(mm_migrate_pages_start, mm_migrate_pages, set_migration_pte, remove_migration_pte\); compaction \(mm_compaction_isolate_migratepages, .+\); pagemig \(migrate_phases\)$/,
     );
     const ok = await run(['trace', ...tiny, '--event', 'migrate:mm_migrate_pages_start']);
     expect(ok.code).toBe(0);

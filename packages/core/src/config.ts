@@ -27,9 +27,15 @@ export interface MachineConfig {
 }
 
 export interface NodeConfig {
+  /** The node's memory; 0 makes a memory-less node (CPUs only, not in N_MEMORY). */
   memory: Size;
   /** Memory tier label ('dram', 'cxl', 'pmem', ...). Default 'dram'. */
   tier?: string;
+  /**
+   * CPUs on the node (numbered across nodes in node order). Default 1; 0 makes a CPU-less node
+   * (memory only, e.g. CXL-attached memory), where no process runs.
+   */
+  cpus?: number;
   /** Zones from low to high addresses; default one Normal zone with all the node's memory. */
   zones?: { type: ZoneName; memory: Size }[];
 }
@@ -37,8 +43,13 @@ export interface NodeConfig {
 export interface ResolvedNode {
   tier: string;
   pages: number;
+  cpus: number;
+  /** No zones on a memory-less node. */
   zones: { type: ZoneName; pages: number }[];
 }
+
+/** Most CPUs per node (NR_CPUS of a large x86-64 configuration). */
+export const MAX_NODE_CPUS = 8192;
 
 export interface ResolvedConfig {
   nodes: ResolvedNode[];
@@ -62,6 +73,7 @@ const schema = z
           .object({
             memory: size,
             tier: z.string().min(1).optional(),
+            cpus: z.number().int().min(0).max(MAX_NODE_CPUS).optional(),
             zones: z
               .array(z.object({ type: z.enum(zoneTypes), memory: size }).strict())
               .min(1)
@@ -91,15 +103,18 @@ function fail(path: string, message: string): never {
   throw new PagemigError('ERR_INVALID_CONFIG', `createMachine: ${path}: ${message}`);
 }
 
-function pagesOf(value: Size, path: string): number {
+function pagesOf(value: Size, path: string, zeroOk = false): number {
   let bytes: number;
   try {
     bytes = parseSize(value, path);
   } catch (e) {
     fail(path, (e as Error).message.replace(`${path}: `, ''));
   }
-  if (bytes === 0 || bytes % (PAGEBLOCK_NR_PAGES * PAGE_SIZE) !== 0) {
-    fail(path, `${JSON.stringify(value)} must be a positive multiple of 2MiB (one pageblock)`);
+  if ((bytes === 0 && !zeroOk) || bytes % (PAGEBLOCK_NR_PAGES * PAGE_SIZE) !== 0) {
+    fail(
+      path,
+      `${JSON.stringify(value)} must be a positive multiple of 2MiB (one pageblock)${zeroOk ? ', or 0 for a memory-less node' : ''}`,
+    );
   }
   return bytes / PAGE_SIZE;
 }
@@ -113,10 +128,13 @@ export function resolveConfig(input: MachineConfig): ResolvedConfig {
   }
   const cfg = parsed.data;
   const nodes = cfg.nodes.map((n, i): ResolvedNode => {
-    const pages = pagesOf(n.memory, `nodes.${i}.memory`);
+    const pages = pagesOf(n.memory, `nodes.${i}.memory`, true);
+    if (pages === 0 && n.zones) fail(`nodes.${i}.zones`, 'a memory-less node (memory 0) has no zones');
     const zones = n.zones
       ? n.zones.map((zc, j) => ({ type: zc.type, pages: pagesOf(zc.memory, `nodes.${i}.zones.${j}.memory`) }))
-      : [{ type: 'Normal' as ZoneName, pages }];
+      : pages
+        ? [{ type: 'Normal' as ZoneName, pages }]
+        : [];
     const order = zones.map((zc) => zoneNames.indexOf(zc.type));
     if (order.some((o, j) => j > 0 && o <= order[j - 1]!)) {
       fail(`nodes.${i}.zones`, `zones must be distinct and in the order ${zoneTypes.join(', ')}`);
@@ -124,8 +142,12 @@ export function resolveConfig(input: MachineConfig): ResolvedConfig {
     const sum = zones.reduce((s, zc) => s + zc.pages, 0);
     if (sum !== pages)
       fail(`nodes.${i}.zones`, `zone sizes add up to ${sum * 4}KiB, the node has ${pages * 4}KiB`);
-    return { tier: n.tier ?? 'dram', pages, zones };
+    return { tier: n.tier ?? 'dram', pages, cpus: n.cpus ?? 1, zones };
   });
+  // The kernel boots on a CPU and needs memory somewhere.
+  if (!nodes.some((n) => n.pages > 0))
+    fail(`nodes.${nodes.length - 1}.memory`, 'no node has memory: at least one node needs memory');
+  if (!nodes.some((n) => n.cpus > 0)) fail('nodes', 'at least one node needs CPUs');
   const total = nodes.reduce((s, n) => s + n.pages, 0);
   if (total >= MAX_PTE_PFN)
     fail(

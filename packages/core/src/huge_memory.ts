@@ -1,8 +1,8 @@
 import { EAGAIN, EINVAL, kernelError } from './errno.js';
 import type { Kernel } from './kernel.js';
 import type { Mm } from './mm.js';
-import { HPAGE_PMD_ORDER } from './mmzone.js';
-import { PG_anon, PG_head, PG_isolated, PG_tail } from './page.js';
+import { HPAGE_PMD_NR, HPAGE_PMD_ORDER } from './mmzone.js';
+import { PG_anon, PG_buddy, PG_head, PG_hugetlb, PG_isolated, PG_partially_mapped, PG_tail } from './page.js';
 import {
   mkPte,
   PMD_HUGE,
@@ -13,9 +13,11 @@ import {
   PTE_PRESENT,
   PTE_WRITE,
   PTRS_PER_PTE,
+  pteIsPresent,
+  pteIsProtnone,
   ZERO_PFN,
 } from './pagetable.js';
-import { rmapWalk } from './rmap.js';
+import { type RmapHit, rmapWalk } from './rmap.js';
 
 /** Flags a folio passes on to the folios it is split into. */
 const INHERITED = ~(PG_head | PG_tail);
@@ -69,6 +71,9 @@ export function splitFolio(
 ): number[] {
   const p = k.pages;
   if (!(p.flags[head]! & PG_head)) throw kernelError(EINVAL, `pfn ${head} is not the head of a large folio`);
+  // A hugetlb folio is no THP: split_huge_page refuses it (it is only ever freed whole).
+  if (p.flags[head]! & PG_hugetlb)
+    throw kernelError(EINVAL, `pfn ${head} is a hugetlb folio, which is never split`);
   const order = p.order[head]!;
   const anon = (p.flags[head]! & PG_anon) !== 0;
   if (!Number.isInteger(newOrder) || newOrder < 0 || newOrder >= order) {
@@ -100,11 +105,12 @@ export function splitFolio(
     for (const { mm, slot } of pmds) splitHugePmd(k, mm, slot);
     rmapWalk(mapping, index, head, nr, (hit) => {
       const e = hit.mm.pt.pte[hit.slot]!;
-      if (e & PTE_PRESENT) perPage[(e >>> PTE_PFN_SHIFT) - head]!++;
+      if (pteIsPresent(e)) perPage[(e >>> PTE_PFN_SHIFT) - head]!++;
     });
   }
 
   const flags = p.flags[head]! & INHERITED;
+  const lastNid = p.lastNid[head]!;
   const index = p.index[head]!;
   const mappingId = p.mapping[head]!;
   const keep = at ?? head;
@@ -122,6 +128,8 @@ export function splitFolio(
     p.refcount[pfn] = maps + (cacheRefs ? n : 0) + (keep >= pfn && keep < pfn + n ? callerRefs : 0);
     p.mapping[pfn] = mappingId;
     p.index[pfn] = index + (pfn - head);
+    // folio_set_last_cpupid(new_folio, folio_last_cpupid(folio)), as __split_folio_to_order does.
+    p.lastNid[pfn] = lastNid;
     heads.push(pfn);
   }
   if (order === HPAGE_PMD_ORDER) k.count('thp_split_page');
@@ -153,7 +161,10 @@ export function splitHugePmd(k: Kernel, mm: Mm, pmdIdx: number): void {
   const pmd = pt.pmd[pmdIdx]!;
   if (!(pmd & PMD_HUGE)) return;
   const pfn = pmd >>> PTE_PFN_SHIFT;
-  const flags = pmd & (PTE_PRESENT | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED | PTE_MIGRATION);
+  let flags = pmd & (PTE_PRESENT | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED | PTE_MIGRATION);
+  // __split_huge_pmd_locked builds the PTEs from vm_page_prot: a PROT_NONE PMD's pages come out
+  // accessible (the NUMA hint is dropped).
+  if (pteIsProtnone(pmd)) flags |= PTE_PRESENT;
   // __split_huge_pmd_locked counts every split, the huge zero page's included.
   k.count('thp_split_pmd');
   Atomics.store(pt.pmd, pmdIdx, 0);
@@ -166,4 +177,81 @@ export function splitHugePmd(k: Kernel, mm: Mm, pmdIdx: number): void {
   for (let i = 0; i < PTRS_PER_PTE; i++) ptes[idx + i] = mkPte(pfn + i, flags);
   k.pages.mapcount[pfn]! += PTRS_PER_PTE - 1;
   k.pages.refcount[pfn]! += PTRS_PER_PTE - 1;
+}
+
+/** folio_test_partially_mapped: an anon large folio on the deferred split list with unmapped pages. */
+export function folioTestPartiallyMapped(k: Kernel, head: number): boolean {
+  const p = k.pages;
+  return (
+    (p.flags[head]! & PG_head) !== 0 && p.order[head]! > 1 && (p.flags[head + 1]! & PG_partially_mapped) !== 0
+  );
+}
+
+/**
+ * deferred_split_folio(folio, partially_mapped = true): queues the folio for a split and marks it
+ * partially mapped (on its second page), counting thp_deferred_split_page for a PMD-size folio.
+ * Order-1 folios have no deferred list. The mark goes when the folio is split or freed.
+ */
+export function deferredSplitFolio(k: Kernel, head: number): void {
+  const p = k.pages;
+  if (!(p.flags[head]! & PG_head) || p.order[head]! <= 1 || p.flags[head + 1]! & PG_partially_mapped) return;
+  p.flags[head + 1]! |= PG_partially_mapped;
+  if (p.order[head] === HPAGE_PMD_ORDER) k.count('thp_deferred_split_page');
+}
+
+// The walk of folioRemoveRmapCheck keeps its state here: a walk allocates nothing.
+const mappedPage = new Uint8Array(HPAGE_PMD_NR);
+let mHead = 0;
+let mNr = 0;
+let mSeen = 0;
+let mWhole = false;
+function countMapped(hit: RmapHit): boolean {
+  const pt = hit.mm.pt;
+  if (hit.huge) {
+    // A PMD still maps every page; a PMD migration entry holds no mapping.
+    if (!pteIsPresent(pt.pmd[hit.slot]!)) return false;
+    mWhole = true;
+    return true;
+  }
+  const e = pt.pte[hit.slot]!;
+  // Migration entries hold no mapcount (try_to_migrate dropped it), so they do not count.
+  if (!pteIsPresent(e)) return false;
+  const i = (e >>> PTE_PFN_SHIFT) - mHead;
+  if (mappedPage[i]) return false;
+  mappedPage[i] = 1;
+  return ++mSeen === mNr;
+}
+
+/**
+ * The partially-mapped test at the end of __folio_remove_rmap, for a folio some of whose mappings
+ * were just removed (munmap, exit, copy-on-write): an anon large folio that still has a mapping
+ * but some page of which has none left is queued with deferred_split_folio(folio, true). A page
+ * counts as mapped while any address space maps it (its own _mapcount), so pages another process
+ * still maps after fork are not "unmapped".
+ */
+export function folioRemoveRmapCheck(k: Kernel, head: number): void {
+  const p = k.pages;
+  const f = p.flags[head]!;
+  // Freed meanwhile (its last mapping went too), not anon, not large, or marked already.
+  if (f & PG_buddy || !(f & PG_head) || !(f & PG_anon) || p.refcount[head]! <= 0) return;
+  if (p.mapcount[head]! <= 0 || folioTestPartiallyMapped(k, head)) return;
+  const mapping = k.mappingOf(head);
+  if (!mapping) return;
+  mHead = head;
+  mNr = 1 << p.order[head]!;
+  mSeen = 0;
+  mWhole = false;
+  rmapWalk(mapping, p.index[head]!, head, mNr, countMapped);
+  mappedPage.fill(0, 0, mNr);
+  if (!mWhole && mSeen > 0 && mSeen < mNr) deferredSplitFolio(k, head);
+}
+
+/**
+ * mm_get_huge_zero_folio: the first user of the huge zero folio allocates it and counts
+ * thp_zero_page_alloc (get_huge_zero_folio); later users share it.
+ */
+export function mmGetHugeZeroFolio(k: Kernel): void {
+  if (k.hugeZeroFolio) return;
+  k.hugeZeroFolio = true;
+  k.count('thp_zero_page_alloc');
 }

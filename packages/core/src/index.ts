@@ -1,3 +1,10 @@
+export {
+  CAP_FULL_SET,
+  CAP_SYS_NICE,
+  CAP_SYS_PTRACE,
+  CAPABILITIES,
+  type Capability,
+} from './capability.js';
 export type { MachineConfig, NodeConfig } from './config.js';
 export * from './errno.js';
 export {
@@ -19,11 +26,33 @@ export { createMachine, Machine, type NodeInfo, type Procfs } from './machine.js
 export {
   type Mempolicy,
   type MempolicyMode,
+  MPOL_BIND,
+  MPOL_DEFAULT,
+  MPOL_F_ADDR,
+  MPOL_F_LOCAL,
+  MPOL_F_MEMS_ALLOWED,
+  MPOL_F_MOF,
+  MPOL_F_MORON,
+  MPOL_F_NODE,
+  MPOL_F_NUMA_BALANCING,
+  MPOL_F_RELATIVE_NODES,
+  MPOL_F_SHARED,
+  MPOL_F_STATIC_NODES,
+  MPOL_INTERLEAVE,
+  MPOL_LOCAL,
+  MPOL_MAX,
+  MPOL_MF_INTERNAL,
   MPOL_MF_LAZY,
   MPOL_MF_MOVE,
   MPOL_MF_MOVE_ALL,
   MPOL_MF_STRICT,
+  MPOL_MF_VALID,
+  MPOL_MODE_FLAGS,
+  MPOL_PREFERRED,
+  MPOL_PREFERRED_MANY,
+  MPOL_WEIGHTED_INTERLEAVE,
 } from './mempolicy.js';
+export type { GetMempolicyResult } from './mempolicy_syscalls.js';
 export {
   type MigrateOptions,
   type MigrationPhases,
@@ -98,7 +127,8 @@ export type { MovePagesResult } from './move_pages.js';
 export { USER_BASE, ZERO_PFN } from './pagetable.js';
 export { type MmapOptions, type PageInfo, Process, type SpawnOptions } from './process.js';
 export { threadCpuSeconds } from './schedstat.js';
-export type { Sysctl } from './sysctl.js';
+export type { Sysctl, SysctlAction, SysctlWriteOptions } from './sysctl.js';
+export type { Sysfs } from './sysfs.js';
 export {
   type ChromeTrace,
   checkChromeTrace,
@@ -141,13 +171,21 @@ export {
   formatTraceLine,
   type ParsedTraceLine,
   parseTraceLines,
+  TRACE_EVENTS_OFF_BY_DEFAULT,
   type TraceListener,
   type TraceRecord,
   type Tracer,
+  type TraceTask,
 } from './trace.js';
 export { formatSize, parseSize, type Size } from './units.js';
 export { type ThreadSpec, UserThread, type UserThreadState } from './user_threads.js';
-export { type VmstatName, vmstatEvents, vmstatGauges, vmstatNodeEvents } from './vmstat.js';
+export {
+  type VmstatName,
+  vmstatEvents,
+  vmstatGauges,
+  vmstatNodeEvents,
+  vmstatNumaEvents,
+} from './vmstat.js';
 export {
   laneWordIndex,
   laneWords,

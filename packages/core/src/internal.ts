@@ -4,7 +4,14 @@
  * semver: names and shapes here change with core's minor versions. Applications and migrator
  * authors use the public entry, `@pagemig/core`.
  */
-export { isolateSplitFolios, splitFolio, splitLayout } from './huge_memory.js';
+export {
+  deferredSplitFolio,
+  folioTestPartiallyMapped,
+  isolateSplitFolios,
+  splitFolio,
+  splitLayout,
+} from './huge_memory.js';
+export { folioTestHugetlb, Hstate, HUGETLB_NR, HUGETLB_ORDER } from './hugetlb.js';
 export {
   hostTasks,
   Kernel,
@@ -15,16 +22,37 @@ export {
   type VmTunables,
 } from './kernel.js';
 export {
+  type FolioList,
   GUP_PIN_COUNTING_BIAS,
   isolateFolios,
   type MigratePagesOptions,
   migratePages,
   putbackFolios,
 } from './migrate.js';
+export {
+  type MisplacedMigration,
+  misplacedInFlight,
+  misplacedSettled,
+  onMisplacedMigration,
+} from './migrate_misplaced.js';
 export { resolveMode, resolveReason } from './migrate_mode.js';
 export type { MigratorEntry } from './migrate_offload.js';
 export { addrToVpn, Mm, Vma, vpnToAddr } from './mm.js';
+export { changeProtNuma, flushProtNuma, vmaPolicyMof } from './mprotect.js';
 export { PgData } from './node.js';
+export {
+  bitmapList,
+  N_CPU,
+  N_GENERIC_INITIATOR,
+  N_HIGH_MEMORY,
+  N_MEMORY,
+  N_NORMAL_MEMORY,
+  N_ONLINE,
+  N_POSSIBLE,
+  type NodeState,
+  nodeState,
+  nodesInState,
+} from './nodemask.js';
 export * as pageFlags from './page.js';
 export { PageArray } from './page.js';
 export {
@@ -41,6 +69,7 @@ export {
   MIN_COMPACT_COSTLY_PRIORITY,
   MIN_COMPACT_PRIORITY,
   PAGE_ALLOC_COSTLY_ORDER,
+  preferredZone,
   type SlowpathResult,
   wakeAllKswapds,
   zonelistAllows,
@@ -48,6 +77,15 @@ export {
 } from './page_alloc.js';
 export * as pagetable from './pagetable.js';
 export { entryPfn, type MmWalkOps, pageEntry, walkPageRange } from './pagewalk.js';
-export { findTarget } from './ptrace.js';
+export { findTarget, ptraceMayAccess } from './ptrace.js';
 export { folioMaybeMappedShared, Mapping, type RmapHit, rmapWalk } from './rmap.js';
+export {
+  NUMA_BALANCING_DISABLED,
+  NUMA_BALANCING_MEMORY_TIERING,
+  NUMA_BALANCING_NORMAL,
+  type NumaFaultStats,
+  nodeIsToptier,
+  numaFaultStats,
+} from './task_numa.js';
+export { sumZoneNumaEvents, zoneStatistics } from './vmstat.js';
 export { Zone } from './zone.js';

@@ -1,9 +1,10 @@
 import { PagemigError } from './errno.js';
+import { HUGETLB_ORDER } from './hugetlb.js';
 import type { Kernel } from './kernel.js';
 import type { Vma } from './mm.js';
 import { HPAGE_PMD_ORDER, MIGRATE_TYPES, NR_PAGE_ORDERS } from './mmzone.js';
-import { PG_buddy, PG_head, PG_tail } from './page.js';
-import { PTE_MIGRATION, PTE_PFN_SHIFT, PTE_PRESENT, ZERO_PFN } from './pagetable.js';
+import { PG_buddy, PG_head, PG_hugetlb, PG_isolated, PG_lru, PG_tail } from './page.js';
+import { PTE_PFN_SHIFT, pteIsMigration, pteIsPresent, pteIsProtnone, ZERO_PFN } from './pagetable.js';
 import { type MmWalkOps, walkPageRange } from './pagewalk.js';
 
 function broken(k: Kernel, pfn: number, rule: string): never {
@@ -15,9 +16,10 @@ function broken(k: Kernel, pfn: number, rule: string): never {
 
 /**
  * Verifies the whole model: every frame is free in exactly one buddy block or part of one
- * allocated folio; free lists, counts and buddyinfo agree; every present or migration entry
- * points at an allocated frame of the folio its VMA's rmap owner says; mapcounts equal the
- * mappings found; references cover mappings and page cache. Throws naming the pfn and rule.
+ * allocated folio; free lists, counts and buddyinfo agree; every page-table entry is present,
+ * PROT_NONE or a migration entry and points at an allocated frame of the folio its VMA's rmap
+ * owner says; mapcounts equal the mappings found; references cover mappings and page cache.
+ * Throws naming the pfn and rule.
  */
 export function checkInvariants(k: Kernel): void {
   const p = k.pages;
@@ -67,7 +69,8 @@ export function checkInvariants(k: Kernel): void {
       broken(k, -1, `node ${z.nid} ${z.type}: buddyinfo adds up to ${bi} pages, zone counts ${z.freePages}`);
   }
 
-  // Every other frame belongs to an allocated folio.
+  const poolFree = checkHugetlbPool(k, free);
+  // Every other frame belongs to an allocated folio (or is a free hugetlb folio, refcount 0).
   for (let pfn = 0; pfn < n; ) {
     if (free[pfn]) {
       if (p.flags[pfn]! & PG_tail) broken(k, pfn, 'free frame still marked as a folio tail');
@@ -77,7 +80,7 @@ export function checkInvariants(k: Kernel): void {
     const f = p.flags[pfn]!;
     if (f & (PG_buddy | PG_tail))
       broken(k, pfn, f & PG_buddy ? 'buddy frame is on no free list' : 'tail page without a head');
-    if (p.refcount[pfn]! <= 0)
+    if (p.refcount[pfn]! <= 0 && !poolFree.has(pfn))
       broken(k, pfn, 'allocated folio with no reference (leaked or freed without the allocator)');
     const order = f & PG_head ? p.order[pfn]! : 0;
     if ((pfn & ((1 << order) - 1)) !== 0) broken(k, pfn, `folio not aligned to its order ${order}`);
@@ -116,18 +119,34 @@ export function checkInvariants(k: Kernel): void {
     if (!migration) mapped[head]!++;
   };
   let vma: Vma;
+  let pid = 0;
+  // A PROT_NONE entry (NUMA hinting) is a mapping like a present one; it never maps the zero page
+  // (change_prot_numa skips it). Any other non-empty entry is garbage.
+  const entry = (e: number, vpn: number, huge: boolean) => {
+    const migration = pteIsMigration(e);
+    if (!migration && !pteIsPresent(e))
+      broken(
+        k,
+        -1,
+        `page ${vpn} of pid ${pid} has an entry 0x${(e >>> 0).toString(16)} that is neither present, PROT_NONE nor migration`,
+      );
+    if (pteIsProtnone(e) && e >>> PTE_PFN_SHIFT === ZERO_PFN)
+      broken(k, -1, `page ${vpn} of pid ${pid} maps the zero page PROT_NONE`);
+    check(e >>> PTE_PFN_SHIFT, vpn, vma.mapping.id, vma.index(vpn), huge, migration);
+  };
   const tableOps: MmWalkOps = {
     pmdEntry(_pt, _pmdIdx, e, vpn) {
-      check(e >>> PTE_PFN_SHIFT, vpn, vma.mapping.id, vma.index(vpn), true, !(e & PTE_PRESENT));
+      entry(e, vpn, true);
     },
     pteEntry(_pt, _slot, e, vpn) {
-      if (e & (PTE_PRESENT | PTE_MIGRATION))
-        check(e >>> PTE_PFN_SHIFT, vpn, vma.mapping.id, vma.index(vpn), false, !(e & PTE_PRESENT));
+      entry(e, vpn, false);
     },
   };
   for (const proc of k.processes.values()) {
+    pid = proc.pid;
     for (vma of proc.mm.vmas) walkPageRange(proc.mm.pt, vma.startVpn, vma.endVpn, tableOps);
   }
+  if (k.hstate.nrHugePages) checkHugetlbMappings(k);
   for (const m of k.mappings) {
     if (!m?.pageCache) continue;
     m.pageCache.forEach((pfn, index) => {
@@ -151,4 +170,98 @@ export function checkInvariants(k: Kernel): void {
       broken(k, pfn, `refcount ${p.refcount[pfn]} is below mappings ${mapped[pfn]} + page cache ${cache}`);
     pfn += 1 << order;
   }
+}
+
+/**
+ * The hugetlb pool (mm/hugetlb.c's counters): every free folio is on its node's free list once,
+ * frozen (refcount 0) and unmapped, and on no buddy free list; every hugetlb folio is an order-9
+ * head on no LRU; the per-node and global counts agree with the folios; reservations fit the free
+ * pages and surplus pages the pool. Returns the free folios' heads.
+ */
+function checkHugetlbPool(k: Kernel, free: Uint8Array): Set<number> {
+  const h = k.hstate;
+  const p = k.pages;
+  const poolFree = new Set<number>();
+  const nr = new Array<number>(k.nodes.length).fill(0);
+  for (let pfn = 0; pfn < k.nrPages; pfn++) {
+    if (!(p.flags[pfn]! & PG_hugetlb)) continue;
+    if (free[pfn]) broken(k, pfn, 'hugetlb folio on a buddy free list');
+    if (!(p.flags[pfn]! & PG_head) || p.order[pfn] !== HUGETLB_ORDER)
+      broken(k, pfn, `hugetlb page that is not the head of an order-${HUGETLB_ORDER} folio`);
+    if (p.flags[pfn]! & PG_lru) broken(k, pfn, 'hugetlb folio on an LRU');
+    nr[k.nodeOf(pfn)]!++;
+  }
+  let freeTotal = 0;
+  let surplusTotal = 0;
+  h.freelists.forEach((list, nid) => {
+    for (const head of list) {
+      if (poolFree.has(head)) broken(k, head, 'hugetlb folio twice on the free lists');
+      poolFree.add(head);
+      if (!(p.flags[head]! & PG_hugetlb))
+        broken(k, head, `on node ${nid}'s hugetlb free list but no hugetlb folio`);
+      if (k.nodeOf(head) !== nid)
+        broken(k, head, `on node ${nid}'s hugetlb free list but on node ${k.nodeOf(head)}`);
+      if (
+        p.refcount[head] !== 0 ||
+        p.mapcount[head] !== 0 ||
+        p.mapping[head] !== 0 ||
+        p.flags[head]! & PG_isolated
+      )
+        broken(k, head, 'free hugetlb folio with references, mappings, an owner or isolated');
+    }
+    const node = `hugetlb node ${nid}`;
+    if (h.freeHugePagesNode[nid] !== list.length)
+      broken(
+        k,
+        -1,
+        `${node}: free_huge_pages_node ${h.freeHugePagesNode[nid]}, free list holds ${list.length}`,
+      );
+    if (h.nrHugePagesNode[nid] !== nr[nid])
+      broken(k, -1, `${node}: nr_huge_pages_node ${h.nrHugePagesNode[nid]}, ${nr[nid]} hugetlb folios`);
+    if (h.surplusHugePagesNode[nid]! < 0 || h.surplusHugePagesNode[nid]! > nr[nid]!)
+      broken(k, -1, `${node}: surplus_huge_pages_node ${h.surplusHugePagesNode[nid]} of ${nr[nid]} pages`);
+    freeTotal += list.length;
+    surplusTotal += h.surplusHugePagesNode[nid]!;
+  });
+  const total = nr.reduce((a, b) => a + b, 0);
+  if (h.nrHugePages !== total || h.freeHugePages !== freeTotal || h.surplusHugePages !== surplusTotal)
+    broken(
+      k,
+      -1,
+      `hugetlb: nr/free/surplus_huge_pages ${h.nrHugePages}/${h.freeHugePages}/${h.surplusHugePages}, nodes add up to ${total}/${freeTotal}/${surplusTotal}`,
+    );
+  if (h.resvHugePages > h.freeHugePages)
+    broken(k, -1, `hugetlb: ${h.resvHugePages} pages reserved but ${h.freeHugePages} free`);
+  for (const head of h.temporary)
+    if (!(p.flags[head]! & PG_hugetlb) || poolFree.has(head))
+      broken(k, head, 'temporary hugetlb folio that is not a hugetlb folio in use');
+  return poolFree;
+}
+
+/** Hugetlb areas map only hugetlb folios, by PMD; other areas never map one. */
+function checkHugetlbMappings(k: Kernel): void {
+  const p = k.pages;
+  let vma: Vma;
+  const ops: MmWalkOps = {
+    pmdEntry(_pt, _pmdIdx, e, vpn) {
+      const pfn = e >>> PTE_PFN_SHIFT;
+      if (pfn !== ZERO_PFN && !(p.flags[pfn]! & PG_hugetlb) !== !vma.hugetlb)
+        broken(
+          k,
+          pfn,
+          `page ${vpn} maps ${vma.hugetlb ? 'a folio that is not hugetlb in a hugetlb area' : 'a hugetlb folio outside a hugetlb area'}`,
+        );
+    },
+    pteEntry(_pt, _slot, e, vpn) {
+      const pfn = e >>> PTE_PFN_SHIFT;
+      if (vma.hugetlb || (pfn !== ZERO_PFN && p.flags[p.head(pfn)]! & PG_hugetlb))
+        broken(
+          k,
+          pfn === ZERO_PFN ? -1 : pfn,
+          `page ${vpn}: a PTE maps hugetlb memory or lies in a hugetlb area`,
+        );
+    },
+  };
+  for (const proc of k.processes.values())
+    for (vma of proc.mm.vmas) walkPageRange(proc.mm.pt, vma.startVpn, vma.endVpn, ops);
 }

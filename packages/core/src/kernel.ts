@@ -2,19 +2,21 @@ import { readFileSync } from 'node:fs';
 import type { ResolvedConfig } from './config.js';
 import { EAGAIN, EBUSY, EINVAL, kernelError, PagemigError } from './errno.js';
 import type { FaultPlan } from './fault_inject.js';
+import { freeHugeFolio, Hstate } from './hugetlb.js';
 import { OffloadHost } from './migrate_offload.js';
 import { BATCH_ROW_INTS } from './migrator.js';
 import { MIGRATE_TYPES, PAGEBLOCK_ORDER } from './mmzone.js';
 import { PgData } from './node.js';
-import { PageArray, PG_head, PG_tail } from './page.js';
+import { PageArray, PG_head, PG_hugetlb, PG_tail } from './page.js';
 import {
   type AllocHooks,
   type AllocRequest,
-  allocPages,
   allocPagesSlowpath,
   buildZonelist,
   calculateMinFreeKbytes,
   type DirectCompactAttempt,
+  getPageFromFreelist,
+  preferredZone,
   type SlowpathResult,
   setupPerZoneWmarks,
   wakeAllKswapds,
@@ -26,7 +28,7 @@ import { PhysicalMemory } from './sparse.js';
 import { Timeline } from './timeline.js';
 import { type MmTlb, shootdownAsync } from './tlbflush.js';
 import { Tracer } from './trace.js';
-import { VmEvents, type VmstatEvent } from './vmstat.js';
+import { VmEvents, type VmstatEvent, zoneStatistics } from './vmstat.js';
 import { Zone } from './zone.js';
 
 /** The slow path's steps a subsystem can install (AllocHooks' keys). */
@@ -61,6 +63,17 @@ export interface KernTunables {
   pid_max: number;
   /** kernel.threads-max: live tasks (processes) at most; fork/spawn beyond it is EAGAIN. */
   threads_max: number;
+  /**
+   * kernel.numa_balancing (sysctl_numa_balancing_mode): 0 off, bit 0 NUMA_BALANCING_NORMAL, bit 1
+   * NUMA_BALANCING_MEMORY_TIERING. 0 at boot, as on a kernel built without
+   * CONFIG_NUMA_BALANCING_DEFAULT_ENABLED.
+   */
+  numa_balancing: number;
+  /** The task_numa_work scanner's knobs (sysctl_numa_balancing_scan_*, kernel/sched/fair.c). */
+  numa_balancing_scan_delay_ms: number;
+  numa_balancing_scan_period_min_ms: number;
+  numa_balancing_scan_period_max_ms: number;
+  numa_balancing_scan_size_mb: number;
 }
 
 /** PID_MAX_DEFAULT (0x8000), the kernel's pid_max on machines with up to 32 CPUs. */
@@ -175,9 +188,19 @@ export class Kernel {
   private readonly freeMappingIds: number[] = [];
   readonly processes = new TaskMap<Process>();
   readonly offload: OffloadHost = new OffloadHost(this);
+  /** The hugetlb pool of the default hstate (2 MiB pages; mm/hugetlb.c). */
+  readonly hstate: Hstate;
   /** The pid cursor: the next pid alloc_pid tries (kernel threads of daemons take theirs from it too). */
   nextPid = 1;
-  readonly kern: KernTunables = { pid_max: PID_MAX_DEFAULT, threads_max: THREADS_MAX_DEFAULT };
+  readonly kern: KernTunables = {
+    pid_max: PID_MAX_DEFAULT,
+    threads_max: THREADS_MAX_DEFAULT,
+    numa_balancing: 0,
+    numa_balancing_scan_delay_ms: 1000,
+    numa_balancing_scan_period_min_ms: 1000,
+    numa_balancing_scan_period_max_ms: 60000,
+    numa_balancing_scan_size_mb: 256,
+  };
   /** Set when the machine starts closing: calls that would start work refuse (assertOpen). */
   closed = false;
   /** Engine runs in progress (migratePages): a closing machine waits for them before exiting processes. */
@@ -195,8 +218,10 @@ export class Kernel {
     this.pageblocks = new Pageblocks(this.nrPages);
     this.pageblockZone = new Uint8Array(this.nrPages >>> PAGEBLOCK_ORDER);
     let pfn = 0;
+    let cpu = 0;
     config.nodes.forEach((nc, nid) => {
-      const node = new PgData(nid, nc.tier, pfn, nc.pages, config.distances[nid]!);
+      const node = new PgData(nid, nc.tier, pfn, nc.pages, config.distances[nid]!, nc.cpus, cpu);
+      cpu += nc.cpus;
       let zpfn = pfn;
       for (const zc of nc.zones) {
         const zone = new Zone(nid, zc.type, this.zones.length, zpfn, zc.pages, this.pages, this.pageblocks);
@@ -213,7 +238,9 @@ export class Kernel {
       pfn += nc.pages;
     });
     for (const node of this.nodes) {
+      // find_next_best_node: the node itself, then nodes with memory (N_MEMORY) by distance.
       node.fallbackOrder = this.nodes
+        .filter((n) => n === node || n.nrPages > 0)
         .map((n) => n.nid)
         .sort((a, b) => node.distances[a]! - node.distances[b]! || a - b);
     }
@@ -230,6 +257,7 @@ export class Kernel {
       migrate_abort_grace_ms: 1000,
     };
     this.setupWatermarks();
+    this.hstate = new Hstate(this.nodes.length);
     dropped.register(this, this.processes.held);
   }
 
@@ -261,6 +289,11 @@ export class Kernel {
     throw again(`no free pid below kernel.pid_max ${max}`);
   }
 
+  /**
+   * The huge zero folio exists (huge_zero_folio): the first THP read fault allocated it. It is
+   * ZERO_PFN, backed by no frame, and no shrinker frees it.
+   */
+  hugeZeroFolio = false;
   /** Batched TLB flushes issued (try_to_unmap_flush). */
   tlbFlushes = 0;
   /** Flushes that had to shoot down user threads (some unmapped entry belonged to a threaded mm). */
@@ -346,17 +379,24 @@ export class Kernel {
 
   /**
    * Allocates a folio of `order` (refcount 1, no mapping) and returns its head pfn, or -1.
-   * Counts pgalloc_<zone> like the kernel.
+   * Counts pgalloc_<zone> and the NUMA events (zone_statistics) like the kernel.
    */
   allocFolio(req: AllocRequest): number {
-    const got = allocPages(this.nodes, req);
-    if (!got) {
+    const pfn = getPageFromFreelist(this.nodes, req);
+    if (pfn < 0) {
       if (req.order > 0 && req.kswapdReclaim !== false) this.allocFailed(req);
       return -1;
     }
-    this.events.counts[got.zone.pgallocEvent] += 1 << req.order;
-    this.prepNewFolio(got.pfn, req.order);
-    return got.pfn;
+    const zone = this.zoneOf(pfn);
+    this.events.counts[zone.pgallocEvent] += 1 << req.order;
+    zoneStatistics(
+      preferredZone(this.nodes, req) ?? zone,
+      zone,
+      req.localNid ?? this.trace.currentTask().node ?? 0,
+      req.interleave ? req.nid : -1,
+    );
+    this.prepNewFolio(pfn, req.order);
+    return pfn;
   }
 
   /**
@@ -378,6 +418,8 @@ export class Kernel {
     p.mapcount[pfn] = 0;
     p.mapping[pfn] = 0;
     p.index[pfn] = 0;
+    // page_cpupid_reset_last: no NUMA hinting fault has touched the new folio.
+    p.lastNid[pfn] = 0;
   }
 
   /**
@@ -444,6 +486,11 @@ export class Kernel {
   /** Returns a folio whose refcount dropped to zero to the buddy allocator. */
   freeFolio(head: number): void {
     const p = this.pages;
+    // __folio_put: a hugetlb folio goes back to its pool (free_huge_folio), not to the buddy.
+    if (p.flags[head]! & PG_hugetlb) {
+      freeHugeFolio(this, head);
+      return;
+    }
     const order = p.flags[head]! & PG_head ? p.order[head]! : 0;
     const nr = 1 << order;
     if (nr === 1) p.flags[head] = 0;

@@ -4,6 +4,7 @@ import { DRIVER_FAULT_SITES, FaultPlan, type FaultRule } from './fault_inject.js
 import { splitFolio } from './huge_memory.js';
 import { checkInvariants } from './invariants.js';
 import { Kernel } from './kernel.js';
+import { meminfo } from './meminfo.js';
 import {
   GUP_PIN_COUNTING_BIAS,
   type MigrateOptions,
@@ -14,9 +15,10 @@ import type { OffloadHost } from './migrate_offload.js';
 import { PAGE_SIZE } from './mmzone.js';
 import { PG_head, STRUCT_PAGE_BYTES } from './page.js';
 import { checkSpawnOptions, Process, type SpawnOptions } from './process.js';
-import { buddyinfo, pagetypeinfo, vmstat, vmstatValues, zoneinfo } from './procfs.js';
+import { buddyinfo, numaMaps, pagetypeinfo, vmstat, vmstatValues, zoneinfo } from './procfs.js';
 import { show } from './show.js';
 import { Sysctl } from './sysctl.js';
+import { Sysfs } from './sysfs.js';
 import type { Timeline } from './timeline.js';
 import type { Tracer } from './trace.js';
 import type { VmstatName } from './vmstat.js';
@@ -24,8 +26,10 @@ import type { VmstatName } from './vmstat.js';
 export interface NodeInfo {
   nid: number;
   tier: string;
-  /** Bytes of memory. */
+  /** Bytes of memory (0 on a memory-less node). */
   memory: number;
+  /** CPUs on the node (0 on a CPU-less node, where no process runs). */
+  cpus: number;
   startPfn: number;
   zones: { type: string; startPfn: number; pages: number }[];
   distances: readonly number[];
@@ -37,6 +41,10 @@ export interface Procfs {
   pagetypeinfo(): string;
   zoneinfo(): string;
   vmstat(): string;
+  /** /proc/meminfo: memory, LRU and page-table totals and the hugetlb pool (HugePages_*). */
+  meminfo(): string;
+  /** /proc/PID/numa_maps of a live process (ENOENT otherwise). */
+  numaMaps(pid: number): string;
 }
 
 /** An emulated NUMA machine. Create it with `createMachine()`. */
@@ -44,6 +52,8 @@ export class Machine {
   /** Kernel internals, for subsystems built on core (kcompactd, drivers, the testkit). */
   readonly kernel: Kernel;
   readonly procfs: Procfs;
+  /** The /sys views of the nodes (`/sys/devices/system/node/has_memory`, ...), with the kernel's text. */
+  readonly sysfs: Sysfs;
   readonly sysctl: Sysctl;
   readonly nodes: readonly NodeInfo[];
   private closing: Promise<void> | null = null;
@@ -82,11 +92,15 @@ export class Machine {
       pagetypeinfo: () => pagetypeinfo(k),
       zoneinfo: () => zoneinfo(k),
       vmstat: () => vmstat(k),
+      meminfo: () => meminfo(k),
+      numaMaps: (pid) => numaMaps(k, pid),
     };
+    this.sysfs = new Sysfs(k);
     this.nodes = k.nodes.map((n) => ({
       nid: n.nid,
       tier: n.tier,
       memory: n.nrPages * PAGE_SIZE,
+      cpus: n.cpus,
       startPfn: n.startPfn,
       zones: n.zones.map((z) => ({ type: z.type, startPfn: z.startPfn, pages: z.spanned })),
       distances: n.distances,

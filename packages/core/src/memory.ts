@@ -1,9 +1,12 @@
 import { EBUSY, ENOMEM, kernelError } from './errno.js';
-import { splitHugePmd } from './huge_memory.js';
+import { folioRemoveRmapCheck, mmGetHugeZeroFolio, splitHugePmd } from './huge_memory.js';
+import { hugetlbFault } from './hugetlb_fault.js';
 import type { Kernel } from './kernel.js';
-import { policyNode } from './mempolicy.js';
+import { vmaAllocFolio, vmaOwnPolicy } from './mempolicy_alloc.js';
+import { mpolToStr } from './mempolicy_struct.js';
 import type { Mm, Vma } from './mm.js';
 import { HPAGE_PMD_ORDER, PAGE_SIZE } from './mmzone.js';
+import { doHugePmdNumaPage, doNumaPage } from './numa_hinting.js';
 import { PG_anon, PG_head, PG_lru, PG_mlocked, PG_swapbacked, PG_unevictable } from './page.js';
 import {
   mkPte,
@@ -16,6 +19,9 @@ import {
   PTE_PRESENT,
   PTE_WRITE,
   PTRS_PER_PTE,
+  pteIsMigration,
+  pteIsPresent,
+  pteIsProtnone,
   ZERO_PFN,
 } from './pagetable.js';
 import { flushTlbMm } from './tlbflush.js';
@@ -29,11 +35,9 @@ function migrationBusy(vpn: number): never {
   );
 }
 
-/** Allocates a folio for `vma` at `vpn` following its mempolicy; -1 on failure. */
+/** Allocates a folio for `vma` at `vpn` by the memory policy in force there; -1 on failure. */
 function allocVmaFolio(k: Kernel, _mm: Mm, vma: Vma, vpn: number, order: number, localNode: number): number {
-  const { nid, allowed } = policyNode(vma.policy, localNode, vma.index(vpn), order);
-  // A THP fault allocates with GFP_TRANSHUGE_LIGHT (defrag=madvise, the default): no kswapd wake-up.
-  return k.allocFolio({ order, nid, allowed, kswapdReclaim: order === 0 });
+  return vmaAllocFolio(k, vma, vpn, order, localNode);
 }
 
 /** Sets up a freshly allocated folio as anon or shmem memory of `vma` at page offset `index`. */
@@ -86,6 +90,10 @@ export function handleMmFault(
   localNode: number,
 ): void {
   k.count('pgfault');
+  if (vma.hugetlb) {
+    hugetlbFault(k, mm, vma, vpn, write, localNode);
+    return;
+  }
   const pt = mm.pt;
   const pmdIdx = vpn >>> 9;
   let pmd = pt.pmd[pmdIdx]!;
@@ -95,6 +103,7 @@ export function handleMmFault(
     if (start >= vma.startVpn && start + PTRS_PER_PTE <= vma.endVpn && !vma.shared) {
       if (!write) {
         // do_huge_pmd_anonymous_page: a read maps the huge zero page.
+        mmGetHugeZeroFolio(k);
         Atomics.store(pt.pmd, pmdIdx, mkPte(ZERO_PFN, PTE_PRESENT | PMD_HUGE | PTE_ACCESSED));
         return;
       }
@@ -106,6 +115,11 @@ export function handleMmFault(
   }
 
   if (pmd & PMD_HUGE) {
+    // do_huge_pmd_numa_page: a NUMA hinting fault; the access is retried afterwards.
+    if (pteIsProtnone(pmd)) {
+      doHugePmdNumaPage(k, mm, vma, pmdIdx, localNode);
+      return;
+    }
     if (!(pmd & PTE_PRESENT)) migrationBusy(vpn);
     if (!write || pmd & PTE_WRITE) {
       Atomics.store(pt.pmd, pmdIdx, pmd | PTE_ACCESSED | (write ? PTE_DIRTY : 0));
@@ -139,6 +153,11 @@ export function handleMmFault(
   const e = ptes[idx]!;
   if (e === 0) {
     doAnonOrShmemPage(k, mm, vma, vpn, write, localNode);
+    return;
+  }
+  // do_numa_page: a NUMA hinting fault; the access is retried afterwards.
+  if (pteIsProtnone(e)) {
+    doNumaPage(k, mm, vma, vpn, idx, localNode);
     return;
   }
   if (!(e & PTE_PRESENT)) migrationBusy(vpn);
@@ -267,7 +286,7 @@ function allocOrFallback(k: Kernel, mm: Mm, vma: Vma, vpn: number, order: number
   if (pfn < 0)
     throw kernelError(
       ENOMEM,
-      `out of memory faulting in page at 0x${(vpn * PAGE_SIZE).toString(16)} (mempolicy ${vma.policy.mode})`,
+      `out of memory faulting in page at 0x${(vpn * PAGE_SIZE).toString(16)} (mempolicy ${mpolToStr(vmaOwnPolicy(vma, vpn) ?? mm.task.mempolicy)})`,
     );
   return { pfn, order: 0, first: vpn };
 }
@@ -301,6 +320,7 @@ function doWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, idx: number, e: numb
     const head = p.head(pfn);
     p.mapcount[head]!--;
     k.folioPut(head);
+    folioRemoveRmapCheck(k, head);
   }
 }
 
@@ -309,12 +329,14 @@ export function zapRange(k: Kernel, mm: Mm, vpn: number, n: number): void {
   const pt = mm.pt;
   const end = vpn + n;
   const p = k.pages;
+  /** Large folios that lost mappings here (in order, each once per run of its pages). */
+  let unmapped: number[] | undefined;
   // Refuse before changing anything if a page of the range is under migration.
   for (let v = vpn; v < end; ) {
     const pmdIdx = v >>> 9;
     const pmd = pt.pmd[pmdIdx]!;
     const stop = Math.min(end, (pmdIdx + 1) * PTRS_PER_PTE);
-    if (pmd & PMD_HUGE && !(pmd & PTE_PRESENT)) migrationBusy(v);
+    if (pmd & PMD_HUGE && pteIsMigration(pmd)) migrationBusy(v);
     if (pmd & PMD_TABLE) {
       for (let u = v; u < stop; u++) {
         const e = pt.pte[pt.pteIndex(u)]!;
@@ -332,6 +354,7 @@ export function zapRange(k: Kernel, mm: Mm, vpn: number, n: number): void {
         Atomics.store(pt.pmd, pmdIdx, 0);
         const pfn = pmd >>> PTE_PFN_SHIFT;
         if (pfn !== ZERO_PFN) {
+          (unmapped ??= []).push(pfn);
           p.mapcount[pfn]!--;
           k.folioPut(pfn);
         }
@@ -351,6 +374,8 @@ export function zapRange(k: Kernel, mm: Mm, vpn: number, n: number): void {
         const pfn = e >>> PTE_PFN_SHIFT;
         if (pfn === ZERO_PFN) continue;
         const head = p.head(pfn);
+        if (p.flags[head]! & PG_head && unmapped?.[unmapped.length - 1] !== head)
+          (unmapped ??= []).push(head);
         p.mapcount[head]!--;
         k.folioPut(head);
       }
@@ -358,6 +383,8 @@ export function zapRange(k: Kernel, mm: Mm, vpn: number, n: number): void {
     }
     vpn = stop;
   }
+  // __folio_remove_rmap: a large folio left with some pages unmapped goes on the deferred split list.
+  if (unmapped) for (const head of unmapped) folioRemoveRmapCheck(k, head);
   // tlb_finish_mmu: nothing is reallocated before this returns, so stray writes through a stale
   // translation land in frames that the next allocation zeroes.
   flushTlbMm(pt.tlb);
@@ -384,7 +411,8 @@ export function copyPageRange(k: Kernel, dst: Mm, src: Mm, vma: Vma): void {
       Atomics.store(dp.pmd, pmdIdx, ro);
       const pfn = pmd >>> PTE_PFN_SHIFT;
       // A PMD migration entry holds no mapping or reference: remove_migration_pmd adds them.
-      if (pmd & PTE_PRESENT && pfn !== ZERO_PFN) {
+      // A PROT_NONE one does, and stays PROT_NONE in both.
+      if (pteIsPresent(pmd) && pfn !== ZERO_PFN) {
         p.mapcount[pfn]!++;
         p.refcount[pfn]!++;
       }
@@ -404,7 +432,7 @@ export function copyPageRange(k: Kernel, dst: Mm, src: Mm, vma: Vma): void {
         dptes[dbase + i] = ro;
         const pfn = e >>> PTE_PFN_SHIFT;
         // A migration entry holds no mapping or reference: remove_migration_pte adds them.
-        if (!(e & PTE_PRESENT) || pfn === ZERO_PFN) continue;
+        if (!pteIsPresent(e) || pfn === ZERO_PFN) continue;
         const head = p.head(pfn);
         p.mapcount[head]!++;
         p.refcount[head]!++;
@@ -432,7 +460,7 @@ export function dropForkedRange(k: Kernel, mm: Mm, vma: Vma): void {
     if (pmd & PMD_HUGE) {
       Atomics.store(pt.pmd, pmdIdx, 0);
       const pfn = pmd >>> PTE_PFN_SHIFT;
-      if (pmd & PTE_PRESENT && pfn !== ZERO_PFN) {
+      if (pteIsPresent(pmd) && pfn !== ZERO_PFN) {
         p.mapcount[pfn]!--;
         k.folioPut(pfn);
       }
@@ -443,7 +471,7 @@ export function dropForkedRange(k: Kernel, mm: Mm, vma: Vma): void {
         if (e === 0) continue;
         Atomics.store(pt.pte, idx, 0);
         const pfn = e >>> PTE_PFN_SHIFT;
-        if (!(e & PTE_PRESENT) || pfn === ZERO_PFN) continue;
+        if (!pteIsPresent(e) || pfn === ZERO_PFN) continue;
         const head = p.head(pfn);
         p.mapcount[head]!--;
         k.folioPut(head);

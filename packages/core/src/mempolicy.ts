@@ -1,79 +1,23 @@
-import { EINVAL, EPERM, kernelError, type SyscallResult } from './errno.js';
+import { EINVAL, EPERM, type SyscallResult } from './errno.js';
 import type { Kernel } from './kernel.js';
 import { isolateFolios, migratePages } from './migrate.js';
 import { MigrateMode, MigrateReason } from './migrate_mode.js';
 import type { Mm } from './mm.js';
 import { MAX_NUMNODES } from './mmzone.js';
-import { PTE_PFN_SHIFT, PTE_PRESENT, ZERO_PFN } from './pagetable.js';
+import { PTE_PFN_SHIFT, pteIsPresent, ZERO_PFN } from './pagetable.js';
 import { type MmWalkOps, walkPageRange } from './pagewalk.js';
 import type { Process } from './process.js';
 import { findTarget } from './ptrace.js';
 import { folioMaybeMappedShared } from './rmap.js';
-import { show } from './show.js';
 
 /**
- * mm/mempolicy.c: memory policies (where a VMA's folios are allocated) and the syscalls that set
- * them or move pages by node: migrate_pages(2) today, mbind/set_mempolicy/get_mempolicy next.
+ * mm/mempolicy.c: memory policies (on which nodes a task's or an area's folios are allocated) and
+ * migrate_pages(2). struct mempolicy, its constants and making one are in mempolicy_struct.ts, the
+ * policy at fault time in mempolicy_alloc.ts, mbind(2) in mempolicy_mbind.ts,
+ * set_mempolicy(2)/get_mempolicy(2) in mempolicy_syscalls.ts.
  */
 
-/** include/uapi/linux/mempolicy.h: flags of mbind(2) and move_pages(2). */
-export const MPOL_MF_STRICT = 1 << 0;
-export const MPOL_MF_MOVE = 1 << 1;
-export const MPOL_MF_MOVE_ALL = 1 << 2;
-export const MPOL_MF_LAZY = 1 << 3;
-
-/** A NUMA memory policy (mm/mempolicy.c): where a VMA's folios are allocated. */
-export type MempolicyMode = 'default' | 'bind' | 'preferred' | 'interleave';
-export interface Mempolicy {
-  readonly mode: MempolicyMode;
-  readonly nodes: readonly number[];
-}
-
-export const defaultPolicy: Mempolicy = { mode: 'default', nodes: [] };
-
-export function validatePolicy(policy: Mempolicy, nrNodes: number): Mempolicy {
-  const modes: MempolicyMode[] = ['default', 'bind', 'preferred', 'interleave'];
-  if (typeof policy !== 'object' || policy === null)
-    throw kernelError(
-      EINVAL,
-      `policy must be an object like { mode: 'bind', nodes: [1] }, got ${policy === null ? 'null' : typeof policy}`,
-    );
-  if (!modes.includes(policy.mode)) {
-    throw kernelError(EINVAL, `policy.mode ${show(policy.mode)} is not one of ${modes.join(', ')}`);
-  }
-  if (policy.mode === 'default') return defaultPolicy;
-  if (!Array.isArray(policy.nodes))
-    throw kernelError(EINVAL, `policy '${policy.mode}' needs a list of nodes`);
-  if (policy.nodes.length === 0) throw kernelError(EINVAL, `policy '${policy.mode}' needs at least one node`);
-  for (const n of policy.nodes) {
-    if (!Number.isInteger(n) || n < 0 || n >= nrNodes) {
-      throw kernelError(EINVAL, `policy node ${show(n)} does not exist (nodes 0..${nrNodes - 1})`);
-    }
-  }
-  return { mode: policy.mode, nodes: [...new Set(policy.nodes)].sort((a, b) => a - b) };
-}
-
-/**
- * The node to try first and the nodes allowed for a folio at page offset `ilx` of order `order`
- * (policy_node / policy_nodemask / interleave_nid). `allowed` null means any node.
- */
-export function policyNode(
-  policy: Mempolicy,
-  localNode: number,
-  ilx: number,
-  order: number,
-): { nid: number; allowed: readonly number[] | null } {
-  switch (policy.mode) {
-    case 'default':
-      return { nid: localNode, allowed: null };
-    case 'preferred':
-      return { nid: policy.nodes[0]!, allowed: null };
-    case 'bind':
-      return { nid: policy.nodes.includes(localNode) ? localNode : policy.nodes[0]!, allowed: policy.nodes };
-    case 'interleave':
-      return { nid: policy.nodes[Math.floor(ilx / 2 ** order) % policy.nodes.length]!, allowed: null };
-  }
-}
+export * from './mempolicy_struct.js';
 
 function nodeMask(nodes: unknown): Set<number> | null {
   if (!Array.isArray(nodes)) return null;
@@ -158,10 +102,10 @@ function queueFolio(pfn: number): void {
 }
 const queueOps: MmWalkOps = {
   pmdEntry(_pt, _pmdIdx, entry) {
-    if (entry & PTE_PRESENT) queueFolio(entry >>> PTE_PFN_SHIFT);
+    if (pteIsPresent(entry)) queueFolio(entry >>> PTE_PFN_SHIFT);
   },
   pteEntry(_pt, _slot, entry) {
-    if (entry & PTE_PRESENT) queueFolio(entry >>> PTE_PFN_SHIFT);
+    if (pteIsPresent(entry)) queueFolio(entry >>> PTE_PFN_SHIFT);
   },
 };
 

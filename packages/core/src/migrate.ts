@@ -1,6 +1,14 @@
 import { EAGAIN, EINVAL, ENOMEM, kernelError } from './errno.js';
 import { InjectedFault } from './fault_inject.js';
-import { isolateSplitFolios, splitFolio } from './huge_memory.js';
+import { folioTestPartiallyMapped, isolateSplitFolios, splitFolio } from './huge_memory.js';
+import {
+  allocHugetlbFolioNodemask,
+  folioTestHugetlb,
+  HUGETLB_NR,
+  HUGETLB_ORDER,
+  isolateHugetlb,
+  moveHugetlbState,
+} from './hugetlb.js';
 import type { Kernel } from './kernel.js';
 import { modeledClock } from './migrate_clock.js';
 import {
@@ -16,10 +24,30 @@ import {
   resolveReason,
 } from './migrate_mode.js';
 import type { MigratorEntry, OffloadHost } from './migrate_offload.js';
+import { traceRemoveMigrationPte, traceSetMigrationPte } from './migrate_trace.js';
 import { BATCH_COPIED, BATCH_FLAGS, BATCH_ROW_INTS, MigrationBatch } from './migrator.js';
 import { HPAGE_PMD_ORDER, MIGRATE_MOVABLE } from './mmzone.js';
-import { PG_buddy, PG_content_copied, PG_head, PG_isolated, PG_lru, PG_tail } from './page.js';
-import { mkPte, PMD_HUGE, PTE_MIGRATION, PTE_PFN_SHIFT, PTE_PRESENT } from './pagetable.js';
+import {
+  PG_anon,
+  PG_buddy,
+  PG_content_copied,
+  PG_dirty,
+  PG_head,
+  PG_hugetlb,
+  PG_isolated,
+  PG_lru,
+  PG_tail,
+} from './page.js';
+import type { AllocRequest } from './page_alloc.js';
+import {
+  mkPte,
+  PMD_HUGE,
+  PTE_MIGRATION,
+  PTE_PFN_SHIFT,
+  PTE_PRESENT,
+  PTE_PROTNONE,
+  pteIsPresent,
+} from './pagetable.js';
 import { type Mapping, type RmapHit, rmapWalk } from './rmap.js';
 import { threadCpuSeconds } from './schedstat.js';
 import { show } from './show.js';
@@ -131,14 +159,27 @@ function unmapOne(hit: RmapHit): void {
   const pt = hit.mm.pt;
   const arr = hit.huge ? pt.pmd : pt.pte;
   let e = arr[hit.slot]!;
-  if (!(e & PTE_PRESENT)) return;
-  // try_to_migrate_one: the mapping becomes a migration entry and drops its rmap and reference.
+  if (!pteIsPresent(e)) return;
+  // try_to_migrate_one: the mapping (accessible or PROT_NONE) becomes a migration entry and drops
+  // its rmap and reference; nothing of PROT_NONE is kept, so the remap makes it accessible.
   // A compare-and-swap, because user threads set accessed/dirty bits concurrently.
   for (;;) {
-    const seen = Atomics.compareExchange(arr, hit.slot, e, (e & ~PTE_PRESENT) | PTE_MIGRATION);
+    const seen = Atomics.compareExchange(
+      arr,
+      hit.slot,
+      e,
+      (e & ~(PTE_PRESENT | PTE_PROTNONE)) | PTE_MIGRATION,
+    );
     if (seen === e) break;
     e = seen;
   }
+  if (vk.trace.setMigrationPte)
+    traceSetMigrationPte(
+      vk,
+      hit.vpn,
+      (e & ~(PTE_PRESENT | PTE_PROTNONE)) | PTE_MIGRATION,
+      hit.huge ? HPAGE_PMD_ORDER : vk.folioOrder(vFrom),
+    );
   // Threads of this address space may cache the old translation: the batch flush shoots it down.
   if (pt.tlb !== null) pt.tlb.pending = true;
   vk.pages.mapcount[vFrom]!--;
@@ -151,14 +192,74 @@ function remapOne(hit: RmapHit): void {
   if (!(e & PTE_MIGRATION) || e & PTE_PRESENT) return;
   // remove_migration_pte: a PTE (or PMD) to the same offset of the new folio.
   const pfn = vTo + ((e >>> PTE_PFN_SHIFT) - vFrom);
-  Atomics.store(
-    arr,
-    hit.slot,
-    mkPte(pfn, (e & 0x7f & ~PTE_MIGRATION) | PTE_PRESENT | (hit.huge ? PMD_HUGE : 0)),
-  );
+  const pte = mkPte(pfn, (e & 0x7f & ~PTE_MIGRATION) | PTE_PRESENT | (hit.huge ? PMD_HUGE : 0));
+  Atomics.store(arr, hit.slot, pte);
+  if (vk.trace.removeMigrationPte)
+    traceRemoveMigrationPte(vk, hit.vpn, pte, hit.huge ? HPAGE_PMD_ORDER : vk.folioOrder(vTo));
   vk.pages.mapcount[vTo]!++;
   vk.pages.refcount[vTo]!++;
 }
+
+/**
+ * A list of folio heads handed to the engine: an array, or a typed array (a caller that queues
+ * tens of thousands of folios builds an Int32Array far faster than a JS array).
+ */
+export type FolioList = ArrayLike<number> & Iterable<number>;
+
+/** Whether any of `heads` is a hugetlb folio. */
+function anyHugetlb(k: Kernel, heads: FolioList): boolean {
+  for (let i = 0; i < heads.length; i++) if (folioTestHugetlb(k, heads[i]!)) return true;
+  return false;
+}
+
+/**
+ * The lists of one migrate_pages_batch() (from, unmap_folios/dst_folios, ret_folios,
+ * split_folios) as typed arrays that every batch of a run reuses, and the runs after it (a pool):
+ * the per-page path allocates nothing, so long 4 KiB runs do not pay for garbage collection.
+ */
+class BatchLists {
+  cap = 0;
+  /** How many rmap owners entries the runs so far may have left (release clears them). */
+  hi = 0;
+  /** Folios to unmap in this pass, and those to retry in the next one (-EAGAIN). */
+  pend = new Int32Array(0);
+  retry = new Int32Array(0);
+  nPend = 0;
+  nRetry = 0;
+  /** The unmapped folios: source heads, reserved destinations, expected references, rmap owners. */
+  src = new Int32Array(0);
+  dst = new Int32Array(0);
+  expected = new Int32Array(0);
+  owners: (Mapping | undefined)[] = [];
+  /** Per unmapped folio: 0 pending, 1 moved, 2 ready to move in this pass. */
+  state = new Uint8Array(0);
+  nu = 0;
+  /** ret_folios kept for the sync retries (rare: a JS array, reused). */
+  readonly left: number[] = [];
+  /** Pieces of folios split in this chunk. */
+  readonly split: number[] = [];
+  /**
+   * The abort signal handed to the migrator: one serves the batches of a run and of the runs after
+   * it (one at a time) until a batch aborts it. Making a controller costs more than the rest of a
+   * compaction cluster's bookkeeping; a migrator removes its abort listeners when a batch settles.
+   */
+  ac: AbortController | null = null;
+
+  /** Room for a batch of `n` folios (grows, never shrinks: a run's batches have one size). */
+  ensure(n: number): void {
+    if (n <= this.cap) return;
+    const c = Math.max(n, 2 * this.cap, 64);
+    this.pend = new Int32Array(c);
+    this.retry = new Int32Array(c);
+    this.src = new Int32Array(c);
+    this.dst = new Int32Array(c);
+    this.expected = new Int32Array(c);
+    this.state = new Uint8Array(c);
+    this.owners = new Array<Mapping | undefined>(c).fill(undefined);
+    this.cap = c;
+  }
+}
+const listPool: BatchLists[] = [];
 
 /**
  * The batched migration engine (migrate_pages() after the batch-copy series): batches of
@@ -196,18 +297,29 @@ export class MigrationRun {
   private putBack = 0;
   /** Pins taken by the unmap_pin fault site, dropped when the batch ends. */
   private readonly pins: number[] = [];
-  /** The abort signal handed to the migrator; replaced once it has aborted. */
-  private ac = new AbortController();
   /**
    * This run's mark in `pages.isolatedBy`: on the folios it holds isolated and the destinations
    * it reserved, cleared as each is migrated, put back or returned. `unwind` gives back exactly
-   * the marked ones among `held` (the heads it was given and split pieces) and `reserved` (every
-   * destination it allocated), never a folio another run took after this one freed it.
+   * the marked ones among `held` (the heads it was given and split pieces) and the destinations of
+   * the batch in progress, never a folio another run took after this one freed it.
    */
   private readonly id: number;
-  private held: readonly number[] = [];
+  private held: FolioList = [];
   private readonly splitHeads: number[] = [];
-  private readonly reserved: number[] = [];
+  /** The batch lists (pooled); given back when the run ends (release). */
+  private readonly lists: BatchLists;
+  /** alloc_migration_target's request, reused for every folio (the allocator keeps no reference). */
+  private readonly req: AllocRequest;
+  // The batch in progress (a run's batches run one at a time): its mode, passes, whether it keeps
+  // its retries (lists.left), its length, whether the target ran out of memory, and when it and
+  // its current phase started (performance.now()).
+  private bMode: MigrateModeValue = MigrateMode.MIGRATE_ASYNC;
+  private bPasses = 0;
+  private bKeep = false;
+  private bLen = 0;
+  private enomem = false;
+  private tBatch = 0;
+  private tPhase = 0;
 
   constructor(
     private readonly k: Kernel,
@@ -231,6 +343,16 @@ export class MigrationRun {
     this.table = k.takeBatchTable();
     this.topTier = k.nodes[node]!.tier === 'dram';
     this.id = nextRunId();
+    this.lists = listPool.pop() ?? new BatchLists();
+    this.req = {
+      order: 0,
+      nid: node,
+      thisNode: true,
+      mt: MIGRATE_MOVABLE,
+      kswapdReclaim: false,
+      // numa_node_id() of the task the run belongs to: looked up once, not per folio.
+      localNid: k.trace.currentTask().node ?? 0,
+    };
   }
 
   /**
@@ -238,16 +360,23 @@ export class MigrationRun {
    * inside (a migrator bug the engine cannot contain, a caller's hook), every folio of the run that
    * is still isolated gets its mappings back and returns to the LRU before the error propagates.
    */
-  migratePages(heads: readonly number[]): Promise<number> {
+  migratePages(heads: FolioList): Promise<number> {
     const mark = this.k.pages.isolatedBy;
     for (let i = 0; i < heads.length; i++) mark[heads[i]!] = this.id;
     this.held = heads;
-    // No async wrapper: every promise costs the async-context hooks a little (compaction makes
-    // one call per 32 pages).
-    return this.migrateOwned(heads).catch((e: unknown) => {
-      this.unwind();
-      throw e;
-    });
+    return this.migrateOwned(heads);
+  }
+
+  /** Gives the batch lists back to the pool: the run has ended. */
+  release(): void {
+    const L = this.lists;
+    // Drop the rmap owners the lists still reference.
+    L.owners.fill(undefined, 0, L.hi);
+    L.hi = 0;
+    L.nu = 0;
+    L.left.length = 0;
+    L.split.length = 0;
+    if (listPool.length < 4) listPool.push(L);
   }
 
   /** Restores and puts back everything the run still holds (remove_migration_ptes(src, src) + putback). */
@@ -270,94 +399,117 @@ export class MigrationRun {
         if (p.flags[head]! & PG_isolated) putbackFolio(k, head);
       }
     }
-    for (const d of this.reserved) {
+    // Only the batch in progress holds destinations: every earlier batch moved or freed its own.
+    const L = this.lists;
+    for (let i = 0; i < L.nu; i++) {
+      const d = L.dst[i]!;
       if (mark[d] !== id) continue;
       mark[d] = 0;
       p.flags[d]! &= ~PG_content_copied;
       if (this.opts.free) this.opts.free(d);
       else k.folioPut(d);
     }
-    for (const head of this.pins.splice(0)) k.folioPut(head, GUP_PIN_COUNTING_BIAS);
+    while (this.pins.length) k.folioPut(this.pins.pop()!, GUP_PIN_COUNTING_BIAS);
     k.wakeMigrationWaiters();
   }
 
-  private async migrateOwned(heads: readonly number[]): Promise<number> {
+  private async migrateOwned(heads: FolioList): Promise<number> {
+    try {
+      const k = this.k;
+      k.trace.emit(
+        'migrate',
+        'mm_migrate_pages_start',
+        { mode: this.mode, reason: this.reason },
+        `mode=${migrateModeNames[this.mode]} reason=${migrateReasonNames[this.reason]}`,
+      );
+      // migrate_hugetlbs: hugetlb folios go first and alone; the batches take the others. (A run
+      // without any skips it without an await or a copy of its list.)
+      if (anyHugetlb(k, heads)) heads = await this.migrateHugetlbs(heads);
+      // The batches run in a function of their own: V8 compiles a long loop on stack replacement,
+      // and code after the loop that had not run before deoptimizes that code again at every run.
+      const done = await this.migrateBatches(heads);
+      for (let i = done; i < heads.length; i++) this.putback(heads[i]!);
+      const s = this.stats;
+      k.count('pgmigrate_success', s.nrSucceeded);
+      k.count('pgmigrate_fail', s.nrFailedPages);
+      k.count('thp_migration_success', s.nrThpSucceeded);
+      k.count('thp_migration_fail', s.nrThpFailed);
+      k.count('thp_migration_split', s.nrThpSplit);
+      if (this.reason === MigrateReason.MR_NUMA_MISPLACED) k.count('numa_pages_migrated', s.nrSucceeded);
+      if (this.reason === MigrateReason.MR_DEMOTION)
+        k.count(`pgdemote_${this.opts.demoteOrigin}` as 'pgdemote_kswapd', s.nrSucceeded);
+      k.trace.emit(
+        'migrate',
+        'mm_migrate_pages',
+        {
+          succeeded: s.nrSucceeded,
+          failed: s.nrFailedPages,
+          thp_succeeded: s.nrThpSucceeded,
+          thp_failed: s.nrThpFailed,
+          thp_split: s.nrThpSplit,
+          large_folio_split: s.nrSplit,
+          mode: this.mode,
+          reason: this.reason,
+        },
+        `nr_succeeded=${s.nrSucceeded} nr_failed=${s.nrFailedPages} nr_thp_succeeded=${s.nrThpSucceeded} nr_thp_failed=${s.nrThpFailed} nr_thp_split=${s.nrThpSplit} nr_split=${s.nrSplit} mode=${migrateModeNames[this.mode]} reason=${migrateReasonNames[this.reason]}`,
+      );
+      if (this.rc < 0) return this.rc;
+      // "Return 0 in case all split folios of fail-to-migrate large folios are migrated
+      // successfully" (migrate_pages: the list is empty), although the split folio counted as a
+      // failure (reference kernel-tests-and-conventions 3.4, 4.7).
+      return this.putBack ? s.nrFailedFolios : 0;
+    } catch (e) {
+      this.unwind();
+      throw e;
+    }
+  }
+
+  /**
+   * migrate_pages' loop over chunks of NR_MAX_BATCHED_MIGRATION base pages. Returns how many of
+   * `heads` it took; after -ENOMEM the caller puts back the rest.
+   */
+  private async migrateBatches(heads: FolioList): Promise<number> {
     const k = this.k;
-    k.trace.emit(
-      'migrate',
-      'mm_migrate_pages_start',
-      { mode: this.mode, reason: this.reason },
-      `mode=${migrateModeNames[this.mode]} reason=${migrateReasonNames[this.reason]}`,
-    );
     const batchPages = k.config.migrationBatchPages;
+    const L = this.lists;
+    const ASYNC = MigrateMode.MIGRATE_ASYNC;
+    // A batch returns a promise only when one of its steps waited: a batch that did not costs no
+    // await (every promise costs the async-context hooks of move_pages' task tracking).
+    let r: Promise<void> | undefined;
     let i = 0;
     while (i < heads.length && this.rc >= 0) {
       // Cut a chunk that reaches NR_MAX_BATCHED_MIGRATION base pages (the folio reaching it included).
-      const chunk: number[] = [];
+      const start = i;
       let pages = 0;
-      while (i < heads.length && pages < batchPages) {
-        const h = heads[i++]!;
-        chunk.push(h);
-        pages += 1 << k.folioOrder(h);
-      }
-      const split: number[] = [];
-      if (this.mode === MigrateMode.MIGRATE_ASYNC) {
-        await this.batch(chunk, MigrateMode.MIGRATE_ASYNC, NR_MAX_MIGRATE_PAGES_RETRY, split, false);
+      while (i < heads.length && pages < batchPages) pages += 1 << k.folioOrder(heads[i++]!);
+      L.split.length = 0;
+      if (this.mode === ASYNC) {
+        r = this.batch(heads, start, i, ASYNC, NR_MAX_MIGRATE_PAGES_RETRY, false);
+        if (r) await r;
       } else {
         // migrate_pages_sync: the batch async first, then each leftover alone in the requested mode.
-        const left = await this.batch(
-          chunk,
-          MigrateMode.MIGRATE_ASYNC,
-          NR_MAX_MIGRATE_ASYNC_RETRY,
-          split,
-          true,
-        );
-        for (const h of left) {
+        r = this.batch(heads, start, i, ASYNC, NR_MAX_MIGRATE_ASYNC_RETRY, true);
+        if (r) await r;
+        const left = L.left;
+        for (let j = 0; j < left.length; j++) {
           if (this.rc < 0) {
-            this.putback(h);
+            this.putback(left[j]!);
             continue;
           }
-          await this.batch([h], this.mode, NR_MAX_MIGRATE_SYNC_RETRY, split, false);
+          r = this.batch(left, j, j + 1, this.mode, NR_MAX_MIGRATE_SYNC_RETRY, false);
+          if (r) await r;
         }
       }
-      if (split.length) {
+      if (L.split.length) {
         // Pieces of a split folio: minimal effort, async, one pass. Their failures are not counted
         // as folios: the large folio already counted as one failure.
         const failedBefore = this.stats.nrFailedFolios;
-        await this.batch(split, MigrateMode.MIGRATE_ASYNC, 1, [], false);
+        r = this.batch(L.split, 0, L.split.length, ASYNC, 1, false);
+        if (r) await r;
         this.stats.nrFailedFolios = failedBefore;
       }
     }
-    for (; i < heads.length; i++) this.putback(heads[i]!);
-    const s = this.stats;
-    k.count('pgmigrate_success', s.nrSucceeded);
-    k.count('pgmigrate_fail', s.nrFailedPages);
-    k.count('thp_migration_success', s.nrThpSucceeded);
-    k.count('thp_migration_fail', s.nrThpFailed);
-    k.count('thp_migration_split', s.nrThpSplit);
-    if (this.reason === MigrateReason.MR_NUMA_MISPLACED) k.count('numa_pages_migrated', s.nrSucceeded);
-    if (this.reason === MigrateReason.MR_DEMOTION)
-      k.count(`pgdemote_${this.opts.demoteOrigin}` as 'pgdemote_kswapd', s.nrSucceeded);
-    k.trace.emit(
-      'migrate',
-      'mm_migrate_pages',
-      {
-        succeeded: s.nrSucceeded,
-        failed: s.nrFailedPages,
-        thp_succeeded: s.nrThpSucceeded,
-        thp_failed: s.nrThpFailed,
-        thp_split: s.nrThpSplit,
-        large_folio_split: s.nrSplit,
-        mode: this.mode,
-        reason: this.reason,
-      },
-      `nr_succeeded=${s.nrSucceeded} nr_failed=${s.nrFailedPages} nr_thp_succeeded=${s.nrThpSucceeded} nr_thp_failed=${s.nrThpFailed} nr_thp_split=${s.nrThpSplit} nr_split=${s.nrSplit} mode=${migrateModeNames[this.mode]} reason=${migrateReasonNames[this.reason]}`,
-    );
-    if (this.rc < 0) return this.rc;
-    // "Return 0 in case all split folios of fail-to-migrate large folios are migrated
-    // successfully" (migrate_pages: the list is empty), although the split folio counted as a
-    // failure (reference kernel-tests-and-conventions 3.4, 4.7).
-    return this.putBack ? s.nrFailedFolios : 0;
+    return i;
   }
 
   /** putback_movable_pages for one folio. */
@@ -368,68 +520,250 @@ export class MigrationRun {
   }
 
   /**
-   * migrate_pages_batch(): returns the folios left for a retry when `keepRetries` (the async
-   * first pass of a sync migration); otherwise those count as failed and are put back.
+   * migrate_hugetlbs: the run's hugetlb folios, one at a time (unmap_and_move_huge_page), never
+   * batched, offered to a migrator or split; up to NR_MAX_MIGRATE_PAGES_RETRY passes while some
+   * return -EAGAIN. A target the node cannot give (-ENOMEM) ends the run: "when memory is low,
+   * don't bother to try to migrate other folios". Returns the other folios, for the batches.
    */
-  private async batch(
-    list: number[],
-    mode: MigrateModeValue,
-    passes: number,
-    split: number[],
-    keepRetries: boolean,
-  ): Promise<number[]> {
-    const tb = this.lane >= 0 ? performance.now() : 0;
-    if (this.lane >= 0) this.batchId = this.k.timeline.nextBatch();
+  private async migrateHugetlbs(heads: FolioList): Promise<FolioList> {
+    const k = this.k;
+    let list: number[] = [];
+    const rest: number[] = [];
+    for (const head of heads) (folioTestHugetlb(k, head) ? list : rest).push(head);
+    if (!list.length) return heads;
+    const s = this.stats;
+    let retryPages = 0;
+    for (let pass = 0; pass < NR_MAX_MIGRATE_PAGES_RETRY && list.length; pass++) {
+      retryPages = 0;
+      const again: number[] = [];
+      for (let i = 0; i < list.length; i++) {
+        const rc = await this.unmapAndMoveHugePage(list[i]!);
+        if (rc === 0) s.nrSucceeded += HUGETLB_NR;
+        else if (rc === -EAGAIN) {
+          again.push(list[i]!);
+          retryPages += HUGETLB_NR;
+        } else {
+          s.nrFailedPages += HUGETLB_NR + retryPages;
+          this.rc = rc;
+          for (const head of [...again, ...list.slice(i), ...rest]) this.putback(head);
+          return [];
+        }
+      }
+      list = again;
+    }
+    // Still busy after the last pass: failed (nr_failed += retry).
+    s.nrFailedPages += retryPages;
+    s.nrFailedFolios += list.length;
+    for (const head of list) this.putback(head);
+    return rest;
+  }
+
+  /**
+   * unmap_and_move_huge_page: 0 (migrated, or freed from under us), -EAGAIN (extra references,
+   * e.g. a DMA pin, which also keeps an anon folio mapped) or -ENOMEM (no target on the node). The
+   * folio is unmapped and the TLB flushed at once (try_to_migrate without TTU_BATCH_FLUSH), copied
+   * on the CPU (folio_mc_copy: the batch copy never takes hugetlb folios), then its mappings and
+   * hugetlb state (move_hugetlb_state) go to the target and the source returns to its pool.
+   */
+  private async unmapAndMoveHugePage(head: number): Promise<number> {
+    const k = this.k;
+    const p = k.pages;
+    if (p.refcount[head] === 1) {
+      // Freed from under us (unmapped while isolated): done.
+      p.isolatedBy[head] = 0;
+      putbackFolio(k, head);
+      return 0;
+    }
+    let t = performance.now();
+    const injected = k.faults?.hit('alloc_dst', { node: this.node, order: HUGETLB_ORDER, pfn: head });
+    const d = injected
+      ? -1
+      : await allocHugetlbFolioNodemask(k, this.node, (nid) => this.allocHugetlbTarget(nid));
+    if (d < 0) return -ENOMEM;
+    p.isolatedBy[d] = this.id;
+    const mapping = k.mappingOf(head);
+    const exp = mapping?.pageCache ? 1 + HUGETLB_NR : 1;
+    const pinned = p.refcount[head]! - p.mapcount[head]! - exp >= GUP_PIN_COUNTING_BIAS;
+    const wasMapped = !pinned && mapping !== undefined && p.mapcount[head]! > 0;
+    let rc = -EAGAIN;
     try {
-      return await this.batchInner(list, mode, passes, split, keepRetries);
+      if (wasMapped) {
+        vk = k;
+        vFrom = head;
+        rmapWalk(mapping, p.index[head]!, head, HUGETLB_NR, unmapOne);
+        const t1 = performance.now();
+        this.phases.unmap += (t1 - t) / 1000;
+        const flush = k.tlbFlush();
+        if (flush) await flush;
+        t = performance.now();
+        this.phases.flush += (t - t1) / 1000;
+      }
+      if (!pinned && p.mapcount[head] === 0 && p.refcount[head] === exp) {
+        k.mem.copyPages(d, head, HUGETLB_NR);
+        const t1 = performance.now();
+        this.phases.fallbackCopy += (t1 - t) / 1000;
+        t = t1;
+        this.moveHugetlbMapping(head, d, mapping);
+        rc = 0;
+      }
     } finally {
-      // remove_migration_ptes ran for every folio of the batch (moved or restored): wake the
-      // threads that sleep on a migration entry.
-      this.k.wakeMigrationWaiters();
-      for (const head of this.pins.splice(0)) this.k.folioPut(head, GUP_PIN_COUNTING_BIAS);
-      if (this.lane >= 0)
-        this.k.timeline.span(
-          TL_BATCH,
-          this.lane,
-          tb,
-          performance.now(),
-          this.batchId,
-          list.length,
-          mode,
-          passes,
-        );
+      // remove_migration_ptes(src, rc ? src : dst): the mappings come back, to the target if moved.
+      if (wasMapped) {
+        vk = k;
+        vFrom = head;
+        vTo = rc === 0 ? d : head;
+        rmapWalk(mapping, p.index[head]!, head, HUGETLB_NR, remapOne);
+        k.wakeMigrationWaiters();
+      }
+      p.isolatedBy[d] = 0;
+      if (rc === 0) {
+        moveHugetlbState(k, head, d);
+        p.isolatedBy[head] = 0;
+        putbackFolio(k, head);
+      }
+      // The target's allocation reference: a target that nothing maps or caches goes back.
+      k.folioPut(d);
+    }
+    this.phases.move += (performance.now() - t) / 1000;
+    return rc;
+  }
+
+  /** __folio_migrate_mapping for a hugetlb folio: its flags, rmap owner and page cache go to `to`. */
+  private moveHugetlbMapping(from: number, to: number, mapping: Mapping | undefined): void {
+    const p = this.k.pages;
+    p.flags[to] = PG_head | PG_hugetlb | (p.flags[from]! & (PG_anon | PG_dirty));
+    p.mapping[to] = p.mapping[from]!;
+    p.index[to] = p.index[from]!;
+    const pc = mapping?.pageCache;
+    if (pc) {
+      const index = p.index[from]!;
+      for (let j = 0; j < HUGETLB_NR; j++) pc[index + j] = to + j;
+      p.refcount[to]! += HUGETLB_NR;
+      p.refcount[from]! -= HUGETLB_NR;
     }
   }
 
-  private async batchInner(
-    list: number[],
+  /**
+   * alloc_migrate_hugetlb_folio's buddy allocation on `nid` (htlb_alloc_mask | __GFP_RETRY_MAYFAIL
+   * | __GFP_THISNODE): the slow path may compact the node (through kcompactd's hook).
+   */
+  private async allocHugetlbTarget(nid: number): Promise<number> {
+    const r = await this.k.allocFolioSlowpath({
+      order: HUGETLB_ORDER,
+      nid,
+      thisNode: true,
+      mt: MIGRATE_MOVABLE,
+      gfp: 'GFP_HIGHUSER_MOVABLE|__GFP_NOWARN|__GFP_RETRY_MAYFAIL|__GFP_COMP|__GFP_THISNODE',
+    });
+    return r.pfn;
+  }
+
+  /**
+   * migrate_pages_batch() on list[start, end): unmap → flush → batch copy → move. It runs to the
+   * end synchronously and returns undefined, unless a step has to wait (the allocator's slow path,
+   * a TLB shootdown of running user threads, a migrator that returns a promise): then it returns a
+   * promise of the rest. With `keepRetries` (the async first pass of a sync migration) the folios
+   * left for a retry go on `lists.left`; otherwise those count as failed and are put back.
+   */
+  private batch(
+    list: ArrayLike<number>,
+    start: number,
+    end: number,
     mode: MigrateModeValue,
     passes: number,
-    split: number[],
     keepRetries: boolean,
-  ): Promise<number[]> {
+  ): Promise<void> | undefined {
+    const L = this.lists;
+    const n = end - start;
+    L.ensure(n);
+    const pend = L.pend;
+    for (let j = 0; j < n; j++) pend[j] = list[start + j]!;
+    L.nPend = n;
+    L.nRetry = 0;
+    L.nu = 0;
+    if (keepRetries) L.left.length = 0;
+    this.bMode = mode;
+    this.bPasses = passes;
+    this.bKeep = keepRetries;
+    this.bLen = n;
+    this.enomem = false;
+    if (this.lane >= 0) {
+      this.tBatch = performance.now();
+      this.batchId = this.k.timeline.nextBatch();
+    }
+    this.tPhase = performance.now();
+    let r: Promise<void> | undefined;
+    try {
+      const slow = this.unmapFrom(0, 0);
+      r = slow ? slow.then(() => this.afterUnmap()) : this.afterUnmap();
+    } catch (e) {
+      this.batchEnd();
+      throw e;
+    }
+    if (!r) {
+      this.batchEnd();
+      return undefined;
+    }
+    return r.then(
+      () => this.batchEnd(),
+      (e: unknown) => {
+        this.batchEnd();
+        throw e;
+      },
+    );
+  }
+
+  /**
+   * The batch has ended, however it ended: remove_migration_ptes ran for every folio of it (moved
+   * or restored), so the threads that sleep on a migration entry wake; injected pins are dropped.
+   */
+  private batchEnd(): void {
+    const k = this.k;
+    k.wakeMigrationWaiters();
+    while (this.pins.length) k.folioPut(this.pins.pop()!, GUP_PIN_COUNTING_BIAS);
+    if (this.lane >= 0)
+      k.timeline.span(
+        TL_BATCH,
+        this.lane,
+        this.tBatch,
+        performance.now(),
+        this.batchId,
+        this.bLen,
+        this.bMode,
+        this.bPasses,
+      );
+  }
+
+  /**
+   * Phase A from folio `i` of pass `pass` on: allocate destinations and unmap, retrying -EAGAIN up
+   * to the batch's passes. Returns a promise only when an allocation went to the slow path; the
+   * phase resumes after it.
+   */
+  private unmapFrom(pass: number, i: number): Promise<void> | undefined {
     const k = this.k;
     const faults = k.faults;
     const p = k.pages;
     const s = this.stats;
-    const src: number[] = [];
-    const dst: number[] = [];
-    /** References each source holds when nothing else does: isolation + page cache. */
-    const expected: number[] = [];
-    const owners: (Mapping | undefined)[] = [];
-    let pending = list;
-    let t = performance.now();
-
-    // Phase A: allocate destinations and unmap, retrying -EAGAIN up to `passes` times.
-    let enomem = false;
-    for (let pass = 0; pass < passes && pending.length && !enomem; pass++) {
-      const retry: number[] = [];
-      for (let i = 0; i < pending.length; i++) {
-        const head = pending[i]!;
+    const L = this.lists;
+    for (; pass < this.bPasses && L.nPend && !this.enomem; pass++, i = 0) {
+      const pend = L.pend;
+      for (; i < L.nPend; i++) {
+        const head = pend[i]!;
         const order = k.folioOrder(head);
         const nr = 1 << order;
-        if (enomem) {
-          retry.push(head);
+        if (this.enomem) {
+          L.retry[L.nRetry++] = head;
+          continue;
+        }
+        const isThp = order === HPAGE_PMD_ORDER ? 1 : 0;
+        // migrate_pages_batch: a folio on the deferred split list (partially mapped) is split first,
+        // so only its mapped pages move (its unmapped pieces are freed as "freed from under us");
+        // it counts as a failed and split large folio.
+        if (folioTestPartiallyMapped(k, head) && this.trySplit(head, L.split)) {
+          s.nrFailedFolios++;
+          s.nrThpFailed += isThp;
+          s.nrThpSplit += isThp;
+          s.nrSplit++;
           continue;
         }
         const mapping = k.mappingOf(head);
@@ -445,85 +779,142 @@ export class MigrationRun {
         }
         // A DMA-pinned anon folio cannot be unmapped for migration (try_to_migrate fails).
         if (p.refcount[head]! - p.mapcount[head]! - exp >= GUP_PIN_COUNTING_BIAS) {
-          retry.push(head);
+          L.retry[L.nRetry++] = head;
           continue;
         }
-        const d = faults?.hit('alloc_dst', { node: this.node, order, pfn: head })
-          ? -1
-          : this.opts.alloc
-            ? this.opts.alloc(head, order)
-            : // alloc_migration_target: large folios use GFP_TRANSHUGE, which does not wake kswapd.
-              k.allocFolio({
-                order,
-                nid: this.node,
-                thisNode: true,
-                mt: MIGRATE_MOVABLE,
-                kswapdReclaim: false,
-              });
-        if (d < 0) {
-          const isThp = order === HPAGE_PMD_ORDER ? 1 : 0;
-          s.nrFailedFolios++;
-          s.nrThpFailed += isThp;
-          if (order > 0 && this.reason !== MigrateReason.MR_NUMA_MISPLACED && this.trySplit(head, split)) {
-            s.nrThpSplit += isThp;
-            s.nrSplit++;
-            continue;
-          }
-          // Out of memory on the target: stop unmapping, move what is unmapped, then give up.
-          s.nrFailedPages += nr;
-          this.putback(head);
-          this.rc = -ENOMEM;
-          enomem = true;
-          continue;
+        const injected = faults?.hit('alloc_dst', { node: this.node, order, pfn: head }) ?? null;
+        const d = injected ? -1 : this.opts.alloc ? this.opts.alloc(head, order) : this.allocTarget(order);
+        if (d < 0 && order > 0 && !injected && !this.opts.alloc && this.targetMayCompact()) {
+          const inPass = pass;
+          const at = i;
+          return this.allocTargetSlowpath(order).then((got) => {
+            this.unmapFolio(head, order, got, mapping, exp);
+            return this.unmapFrom(inPass, at + 1);
+          });
         }
-        p.isolatedBy[d] = this.id;
-        this.reserved.push(d);
-        vk = k;
-        vFrom = head;
-        if (mapping) rmapWalk(mapping, p.index[head]!, head, nr, unmapOne);
-        if (faults?.hit('unmap_pin', { node: this.node, order, pfn: head })) {
-          // A DMA pin taken while the folio is unmapped: the move phase sees extra references.
-          p.refcount[head]! += GUP_PIN_COUNTING_BIAS;
-          this.pins.push(head);
-        }
-        src.push(head);
-        dst.push(d);
-        expected.push(exp);
-        owners.push(mapping);
+        this.unmapFolio(head, order, d, mapping, exp);
       }
-      pending = retry;
+      // The next pass retries what this one could not unmap.
+      L.pend = L.retry;
+      L.retry = pend;
+      L.nPend = L.nRetry;
+      L.nRetry = 0;
     }
-    // Folios that never unmapped.
-    const leftover: number[] = [];
-    for (const head of pending) {
-      if (enomem) this.putback(head);
-      else if (keepRetries) leftover.push(head);
+    return undefined;
+  }
+
+  /** alloc_migration_target: large folios use GFP_TRANSHUGE, which does not wake kswapd. */
+  private allocTarget(order: number): number {
+    this.req.order = order;
+    return this.k.allocFolio(this.req);
+  }
+
+  /** Phase A for one folio once its destination was sought: `d`, or -1 when there is none. */
+  private unmapFolio(
+    head: number,
+    order: number,
+    d: number,
+    mapping: Mapping | undefined,
+    exp: number,
+  ): void {
+    const k = this.k;
+    const p = k.pages;
+    const s = this.stats;
+    const L = this.lists;
+    const nr = 1 << order;
+    if (d < 0) {
+      const isThp = order === HPAGE_PMD_ORDER ? 1 : 0;
+      s.nrFailedFolios++;
+      s.nrThpFailed += isThp;
+      if (order > 0 && this.reason !== MigrateReason.MR_NUMA_MISPLACED && this.trySplit(head, L.split)) {
+        s.nrThpSplit += isThp;
+        s.nrSplit++;
+        return;
+      }
+      // Out of memory on the target: stop unmapping, move what is unmapped, then give up.
+      s.nrFailedPages += nr;
+      this.putback(head);
+      this.rc = -ENOMEM;
+      this.enomem = true;
+      return;
+    }
+    // Reserved: from here on unwind finds it among the batch's destinations.
+    p.isolatedBy[d] = this.id;
+    const u = L.nu;
+    L.src[u] = head;
+    L.dst[u] = d;
+    L.expected[u] = exp;
+    L.owners[u] = mapping;
+    L.nu = u + 1;
+    if (u >= L.hi) L.hi = u + 1;
+    vk = k;
+    vFrom = head;
+    if (mapping) rmapWalk(mapping, p.index[head]!, head, nr, unmapOne);
+    if (k.faults?.hit('unmap_pin', { node: this.node, order, pfn: head })) {
+      // A DMA pin taken while the folio is unmapped: the move phase sees extra references.
+      p.refcount[head]! += GUP_PIN_COUNTING_BIAS;
+      this.pins.push(head);
+    }
+  }
+
+  /** Phase A is over: the folios that never unmapped, then phase B. */
+  private afterUnmap(): Promise<void> | undefined {
+    const k = this.k;
+    const L = this.lists;
+    const pend = L.pend;
+    for (let i = 0; i < L.nPend; i++) {
+      const head = pend[i]!;
+      if (this.enomem) this.putback(head);
+      else if (this.bKeep) L.left.push(head);
       else this.fail(head);
     }
+    L.nPend = 0;
+    const t0 = this.tPhase;
     const t1 = performance.now();
-    this.phases.unmap += (t1 - t) / 1000;
-    if (this.lane >= 0) k.timeline.span(TL_UNMAP, this.lane, t, t1, this.batchId, src.length);
-
+    this.phases.unmap += (t1 - t0) / 1000;
+    if (this.lane >= 0) k.timeline.span(TL_UNMAP, this.lane, t0, t1, this.batchId, L.nu);
+    this.tPhase = t1;
     // Phase B: one batched TLB flush for every folio unmapped above (a shootdown of the user
     // threads that may cache a translation to a source folio: none writes to it afterwards).
     const flush = k.tlbFlush();
-    if (flush) await flush;
-    t = performance.now();
+    if (flush) return flush.then(() => this.afterFlush(1));
+    return this.afterFlush(0);
+  }
+
+  /** Phase B is over (`shot`: it had to shoot down threads): batch copy, then move. */
+  private afterFlush(shot: number): Promise<void> | undefined {
+    const t1 = this.tPhase;
+    const t = performance.now();
     this.phases.flush += (t - t1) / 1000;
-    if (this.lane >= 0) k.timeline.span(TL_FLUSH, this.lane, t1, t, this.batchId, flush ? 1 : 0);
-
+    if (this.lane >= 0) this.k.timeline.span(TL_FLUSH, this.lane, t1, t, this.batchId, shot);
     // Phase B': batch copy by the migrator routed for this reason.
-    const entry = src.length ? this.host.entryFor(this.reason) : null;
-    if (entry) await this.batchCopy(entry, src, dst, expected, mode);
+    const entry = this.lists.nu ? this.host.entryFor(this.reason) : null;
+    if (entry) {
+      const copying = this.batchCopy(entry);
+      if (copying) return copying.then(() => this.movePhase());
+    }
+    this.movePhase();
+    return undefined;
+  }
 
-    // Phase C: move, up to `passes` passes for -EAGAIN (extra references).
-    let todo = src.length;
-    const state = new Uint8Array(src.length); // 0 pending, 1 done
-    for (let pass = 0; pass < passes && todo; pass++) {
-      let tc = performance.now();
-      const ready: number[] = [];
+  /** Phase C: move, up to the batch's passes for -EAGAIN (extra references); then undo the rest. */
+  private movePhase(): void {
+    const k = this.k;
+    const p = k.pages;
+    const L = this.lists;
+    const n = L.nu;
+    const src = L.src;
+    const dst = L.dst;
+    const expected = L.expected;
+    const owners = L.owners;
+    const state = L.state;
+    state.fill(0, 0, n);
+    let todo = n;
+    for (let pass = 0; pass < this.bPasses && todo; pass++) {
+      const tc = performance.now();
+      let ready = 0;
       let cpu = 0;
-      for (let i = 0; i < src.length; i++) {
+      for (let i = 0; i < n; i++) {
         if (state[i]) continue;
         const from = src[i]!;
         const to = dst[i]!;
@@ -535,27 +926,27 @@ export class MigrationRun {
           k.mem.copyPages(to, from, p.flags[from]! & PG_head ? 1 << p.order[from]! : 1);
           cpu++;
         }
-        ready.push(i);
+        state[i] = 2;
+        ready++;
       }
-      let tm = performance.now();
+      const tm = performance.now();
       this.phases.fallbackCopy += (tm - tc) / 1000;
       const traceFolios = this.lane >= 0 && k.timeline.folios;
       // The CPU copied what the migrator did not: a fallback span only when it copied something.
       if (this.lane >= 0 && cpu) k.timeline.span(TL_FALLBACK_COPY, this.lane, tc, tm, this.batchId, cpu);
-      for (const i of ready) {
+      for (let i = 0; i < n && ready; i++) {
+        if (state[i] !== 2) continue;
         if (traceFolios) this.moveFolioTraced(src[i]!, dst[i]!, owners[i]);
         else this.moveFolio(src[i]!, dst[i]!, owners[i]);
         state[i] = 1;
         todo--;
       }
-      tc = performance.now();
-      this.phases.move += (tc - tm) / 1000;
-      if (this.lane >= 0 && ready.length)
-        k.timeline.span(TL_MOVE, this.lane, tm, tc, this.batchId, ready.length);
-      tm = tc;
+      const te = performance.now();
+      this.phases.move += (te - tm) / 1000;
+      if (this.lane >= 0 && ready) k.timeline.span(TL_MOVE, this.lane, tm, te, this.batchId, ready);
     }
     // migrate_folios_undo: restore the source mappings of what did not move.
-    for (let i = 0; i < src.length; i++) {
+    for (let i = 0; i < n && todo; i++) {
       if (state[i]) continue;
       const from = src[i]!;
       vk = k;
@@ -566,10 +957,9 @@ export class MigrationRun {
       p.isolatedBy[dst[i]!] = 0;
       if (this.opts.free) this.opts.free(dst[i]!);
       else k.folioPut(dst[i]!);
-      if (keepRetries) leftover.push(from);
+      if (this.bKeep) L.left.push(from);
       else this.fail(from);
     }
-    return leftover;
   }
 
   private fail(head: number): void {
@@ -578,6 +968,34 @@ export class MigrationRun {
     this.stats.nrFailedFolios++;
     if (nr === 1 << HPAGE_PMD_ORDER) this.stats.nrThpFailed++;
     this.putback(head);
+  }
+
+  /**
+   * Whether alloc_migration_target's large-folio request may compact: it asks with GFP_TRANSHUGE,
+   * which allows direct reclaim, except where the caller cannot reclaim: NUMA hinting allocates with
+   * GFP_TRANSHUGE_LIGHT (alloc_misplaced_dst_folio) and demotion runs in reclaim (PF_MEMALLOC).
+   */
+  private targetMayCompact(): boolean {
+    return this.reason !== MigrateReason.MR_NUMA_MISPLACED && this.reason !== MigrateReason.MR_DEMOTION;
+  }
+
+  /**
+   * The large-folio target's slow path (alloc_migration_target: GFP_TRANSHUGE | __GFP_THISNODE,
+   * a costly order without __GFP_NORETRY): direct compaction of the target node at
+   * COMPACT_PRIO_ASYNC, then (no reclaim to make progress) at COMPACT_PRIO_SYNC_LIGHT, through the
+   * directCompact hook that @pagemig/kcompactd installs. Without it nothing compacts and the
+   * caller splits the folio at once.
+   */
+  private async allocTargetSlowpath(order: number): Promise<number> {
+    const r = await this.k.allocFolioSlowpath({
+      order,
+      nid: this.node,
+      thisNode: true,
+      mt: MIGRATE_MOVABLE,
+      kswapdReclaim: false,
+      gfp: 'GFP_TRANSHUGE|__GFP_THISNODE',
+    });
+    return r.pfn;
   }
 
   /** try_split_folio on ENOMEM: the pieces go on `split`, isolated. */
@@ -614,6 +1032,8 @@ export class MigrationRun {
     // folio_migrate_flags + __folio_migrate_mapping.
     const keep = p.flags[to]! & (PG_head | PG_tail);
     p.flags[to] = (p.flags[from]! & ~(PG_isolated | PG_head | PG_tail | PG_buddy)) | keep | PG_lru;
+    // The NUMA information goes along, "to prevent over-eager future migrations of this same page".
+    p.lastNid[to] = p.lastNid[from]!;
     p.mapping[to] = p.mapping[from]!;
     p.index[to] = p.index[from]!;
     let refs = 0;
@@ -714,57 +1134,60 @@ export class MigrationRun {
     return error;
   }
 
-  private async batchCopy(
-    entry: MigratorEntry,
-    src: number[],
-    dst: number[],
-    expected: number[],
-    mode: MigrateModeValue,
-  ): Promise<void> {
+  /**
+   * Phase B': offers the unmapped folios whose references are as expected to the migrator.
+   * Returns a promise only when the migrator's copyBatch returned one (or a fault was injected).
+   */
+  private batchCopy(entry: MigratorEntry): Promise<void> | undefined {
     const k = this.k;
     const p = k.pages;
+    const L = this.lists;
+    const src = L.src;
     const table = this.table;
     const m = entry.migrator;
+    const mode = this.bMode;
     let rows = 0;
     let pages = 0;
     let maxFolio = 0;
     const capacity = table.length / BATCH_ROW_INTS;
-    for (let i = 0; i < src.length && rows < capacity; i++) {
+    for (let i = 0; i < L.nu && rows < capacity; i++) {
       const from = src[i]!;
       // Batch eligibility: refcount as expected, so the copy is not wasted.
-      if (p.refcount[from] !== expected[i]) continue;
+      if (p.refcount[from] !== L.expected[i]) continue;
       const nr = 1 << k.folioOrder(from);
       const o = rows * BATCH_ROW_INTS;
       table[o] = from;
-      table[o + 1] = dst[i]!;
+      table[o + 1] = L.dst[i]!;
       table[o + 2] = nr;
       table[o + BATCH_FLAGS] = 0;
       rows++;
       pages += nr;
       if (nr > maxFolio) maxFolio = nr;
     }
-    if (!rows) return;
-    const info = { reason: this.reason, mode, folios: rows, pages, maxFolioPages: maxFolio };
+    if (!rows) return undefined;
     try {
-      if (m.shouldOffload && !m.shouldOffload(info)) return;
+      if (
+        m.shouldOffload &&
+        !m.shouldOffload({ reason: this.reason, mode, folios: rows, pages, maxFolioPages: maxFolio })
+      )
+        return undefined;
     } catch (e) {
       this.host.recordBatch(entry, 0, 0, e);
       this.offload.failures++;
-      return;
+      return undefined;
     }
     this.offload.migrator = m.name;
     const t = performance.now();
     const batch = new MigrationBatch(table, rows, this.reason, mode, this.batchId);
-    // One controller serves the run's batches until one of them aborts (they run one at a time):
-    // creating a controller per batch cost about as much as the rest of the batch bookkeeping.
-    if (this.ac.signal.aborted) this.ac = new AbortController();
-    const ac = this.ac;
+    if (L.ac === null || L.ac.signal.aborted) L.ac = new AbortController();
+    const ac = L.ac;
     let error: unknown;
     // The migrator_call fault site: the engine's call behaves like a faulty migrator.
     const fault =
       k.faults !== null ? k.faults.hit('migrator_call', { migrator: m.name, node: this.node }) : null;
+    const partial = fault?.action === 'partial';
     let run: Promise<unknown> | null = null;
-    if (fault === null || fault.action === 'partial') {
+    if (fault === null || partial) {
       // Call synchronously: a migrator that copies on this thread and returns no promise (like
       // cpu-serial) costs no timer, no promise and no race per batch.
       try {
@@ -786,8 +1209,26 @@ export class MigrationRun {
               ),
             );
     }
-    if (run) error = await this.settle(entry, run, ac, table, `${rows} folios (${pages} pages)`);
-    if (error === undefined && fault?.action === 'partial') {
+    if (run)
+      return this.settle(entry, run, ac, table, `${rows} folios (${pages} pages)`).then((e) =>
+        this.batchCopied(entry, table, rows, pages, partial, t, e),
+      );
+    this.batchCopied(entry, table, rows, pages, partial, t, error);
+    return undefined;
+  }
+
+  /** The batch copy settled (`error` if it failed): the marked rows' destinations are copied. */
+  private batchCopied(
+    entry: MigratorEntry,
+    table: Int32Array,
+    rows: number,
+    pages: number,
+    partial: boolean,
+    t: number,
+    error: unknown,
+  ): void {
+    const p = this.k.pages;
+    if (error === undefined && partial) {
       // "Copied only some rows": drop the marks of every other row.
       for (let i = 1; i < rows; i += 2) Atomics.and(table, i * BATCH_ROW_INTS + BATCH_FLAGS, ~BATCH_COPIED);
     }
@@ -807,32 +1248,47 @@ export class MigrationRun {
     if (error !== undefined) this.offload.failures++;
     const t2 = performance.now();
     this.phases.batchCopy += (t2 - t) / 1000;
-    if (this.lane >= 0) k.timeline.span(TL_BATCH_COPY, this.lane, t, t2, this.batchId, rows, pages, copied);
+    if (this.lane >= 0)
+      this.k.timeline.span(TL_BATCH_COPY, this.lane, t, t2, this.batchId, rows, pages, copied);
   }
 }
 
 /** Isolates the folios containing `pfns` (isolate_lru_page); returns heads and the count refused. */
 export function isolateFolios(k: Kernel, pfns: ArrayLike<number>): { heads: number[]; refused: number } {
+  const { heads, refused } = isolateFolioList(k, pfns);
+  return { heads: Array.from(heads), refused };
+}
+
+/**
+ * isolateFolios into a typed array (m.migrateFolios): a JS array of tens of thousands of heads
+ * costs tens of nanoseconds per push, a typed array one store.
+ */
+function isolateFolioList(k: Kernel, pfns: ArrayLike<number>): { heads: Int32Array; refused: number } {
   const p = k.pages;
-  const heads: number[] = [];
-  let refused = 0;
+  // Each folio is isolated once: never more heads than pages.
+  const heads = new Int32Array(Math.min(pfns.length, k.nrPages));
+  let n = 0;
   for (let i = 0; i < pfns.length; i++) {
     const pfn = pfns[i]!;
     if (!Number.isInteger(pfn) || pfn < 0 || pfn >= k.nrPages) {
-      putbackFolios(k, heads);
+      putbackFolios(k, heads.subarray(0, n));
       throw kernelError(EINVAL, `pfn ${show(pfn)} is not RAM (0..${k.nrPages - 1})`);
     }
     const head = p.head(pfn);
-    const f = p.flags[head]!;
-    if (f & PG_buddy || !(f & PG_lru) || f & PG_isolated || p.refcount[head]! <= 0) {
-      refused++;
-      continue;
-    }
-    p.flags[head] = (f & ~PG_lru) | PG_isolated;
-    p.refcount[head]!++;
-    heads.push(head);
+    if (isolateFolio(k, head)) heads[n++] = head;
   }
-  return { heads, refused };
+  return { heads: heads.subarray(0, n), refused: pfns.length - n };
+}
+
+/** folio_isolate_lru for one head: false when it is free, not on the LRU, or already isolated. */
+export function isolateFolio(k: Kernel, head: number): boolean {
+  const p = k.pages;
+  const f = p.flags[head]!;
+  if (f & PG_hugetlb) return isolateHugetlb(k, head);
+  if (f & PG_buddy || !(f & PG_lru) || f & PG_isolated || p.refcount[head]! <= 0) return false;
+  p.flags[head] = (f & ~PG_lru) | PG_isolated;
+  p.refcount[head]!++;
+  return true;
 }
 
 /** What one engine entry takes: the target and modes, the caller's hooks, and its accounting. */
@@ -925,7 +1381,7 @@ function planRun(k: Kernel, opts: MigratePagesOptions): RunPlan {
 async function runPlan(
   k: Kernel,
   plan: RunPlan,
-  heads: readonly number[],
+  heads: FolioList,
   notIsolated: number,
 ): Promise<MigrationResult> {
   const t0 = performance.now();
@@ -952,6 +1408,7 @@ async function runPlan(
     if (lane?.own) k.timeline.releaseLane(lane.lane);
     // A table a migrator was abandoned with was replaced: this one no migrator holds any more.
     k.releaseBatchTable(run.table);
+    run.release();
   }
   const s = run.stats;
   const result: MigrationResult = {
@@ -994,7 +1451,7 @@ async function runPlan(
  */
 export function migratePages(
   k: Kernel,
-  heads: readonly number[],
+  heads: FolioList,
   opts: MigratePagesOptions,
 ): Promise<MigrationResult> {
   let plan: RunPlan;
@@ -1020,17 +1477,19 @@ export async function migrateFolios(
       EINVAL,
       `pfns must be an array of page frame numbers, got ${pfns === null ? 'null' : typeof pfns}`,
     );
-  const { heads, refused } = isolateFolios(k, pfns);
+  const { heads, refused } = isolateFolioList(k, pfns);
   return runPlan(k, plan, heads, refused);
 }
 
 /** putback_movable_pages: returns isolated folios to the LRU and drops the isolation reference. */
-export function putbackFolios(k: Kernel, heads: readonly number[]): void {
+export function putbackFolios(k: Kernel, heads: FolioList): void {
   for (const head of heads) putbackFolio(k, head);
 }
 
 function putbackFolio(k: Kernel, head: number): void {
-  k.pages.flags[head] = (k.pages.flags[head]! & ~PG_isolated) | PG_lru;
+  const f = k.pages.flags[head]! & ~PG_isolated;
+  // folio_putback_hugetlb: a hugetlb folio is migratable again; it is never on an LRU.
+  k.pages.flags[head] = f & PG_hugetlb ? f : f | PG_lru;
   k.folioPut(head);
 }
 

@@ -39,7 +39,7 @@ export function modeledClock(
   host: OffloadHost,
   opts: ClockOptions & { reason?: MigrateReasonName | MigrateReasonValue; node: number },
 ): {
-  capture(heads: readonly number[]): void;
+  capture(heads: Iterable<number> & ArrayLike<number>): void;
   finish(r: { offload: { foliosCopied: number } }): ModeledRun;
 } | null {
   const clock = opts.clock ?? k.config.clock;

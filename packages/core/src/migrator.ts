@@ -140,8 +140,9 @@ export interface Migrator {
   init(ctx: MigratorContext): void | Promise<void>;
   /**
    * Copies rows and marks those copied. May reject or throw: the engine falls back to the CPU.
-   * `signal` aborts when the engine gives up on this batch; consecutive batches of one run may
-   * share a signal until it aborts, so remove any abort listener when the batch settles.
+   * `signal` aborts when the engine gives up on this batch; consecutive batches (of one run and of
+   * the runs after it) may share a signal until it aborts, so remove any abort listener when the
+   * batch settles.
    */
   copyBatch(batch: MigrationBatch, options: { signal: AbortSignal }): void | Promise<void>;
   /** Per-batch gate; declining costs nothing (the CPU copies the batch). */

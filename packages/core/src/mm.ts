@@ -1,4 +1,5 @@
-import type { Mempolicy } from './mempolicy.js';
+import type { HugetlbVma } from './hugetlb_vma.js';
+import { type MempolicyTask, type Mpol, mpolEqual } from './mempolicy_struct.js';
 import { PAGE_SHIFT } from './mmzone.js';
 import { PageTables, USER_BASE, USER_PAGES } from './pagetable.js';
 import type { Mapping } from './rmap.js';
@@ -22,7 +23,8 @@ export class Vma {
     readonly shared: boolean,
     /** Folio order faults allocate (0, an mTHP order 2..8, or 9 = PMD THP). */
     readonly order: number,
-    public policy: Mempolicy,
+    /** vm_policy: the area's own policy (mbind), null when it follows the task's. */
+    public policy: Mpol | null,
     public locked: boolean,
     /** false models VM_IO/VM_PFNMAP-like areas that migration must not touch. */
     readonly migratable: boolean,
@@ -30,6 +32,9 @@ export class Vma {
     /** Page offset of startVpn in `mapping`. */
     public pgoff: number,
   ) {}
+
+  /** MAP_HUGETLB: the area's hugetlb state (vm_private_data); null for any other area. */
+  hugetlb: HugetlbVma | null = null;
 
   get endVpn(): number {
     return this.startVpn + this.npages;
@@ -44,22 +49,48 @@ export class Vma {
   index(vpn: number): number {
     return this.pgoff + (vpn - this.startVpn);
   }
+
+  /** vm_area_dup: an area like this one over pages [startVpn, startVpn + npages) of `mm`. */
+  dup(mm: Mm, startVpn: number, npages: number, pgoff: number): Vma {
+    const v = new Vma(
+      mm,
+      startVpn,
+      npages,
+      this.shared,
+      this.order,
+      this.policy,
+      this.locked,
+      this.migratable,
+      this.mapping,
+      pgoff,
+    );
+    // A hugetlb area's halves share its reservation map (hugetlb_vm_op_open) and copy its flags.
+    if (this.hugetlb) v.hugetlb = { ...this.hugetlb };
+    return v;
+  }
 }
 
+// Computed once: `2 ** PAGE_SHIFT` inside a function is a Math.pow call per call (~50 ns), and
+// move_pages(2) converts every address it is given.
+const PAGE_BYTES = 2 ** PAGE_SHIFT;
+const USER_BYTES = USER_PAGES * PAGE_BYTES;
+
 export function vpnToAddr(vpn: number): number {
-  return USER_BASE + vpn * 2 ** PAGE_SHIFT;
+  return USER_BASE + vpn * PAGE_BYTES;
 }
 
 /** Virtual page number of `addr` in the user window, or -1 outside it. */
 export function addrToVpn(addr: number): number {
   const off = addr - USER_BASE;
-  if (!(off >= 0) || off >= USER_PAGES * 2 ** PAGE_SHIFT) return -1;
-  return Math.floor(off / 2 ** PAGE_SHIFT);
+  if (!(off >= 0) || off >= USER_BYTES) return -1;
+  return Math.floor(off / PAGE_BYTES);
 }
 
 /** An address space (struct mm_struct): its VMAs in a tree, and its page tables. */
 export class Mm {
   readonly pt = new PageTables();
+  /** The task whose policy and cpuset the faults of this address space allocate by. */
+  constructor(readonly task: MempolicyTask) {}
   vmas = new VmaTree();
   private cache: Vma | undefined;
 
@@ -101,6 +132,41 @@ export class Mm {
     vma.npages = npages;
     vma.pgoff = pgoff;
     this.insert(vma);
+  }
+
+  /** __split_vma: `vma` keeps [start, vpn); the returned new area (inserted) holds [vpn, end). */
+  splitVma(vma: Vma, vpn: number): Vma {
+    const tail = vma.dup(this, vpn, vma.endVpn - vpn, vma.index(vpn));
+    this.resize(vma, vma.startVpn, vpn - vma.startVpn, vma.pgoff);
+    this.insert(tail);
+    return tail;
+  }
+
+  /**
+   * is_mergeable_vma for two areas of this address space: `next` starts where `prev` ends, maps
+   * the same object at the next page offset, with the same flags and policy (`prevPolicy` and
+   * `nextPolicy` ask as if the areas had those).
+   */
+  canMerge(prev: Vma, next: Vma, prevPolicy = prev.policy, nextPolicy = next.policy): boolean {
+    return (
+      prev.endVpn === next.startVpn &&
+      prev.mapping === next.mapping &&
+      next.pgoff === prev.pgoff + prev.npages &&
+      prev.shared === next.shared &&
+      prev.order === next.order &&
+      prev.locked === next.locked &&
+      prev.migratable === next.migratable &&
+      // A merge removes an area; one with a close op (hugetlb_vm_op_close) may not go (can_merge_remove_vma).
+      !prev.hugetlb &&
+      !next.hugetlb &&
+      mpolEqual(prevPolicy, nextPolicy)
+    );
+  }
+
+  /** vma_merge: `next` (canMerge with `prev`) is absorbed into `prev`. */
+  mergeVmas(prev: Vma, next: Vma): void {
+    this.remove(next);
+    this.resize(prev, prev.startVpn, prev.npages + next.npages, prev.pgoff);
   }
 
   /** dup_mmap: the child's tree, copied in one pass with `map(vma)` for each VMA. */

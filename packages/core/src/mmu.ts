@@ -85,6 +85,8 @@ export const FAULT_ANSWERED = 2;
 /** S_FAULT_RESULT values besides 0 (resolved) and a negative errno. */
 export const FAULT_RETRY = 1;
 export const FAULT_KILLED = -1000;
+/** VM_FAULT_SIGBUS: no page can back the access (a hugetlb pool without a page): the thread gets SIGBUS. */
+export const FAULT_SIGBUS = -1001;
 
 /** What a thread needs to build its MMU (all shared memory; cloned into a worker as is). */
 export interface MmuInit {
@@ -369,6 +371,7 @@ export class Mmu {
         );
         continue;
       }
+      // Nothing mapped, or a PROT_NONE entry (NUMA hinting, pagetable.ts): the kernel decides.
       this.fault(vpn, write);
     }
   }
@@ -426,6 +429,7 @@ export class Mmu {
     if (r === 0 || r === FAULT_RETRY) return;
     const addr = USER_BASE + vpn * 4096;
     if (r === FAULT_KILLED) throw new MmuFault('thread killed: its process exited', 0, addr);
+    if (r === FAULT_SIGBUS) throw new MmuFault(`bus error (SIGBUS) at 0x${addr.toString(16)}`, 0, addr);
     if (r === -14) this.segv(addr, 'no mapping');
     throw new MmuFault(
       `${r === -12 ? 'out of memory (VM_FAULT_OOM)' : `fault failed with errno ${-r}`} at 0x${addr.toString(16)}`,

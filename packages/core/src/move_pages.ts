@@ -1,13 +1,15 @@
+import { CAP_SYS_NICE } from './capability.js';
 import { EACCES, EBUSY, EFAULT, EINVAL, ENODEV, ENOENT, EPERM, type SyscallResult } from './errno.js';
 import type { Kernel } from './kernel.js';
 import { MPOL_MF_MOVE, MPOL_MF_MOVE_ALL } from './mempolicy.js';
-import { isolateFolios, migratePages, putbackFolios } from './migrate.js';
+import { isolateFolio, migratePages, putbackFolios } from './migrate.js';
 import { MigrateMode, MigrateReason } from './migrate_mode.js';
 import type { Mm } from './mm.js';
 import { addrToVpn } from './mm.js';
 import { MAX_NUMNODES } from './mmzone.js';
+import { N_MEMORY, nodeState } from './nodemask.js';
 import { PG_isolated } from './page.js';
-import { PTE_PRESENT, ZERO_PFN } from './pagetable.js';
+import { pteIsPresent, ZERO_PFN } from './pagetable.js';
 import { entryPfn, pageEntry } from './pagewalk.js';
 import type { Process } from './process.js';
 import { findTarget } from './ptrace.js';
@@ -20,23 +22,62 @@ export interface MovePagesResult extends SyscallResult {
 
 const fail = (errno: number): SyscallResult => ({ ret: -1, errno });
 
-/** The present page mapping `addr`: its pfn, ZERO_PFN, or -1 (no page); -2 if no VMA. */
-function followPage(mm: Mm, addr: number): { pfn: number; vmaOk: boolean } {
-  // get_user of a pointer: anything but a number (a BigInt, a string) points nowhere.
-  const vpn = typeof addr === 'number' ? addrToVpn(addr) : -1;
+/** Whether the VMA of the last followPage() may migrate (a module variable: no object per page). */
+let followVmaOk = false;
+
+/**
+ * get_user of a pointer: its virtual page, or -1 when it points nowhere (anything but a number,
+ * like a BigInt or a string, does). Called where the address is read, so the address (a double)
+ * is never boxed to pass it on.
+ */
+function userVpn(addr: unknown): number {
+  return typeof addr === 'number' ? addrToVpn(addr) : -1;
+}
+
+/** The present page mapping virtual page `vpn`: its pfn, ZERO_PFN, or -1 (no page); -2 if no VMA. */
+function followPage(mm: Mm, vpn: number): number {
   const vma = vpn >= 0 ? mm.findVma(vpn) : undefined;
-  if (!vma) return { pfn: -2, vmaOk: false };
+  followVmaOk = vma?.migratable ?? false;
+  if (!vma) return -2;
   const e = pageEntry(mm.pt, vpn);
-  if (!(e & PTE_PRESENT)) return { pfn: -1, vmaOk: vma.migratable };
-  return { pfn: entryPfn(e, vpn), vmaOk: vma.migratable };
+  // follow_page/folio_walk: a PROT_NONE (NUMA hinting) entry maps its page like a present one.
+  if (!pteIsPresent(e)) return -1;
+  return entryPfn(e, vpn);
+}
+
+/**
+ * The folios isolated for the next migration (do_pages_move's pagelist), in a typed array: a JS
+ * array of tens of thousands of entries costs tens of nanoseconds per push (each growth of a
+ * large array is a new large object), a typed array one store.
+ */
+class PageList {
+  private readonly heads: Int32Array;
+  private count = 0;
+  constructor(capacity: number) {
+    this.heads = new Int32Array(capacity);
+  }
+  get length(): number {
+    return this.count;
+  }
+  push(head: number): void {
+    this.heads[this.count++] = head;
+  }
+  /** Empties the list and returns what it held (a view, valid until the next push). */
+  take(): Int32Array {
+    const list = this.heads.subarray(0, this.count);
+    this.count = 0;
+    return list;
+  }
 }
 
 /** Migrates the queued folios to `node` (do_move_pages_to_node: MIGRATE_SYNC, MR_SYSCALL). */
-async function moveToNode(k: Kernel, heads: number[], node: number): Promise<number> {
-  if (!heads.length) return 0;
-  const queued = heads.splice(0);
+async function moveToNode(k: Kernel, queued: PageList, node: number): Promise<number> {
+  if (!queued.length) return 0;
+  // The engine owns them from here on (it moves or puts back every one): none is left for
+  // movePages' cleanup. Nothing is queued while it runs.
+  const heads = queued.take();
   return (
-    await migratePages(k, queued, {
+    await migratePages(k, heads, {
       node,
       mode: MigrateMode.MIGRATE_SYNC,
       reason: MigrateReason.MR_SYSCALL,
@@ -74,13 +115,14 @@ export async function movePages(
   flags: number,
   statusIn?: number[],
 ): Promise<MovePagesResult> {
-  const queued: number[] = [];
+  // At most one folio per address, and each folio once (it stays isolated).
+  const queued = new PageList(Array.isArray(addrs) ? Math.min(addrs.length, k.nrPages) : 0);
   try {
     return await doPagesMove(k, caller, pid, addrs, nodes, flags, statusIn, queued);
   } finally {
     // Folios isolated for a batch that never reached the engine (a throw between the isolation
     // and the flush) go back to the LRU.
-    putbackFolios(k, queued.splice(0));
+    putbackFolios(k, queued.take());
   }
 }
 
@@ -92,12 +134,12 @@ async function doPagesMove(
   nodes: readonly number[] | null,
   flags: number,
   statusIn: number[] | undefined,
-  queued: number[],
+  queued: PageList,
 ): Promise<MovePagesResult> {
   const status = statusIn ?? new Array<number>(Array.isArray(addrs) ? addrs.length : 0).fill(-123);
   const done = (r: SyscallResult): MovePagesResult => ({ ...r, status });
   if (!Number.isInteger(flags) || flags & ~(MPOL_MF_MOVE | MPOL_MF_MOVE_ALL)) return done(fail(EINVAL));
-  if (flags & MPOL_MF_MOVE_ALL && !caller.privileged) return done(fail(EPERM));
+  if (flags & MPOL_MF_MOVE_ALL && !caller.capable(CAP_SYS_NICE)) return done(fail(EPERM));
   const target = findTarget(k, caller, pid);
   if (typeof target === 'number') return done(fail(target));
   if (!Array.isArray(addrs) || !(status?.length >= addrs.length)) return done(fail(EFAULT));
@@ -107,7 +149,7 @@ async function doPagesMove(
   if (nodes === null) {
     // do_pages_stat: no VMA or zero page → -EFAULT, nothing present → -ENOENT, else the node.
     for (let i = 0; i < nr; i++) {
-      const { pfn } = followPage(mm, addrs[i]!);
+      const pfn = followPage(mm, userVpn(addrs[i]));
       const st = pfn === -2 || pfn === ZERO_PFN ? -EFAULT : pfn === -1 ? -ENOENT : k.nodeOf(pfn);
       if (storeStatus(status, i, st, 1)) return done(fail(EFAULT));
     }
@@ -126,18 +168,17 @@ async function doPagesMove(
   };
   const result = (err: number): MovePagesResult => done(err < 0 ? fail(-err) : { ret: err });
 
+  const moveAll = (flags & MPOL_MF_MOVE_ALL) !== 0;
   let err = 0;
   let i = 0;
   for (; i < nr; i++) {
+    if (current !== -1) {
+      i = queuePages(k, target, mm, addrs, nodes, i, current, moveAll, queued);
+      if (i === nr) break;
+    }
     const node = nodes[i]!;
-    if (!Number.isInteger(node) || node < 0 || node >= MAX_NUMNODES || node >= k.nodes.length) {
-      err = -ENODEV;
-      break;
-    }
-    if (!target.memsAllowed.includes(node)) {
-      err = -EACCES;
-      break;
-    }
+    err = nodeError(k, target, node);
+    if (err) break;
     if (current === -1) {
       current = node;
       start = i;
@@ -147,7 +188,7 @@ async function doPagesMove(
       start = i;
       current = node;
     }
-    const r = addFolioForMigration(k, mm, addrs[i]!, current, (flags & MPOL_MF_MOVE_ALL) !== 0, queued);
+    const r = addFolioForMigration(k, mm, userVpn(addrs[i]), current, moveAll, queued);
     if (r > 0) continue;
     err = storeStatus(status, i, r === 0 ? current : r, 1);
     // out_flush: the queued pages still move, then the call fails with EFAULT.
@@ -164,25 +205,68 @@ async function doPagesMove(
   return result(err);
 }
 
+/**
+ * do_pages_move's check of a target node: a node out of range or without memory
+ * (!node_state(node, N_MEMORY)) is -ENODEV (the call ends after the queued batch moves; its status
+ * entry is not written), one outside the target's cpuset -EACCES; 0 when it may be used.
+ */
+function nodeError(k: Kernel, target: Process, node: number): number {
+  if (
+    !Number.isInteger(node) ||
+    node < 0 ||
+    node >= MAX_NUMNODES ||
+    node >= k.nodes.length ||
+    !nodeState(k.nodes[node]!, N_MEMORY)
+  )
+    return -ENODEV;
+  return target.memsAllowed.includes(node) ? 0 : -EACCES;
+}
+
+/**
+ * do_pages_move's common case, in a synchronous loop of its own: from page `i` on, the pages bound
+ * for `current` that add_folio_for_migration queues. Returns the first page that needs more (an
+ * await, an error, another node) or the end. The page it stops at is left as it was (checking a
+ * node or adding a page that does not queue changes nothing), and the caller takes it from there.
+ * (A long loop in the async caller would be compiled on stack replacement and deoptimized at its
+ * exit on every call.)
+ */
+function queuePages(
+  k: Kernel,
+  target: Process,
+  mm: Mm,
+  addrs: readonly number[],
+  nodes: readonly number[],
+  i: number,
+  current: number,
+  moveAll: boolean,
+  queued: PageList,
+): number {
+  for (; i < addrs.length; i++) {
+    const node = nodes[i]!;
+    if (node !== current || nodeError(k, target, node)) return i;
+    if (addFolioForMigration(k, mm, userVpn(addrs[i]), current, moveAll, queued) <= 0) return i;
+  }
+  return i;
+}
+
 /** add_folio_for_migration: 1 queued, 0 already on the node, else a negative errno. */
 function addFolioForMigration(
   k: Kernel,
   mm: Mm,
-  addr: number,
+  vpn: number,
   node: number,
   moveAll: boolean,
-  queued: number[],
+  queued: PageList,
 ): number {
-  const { pfn, vmaOk } = followPage(mm, addr);
-  if (pfn === -2 || !vmaOk) return -EFAULT;
+  const pfn = followPage(mm, vpn);
+  if (pfn === -2 || !followVmaOk) return -EFAULT;
   if (pfn === -1) return -ENOENT;
   if (pfn === ZERO_PFN) return -EFAULT;
   const head = k.pages.head(pfn);
   if (k.nodeOf(head) === node) return 0;
   if (!moveAll && folioMaybeMappedShared(k, head)) return -EACCES;
   if (k.pages.flags[head]! & PG_isolated) return -EBUSY;
-  const { heads } = isolateFolios(k, [head]);
-  if (!heads.length) return -EBUSY;
+  if (!isolateFolio(k, head)) return -EBUSY;
   queued.push(head);
   return 1;
 }

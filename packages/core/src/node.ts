@@ -1,9 +1,12 @@
 import type { Zone } from './zone.js';
 
-/** A NUMA node (pglist_data): its zones, tier, and the node order for fallback allocation. */
+/** A NUMA node (pglist_data): its zones, CPUs, tier, and the node order for fallback allocation. */
 export class PgData {
   readonly zones: Zone[] = [];
-  /** This node first, then the others by increasing distance (build_zonelists). */
+  /**
+   * This node first, then the nodes with memory by increasing distance (build_zonelists:
+   * find_next_best_node walks N_MEMORY only, so a memory-less node is never a fallback).
+   */
   fallbackOrder: number[] = [];
   /** node_zonelists[ZONELIST_FALLBACK]: built once at boot (page_alloc.ts buildZonelist). */
   zonelist: Zone[] = [];
@@ -14,6 +17,9 @@ export class PgData {
     readonly startPfn: number,
     readonly nrPages: number,
     readonly distances: readonly number[],
+    /** CPUs on the node (cpumask_of_node), numbered from `firstCpu`. */
+    readonly cpus = 1,
+    readonly firstCpu = nid,
   ) {}
 
   get endPfn(): number {

@@ -1,8 +1,8 @@
 /**
  * "struct page" as struct-of-arrays over one SharedArrayBuffer, so copy workers and emulated
- * devices see the same metadata. 31 bytes per 4 KiB page (the kernel spends 64):
+ * devices see the same metadata. 32 bytes per 4 KiB page (the kernel spends 64):
  *   flags u32 | refcount i32 | mapcount i32 | next i32 | prev i32 | mapping i32 | index u32 |
- *   isolatedBy u16 | order u8
+ *   isolatedBy u16 | order u8 | lastNid u8
  *
  * - refcount and mapcount are meaningful on the folio head; mapcount counts the page-table entries
  *   (PTEs and PMDs) that map any page of the folio, like `folio_mapcount()`.
@@ -25,6 +25,17 @@ export const PG_dirty = 1 << 10;
 export const PG_locked = 1 << 11;
 /** Set on a destination folio whose content a migrator already copied (FOLIO_CONTENT_COPIED). */
 export const PG_content_copied = 1 << 12;
+/**
+ * PG_hugetlb (the hugetlb page type, folio_test_hugetlb), on the head: a folio of the hugetlb pool,
+ * free in it (refcount 0) or in use; it is never on an LRU or a buddy free list (mm/hugetlb.c).
+ */
+export const PG_hugetlb = 1 << 13;
+/**
+ * PG_partially_mapped: kept on the folio's second page (FOLIO_SECOND_PAGE), as the kernel keeps it:
+ * an anon large folio some of whose pages lost their last mapping (deferred_split_folio). Splitting
+ * or freeing the folio rewrites its tail flags, which clears it, as the kernel's split and free do.
+ */
+export const PG_partially_mapped = 1 << 16;
 
 export const pageFlagNames: readonly [number, string][] = [
   [PG_buddy, 'buddy'],
@@ -39,9 +50,11 @@ export const pageFlagNames: readonly [number, string][] = [
   [PG_reserved, 'reserved'],
   [PG_dirty, 'dirty'],
   [PG_locked, 'locked'],
+  [PG_hugetlb, 'hugetlb'],
+  [PG_partially_mapped, 'partially_mapped'],
 ];
 
-export const STRUCT_PAGE_BYTES = 7 * 4 + 2 + 1;
+export const STRUCT_PAGE_BYTES = 7 * 4 + 2 + 1 + 1;
 
 export class PageArray {
   readonly buffer: SharedArrayBuffer;
@@ -58,6 +71,12 @@ export class PageArray {
    */
   readonly isolatedBy: Uint16Array;
   readonly order: Uint8Array;
+  /**
+   * The node of the folio's last NUMA hinting fault plus one, 0 for none (the nid half of the
+   * kernel's last_cpupid; on the head): should_numa_migrate_memory's two-fault filter. Reset when
+   * the folio is allocated, copied by migration and split, as the kernel does with last_cpupid.
+   */
+  readonly lastNid: Uint8Array;
 
   constructor(readonly nrPages: number) {
     const n = nrPages;
@@ -71,6 +90,7 @@ export class PageArray {
     this.index = new Uint32Array(this.buffer, 24 * n, n);
     this.isolatedBy = new Uint16Array(this.buffer, 28 * n, n);
     this.order = new Uint8Array(this.buffer, 30 * n, n);
+    this.lastNid = new Uint8Array(this.buffer, 31 * n, n);
   }
 
   /** Head pfn of the folio (or free block) that contains `pfn`. */

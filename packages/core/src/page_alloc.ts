@@ -19,6 +19,18 @@ export interface AllocRequest {
    * kcompactd (Kernel.onAllocFailure). THP allocations (GFP_TRANSHUGE[_LIGHT]) pass false.
    */
   kswapdReclaim?: boolean;
+  /**
+   * numa_node_id() of the allocating CPU, for numa_local/numa_other (zone_statistics). Default:
+   * the node of the task running now (a process's node, a kcompactd's node; node 0 outside any).
+   */
+  localNid?: number;
+  /** Made by an interleave policy for node `nid` (alloc_pages_mpol): a folio there counts numa_interleave. */
+  interleave?: boolean;
+  /**
+   * The gfp_mask as tracepoints print it (mm_compaction_try_to_compact_pages), e.g.
+   * 'GFP_TRANSHUGE|__GFP_THISNODE' for a THP migration target. Informational only.
+   */
+  gfp?: string;
 }
 
 /** enum compact_priority (include/linux/compaction.h): lower is more thorough. */
@@ -74,6 +86,20 @@ export function zonelistOf(nodes: readonly PgData[], req: AllocRequest): Zone[] 
   return out;
 }
 
+/**
+ * first_zones_zonelist: the request's preferred zone (ac->preferred_zoneref), the first zone of
+ * its zonelist it may use; null when it may use none.
+ */
+export function preferredZone(nodes: readonly PgData[], req: AllocRequest): Zone | null {
+  const mt = req.mt ?? MIGRATE_MOVABLE;
+  for (const zone of nodes[req.nid]!.zonelist) {
+    const ok = zonelistAllows(zone, req, mt);
+    if (ok < 0) return null;
+    if (ok) return zone;
+  }
+  return null;
+}
+
 /** gfp_zone(): a movable request may use ZONE_MOVABLE, anything else up to ZONE_NORMAL. */
 export function highestZoneidxFor(mt: number): number {
   return zoneNames.indexOf(mt === MIGRATE_MOVABLE ? 'Movable' : 'Normal');
@@ -82,8 +108,9 @@ export function highestZoneidxFor(mt: number): number {
 /**
  * get_page_from_freelist over the zonelist, first against WMARK_LOW (the fast path), then
  * WMARK_MIN (the slow path's first retry). Without reclaim, a request that fails both fails.
+ * Returns the block's pfn or -1: no object per call, as every fault and migration calls it.
  */
-export function allocPages(nodes: readonly PgData[], req: AllocRequest): { pfn: number; zone: Zone } | null {
+export function getPageFromFreelist(nodes: readonly PgData[], req: AllocRequest): number {
   const mt = req.mt ?? MIGRATE_MOVABLE;
   const zonelist = nodes[req.nid]!.zonelist;
   for (let wmark = WMARK_LOW; wmark >= WMARK_MIN; wmark--) {
@@ -94,8 +121,19 @@ export function allocPages(nodes: readonly PgData[], req: AllocRequest): { pfn: 
       if (!ok) continue;
       if (!zone.watermarkOk(req.order, zone.watermark[wmark]! + zone.watermarkBoost)) continue;
       const pfn = zone.rmqueue(req.order, mt);
-      if (pfn >= 0) return { pfn, zone };
+      if (pfn >= 0) return pfn;
     }
+  }
+  return -1;
+}
+
+/** getPageFromFreelist with the zone the block came from, or null. */
+export function allocPages(nodes: readonly PgData[], req: AllocRequest): { pfn: number; zone: Zone } | null {
+  const pfn = getPageFromFreelist(nodes, req);
+  if (pfn < 0) return null;
+  for (const node of nodes) {
+    const zone = node.zones.find((z) => z.contains(pfn));
+    if (zone) return { pfn, zone };
   }
   return null;
 }
@@ -157,6 +195,8 @@ function checkAllocRequest(nodes: readonly PgData[], req: AllocRequest): void {
     (!Array.isArray(allowed) || allowed.some((n) => !Number.isInteger(n) || n < 0 || n >= nodes.length))
   )
     throw bad('allowed must be a list of existing node ids, or null');
+  if (req.gfp !== undefined && typeof req.gfp !== 'string')
+    throw bad(`gfp ${String(req.gfp)} is not a gfp_mask text like 'GFP_TRANSHUGE|__GFP_THISNODE'`);
 }
 
 /** wake_all_kswapds: every node of the request's zonelist, once, in zonelist order. */

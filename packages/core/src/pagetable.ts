@@ -9,6 +9,13 @@ import type { MmTlb } from './tlbflush.js';
  *
  * A migration entry (migration set, present clear) keeps the pfn of the folio being migrated and
  * whether the mapping was writable (SWP_MIGRATION_WRITE vs _READ), plus young/dirty.
+ *
+ * A PROT_NONE entry (a NUMA hinting entry made by change_prot_numa) keeps the pfn and the write,
+ * dirty and accessed bits with present and migration clear: the MMU faults on it, while the
+ * kernel still counts it as a mapping, as pte_present() does on x86 (where _PAGE_PROTNONE reuses
+ * _PAGE_GLOBAL while _PAGE_PRESENT is clear). A PTE marks it with bit 6 (PTE_PROTNONE), a bit only
+ * PMDs use (PMD_TABLE); a huge PMD needs no bit of its own: PMD_HUGE without present or
+ * migration. No pfn bit is taken, so the largest machine stays at MAX_PTE_PFN frames.
  */
 export const PTE_PRESENT = 1 << 0;
 export const PTE_WRITE = 1 << 1;
@@ -17,6 +24,8 @@ export const PTE_ACCESSED = 1 << 3;
 export const PTE_MIGRATION = 1 << 4;
 export const PMD_HUGE = 1 << 5;
 export const PMD_TABLE = 1 << 6;
+/** PTE level only: a PROT_NONE (NUMA hinting) entry; the same bit as PMD_TABLE, which no PTE uses. */
+export const PTE_PROTNONE = 1 << 6;
 export const PTE_PFN_SHIFT = 7;
 export const PTE_FLAGS_MASK = (1 << PTE_PFN_SHIFT) - 1;
 /** The largest pfn an entry can hold (128 GiB of 4 KiB pages). */
@@ -36,11 +45,30 @@ export function mkPte(pfn: number, flags: number): number {
 export function ptePfn(pte: number): number {
   return pte >>> PTE_PFN_SHIFT;
 }
-export function pteIsPresent(pte: number): boolean {
-  return (pte & PTE_PRESENT) !== 0;
+/**
+ * pte_protnone/pmd_protnone for a leaf entry: a PTE word or a huge PMD word (as pageEntry returns
+ * it), never a PMD that points at a PTE table.
+ */
+export function pteIsProtnone(leaf: number): boolean {
+  return (leaf & (PTE_PRESENT | PTE_MIGRATION)) === 0 && (leaf & (PMD_HUGE | PTE_PROTNONE)) !== 0;
+}
+/**
+ * pte_present/pmd_present for a leaf entry: it maps its frame, accessible or PROT_NONE. This is
+ * the kernel's view (rmap, mapcounts, move_pages, pagemap); the MMU needs PTE_PRESENT itself.
+ */
+export function pteIsPresent(leaf: number): boolean {
+  return (leaf & PTE_PRESENT) !== 0 || pteIsProtnone(leaf);
 }
 export function pteIsMigration(pte: number): boolean {
   return (pte & (PTE_PRESENT | PTE_MIGRATION)) === PTE_MIGRATION;
+}
+/** pte_modify(entry, PAGE_NONE) of a present leaf: it keeps pfn, write, dirty and accessed. */
+export function pteMkProtnone(leaf: number): number {
+  return leaf & PMD_HUGE ? leaf & ~PTE_PRESENT : (leaf & ~PTE_PRESENT) | PTE_PROTNONE;
+}
+/** pte_modify(entry, vm_page_prot) of a PROT_NONE leaf: accessible again, young (pte_mkyoung). */
+export function pteMkAccessible(leaf: number): number {
+  return (leaf & ~PTE_PROTNONE) | PTE_PRESENT | PTE_ACCESSED;
 }
 
 const TABLE_BYTES = PTRS_PER_PTE * 4;
@@ -64,10 +92,14 @@ export class PageTables {
   constructor() {
     this.pmd = new Int32Array(new SharedArrayBuffer(NR_PMDS * 4));
     this.pteBuffer = new SharedArrayBuffer(0, { maxByteLength: NR_PMDS * TABLE_BYTES });
-    this.ptes = new Int32Array(this.pteBuffer);
+    this.ptes = new Int32Array(this.pteBuffer, 0, 0);
   }
 
-  /** The PTE words (a length-tracking view that follows the buffer as it grows). */
+  /**
+   * The PTE words: a fixed-length view over every table allocated so far, replaced when the
+   * buffer grows (take it after allocTable). Not a length-tracking view: V8 compiles loads from
+   * one ~20x slower and atomics on one ~5x slower, and every unmap and remap goes through here.
+   */
   get pte(): Int32Array {
     return this.ptes;
   }
@@ -89,7 +121,7 @@ export class PageTables {
           this.pteBuffer.maxByteLength,
         );
         this.pteBuffer.grow(grown);
-        this.ptes = new Int32Array(this.pteBuffer);
+        this.ptes = new Int32Array(this.pteBuffer, 0, grown / 4);
       }
     }
     this.ptes.fill(0, t * PTRS_PER_PTE, (t + 1) * PTRS_PER_PTE);

@@ -2,11 +2,12 @@ import { type PageTables, PMD_HUGE, PMD_TABLE, PTE_PFN_SHIFT, PTRS_PER_PTE, ZERO
 
 /**
  * What walkPageRange calls (mm/pagewalk.c's mm_walk_ops). Only non-empty entries are visited:
- * present entries and migration entries alike; the callee decodes the bits it cares about. Keep
+ * present, PROT_NONE (NUMA hinting) and migration entries alike; the callee decodes the bits it
+ * cares about (pteIsPresent is the kernel's pte_present: accessible or PROT_NONE). Keep
  * one ops object per walker kind (module-level, state in its fields): a walk then allocates nothing.
  */
 export interface MmWalkOps {
-  /** A PMD that maps a 2 MiB folio (PMD_HUGE set); `vpn` is its first page. */
+  /** A PMD that maps a 2 MiB folio (PMD_HUGE: present, PROT_NONE or migration); `vpn` is its first page. */
   pmdEntry?(pt: PageTables, pmdIdx: number, entry: number, vpn: number): void;
   /** A PTE of page `vpn`; `slot` indexes `pt.pte`. */
   pteEntry?(pt: PageTables, slot: number, entry: number, vpn: number): void;

@@ -1,12 +1,34 @@
+import { type Capability, capabilitySet, checkCapabilities } from './capability.js';
 import { EBUSY, EFAULT, EINVAL, ENOMEM, kernelError, PagemigError, type SyscallResult } from './errno.js';
+import { HUGETLB_NR, HUGETLB_ORDER, type HugetlbTask } from './hugetlb.js';
+import { SIGBUS } from './hugetlb_fault.js';
+import {
+  hugetlbCheckSplit,
+  hugetlbDupVmaPrivate,
+  hugetlbEvictMapping,
+  hugetlbReservePages,
+  unmapHugetlbArea,
+} from './hugetlb_vma.js';
 import type { Kernel } from './kernel.js';
 import { copyPageRange, dropForkedRange, handleMmFault, zapRange } from './memory.js';
-import { defaultPolicy, kernelMigratePages, type Mempolicy, validatePolicy } from './mempolicy.js';
+import { kernelMigratePages } from './mempolicy.js';
+import { kernelMbind } from './mempolicy_mbind.js';
+import {
+  type Mempolicy,
+  type MempolicyTask,
+  MPOL_BIND,
+  MPOL_MODE_FLAGS,
+  type Mpol,
+  mempolicyView,
+  mpolFromOption,
+} from './mempolicy_struct.js';
+import { type GetMempolicyResult, kernelGetMempolicy, kernelSetMempolicy } from './mempolicy_syscalls.js';
 
 import { addrToVpn, Mm, Vma, vpnToAddr } from './mm.js';
-import { FAULT_KILLED, FAULT_RETRY } from './mmu.js';
+import { FAULT_KILLED, FAULT_RETRY, FAULT_SIGBUS } from './mmu.js';
 import { HPAGE_PMD_ORDER, PAGE_SIZE } from './mmzone.js';
 import { type MovePagesResult, movePages } from './move_pages.js';
+import { N_CPU, N_MEMORY, nodeState, nodesInState } from './nodemask.js';
 import {
   PMD_HUGE,
   PMD_TABLE,
@@ -15,6 +37,8 @@ import {
   PTE_PFN_SHIFT,
   PTE_PRESENT,
   PTE_WRITE,
+  pteIsPresent,
+  pteIsProtnone,
   USER_PAGES,
   ZERO_PFN,
 } from './pagetable.js';
@@ -25,11 +49,25 @@ import { ThreadGroup, type ThreadSpec, type UserThread } from './user_threads.js
 
 export interface SpawnOptions {
   uid?: number;
-  /** CAP_SYS_NICE: may move other users' pages and shared pages (MPOL_MF_MOVE_ALL). */
+  /** The group id (real = effective = saved). Default: the uid. */
+  gid?: number;
+  /**
+   * The capability set (permitted = effective), e.g. `['CAP_SYS_NICE']`. Default: what execve
+   * gives, the full set for uid 0 and none for anyone else. Give either this or `privileged`.
+   */
+  capabilities?: readonly Capability[];
+  /**
+   * Shorthand for the capability set: true is the full set (root-like: CAP_SYS_NICE for
+   * MPOL_MF_MOVE_ALL, CAP_SYS_PTRACE to act on other users' processes, ...), false none.
+   */
   privileged?: boolean;
-  /** The cpuset's mems_allowed. Default: every node. */
+  /** The cpuset's mems_allowed: nodes with memory. Default: every node with memory (N_MEMORY). */
   memsAllowed?: number[];
-  /** The node the process runs on (its local node). Default: the first allowed node. */
+  /**
+   * The node of the CPU the process runs on (its local node for allocation); a node with CPUs, not
+   * necessarily in memsAllowed. Default: the first node of memsAllowed with CPUs, else the first
+   * node with CPUs.
+   */
   node?: number;
   comm?: string;
 }
@@ -46,6 +84,12 @@ export interface MmapOptions {
   mlock?: boolean;
   /** false models a VM_IO/VM_PFNMAP area that migration must leave alone. */
   migratable?: boolean;
+  /**
+   * MAP_HUGETLB: 2 MiB pages from the hugetlb pool (vm.nr_hugepages). The length is rounded up to
+   * 2 MiB and its huge pages are reserved now (ENOMEM if the pool cannot cover them); faults take
+   * pool pages, a fault with none is SIGBUS. `mlock` populates the area but does not lock it.
+   */
+  hugetlb?: boolean;
 }
 
 /** Where an address is backed right now (like /proc/pid/pagemap plus kpageflags). */
@@ -60,6 +104,8 @@ export interface PageInfo {
   writable: boolean;
   dirty: boolean;
   accessed: boolean;
+  /** A NUMA hinting (PROT_NONE) entry maps it: the next access takes a hinting fault. */
+  protnone: boolean;
 }
 
 /** An address as the messages print it, whatever the caller passed. */
@@ -74,8 +120,9 @@ function segv(addr: number, why: string): never {
 const isBool = (v: unknown) => v === undefined || typeof v === 'boolean';
 
 /**
- * The checks of spawn()'s options (EINVAL naming the option): uid a uid_t (0..2^32-2), privileged
- * a boolean, memsAllowed a list of existing nodes, node one of them, comm a string.
+ * The checks of spawn()'s options (EINVAL naming the option): uid and gid ids (0..2^32-2),
+ * capabilities a list of CAP_* names or privileged a boolean (not both), memsAllowed a list of
+ * existing nodes, node one of them, comm a string.
  */
 export function checkSpawnOptions(opts: unknown, nrNodes: number): asserts opts is SpawnOptions {
   if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
@@ -89,8 +136,16 @@ export function checkSpawnOptions(opts: unknown, nrNodes: number): asserts opts 
     !(Number.isInteger(o.uid) && (o.uid as number) >= 0 && (o.uid as number) < 2 ** 32 - 1)
   )
     throw kernelError(EINVAL, `uid ${show(o.uid)} is not a uid (an integer 0..${2 ** 32 - 2})`);
+  if (
+    o.gid !== undefined &&
+    !(Number.isInteger(o.gid) && (o.gid as number) >= 0 && (o.gid as number) < 2 ** 32 - 1)
+  )
+    throw kernelError(EINVAL, `gid ${show(o.gid)} is not a gid (an integer 0..${2 ** 32 - 2})`);
   if (!isBool(o.privileged))
     throw kernelError(EINVAL, `privileged must be a boolean, got ${show(o.privileged)}`);
+  checkCapabilities(o.capabilities);
+  if (o.capabilities !== undefined && o.privileged !== undefined)
+    throw kernelError(EINVAL, 'give either capabilities or privileged, not both');
   if (o.memsAllowed !== undefined && !Array.isArray(o.memsAllowed))
     throw kernelError(EINVAL, `memsAllowed must be a list of node ids (0..${nrNodes - 1})`);
   if (o.node !== undefined && !Number.isInteger(o.node))
@@ -123,11 +178,15 @@ export function thpOrder(thp: MmapOptions['thp']): number {
   return order;
 }
 
-/** A process: an address space plus the identity syscalls check (uid, CAP_SYS_NICE, cpuset). */
-export class Process {
-  readonly mm = new Mm();
+/** A process: an address space plus the identity syscalls check (uid, gid, capabilities, cpuset). */
+export class Process implements MempolicyTask {
+  readonly mm: Mm = new Mm(this);
+  /** The task's memory policy (set_mempolicy(2)); null is the default, local allocation. */
+  mempolicy: Mpol | null = null;
   readonly uid: number;
-  readonly privileged: boolean;
+  readonly gid: number;
+  /** The capability set (permitted = effective). */
+  readonly capabilities: ReadonlySet<Capability>;
   readonly memsAllowed: readonly number[];
   readonly node: number;
   readonly comm: string;
@@ -141,16 +200,44 @@ export class Process {
   ) {
     const nn = k.nodes.length;
     this.uid = opts.uid ?? 1000;
-    this.privileged = opts.privileged ?? false;
-    const mems = opts.memsAllowed ?? k.nodes.map((n) => n.nid);
+    this.gid = opts.gid ?? this.uid;
+    this.capabilities = capabilitySet(opts.capabilities, opts.privileged, this.uid);
+    // The top cpuset's mems are the nodes with memory (N_MEMORY); cpuset.mems refuses others.
+    const mems = opts.memsAllowed ?? nodesInState(k.nodes, N_MEMORY);
     if (mems.length === 0 || mems.some((n) => !Number.isInteger(n) || n < 0 || n >= nn)) {
       throw kernelError(EINVAL, `memsAllowed ${show(mems)} must list existing nodes (0..${nn - 1})`);
     }
+    const memless = mems.filter((n) => !nodeState(k.nodes[n]!, N_MEMORY));
+    if (memless.length)
+      throw kernelError(EINVAL, `memsAllowed: node ${memless.join(',')} has no memory (not in N_MEMORY)`);
     this.memsAllowed = [...new Set(mems)].sort((a, b) => a - b);
-    this.node = opts.node ?? this.memsAllowed[0]!;
-    if (!this.memsAllowed.includes(this.node))
-      throw kernelError(EINVAL, `node ${this.node} is not in memsAllowed`);
+    // The node of the CPU the process runs on (numa_node_id); a memory-less node's CPUs allocate
+    // from the nearest node with memory (its zonelist). By default the first allowed node with CPUs.
+    // A task's CPUs and mems are independent cpuset masks: it may run on a node outside its mems.
+    const withCpus = (n: number) => nodeState(k.nodes[n]!, N_CPU);
+    this.node = opts.node ?? this.memsAllowed.find(withCpus) ?? nodesInState(k.nodes, N_CPU)[0]!;
+    if (!k.nodes[this.node])
+      throw kernelError(EINVAL, `node ${this.node} does not exist (nodes 0..${nn - 1})`);
+    if (!withCpus(this.node))
+      throw kernelError(EINVAL, `node ${this.node} has no CPUs: no process runs there`);
     this.comm = opts.comm ?? `proc${pid}`;
+  }
+
+  /** capable(cap): whether the process holds `cap`. */
+  capable(cap: Capability): boolean {
+    return this.capabilities.has(cap);
+  }
+
+  /** Whether the process holds CAP_SYS_NICE (what `privileged` meant before capabilities). */
+  get privileged(): boolean {
+    return this.capable('CAP_SYS_NICE');
+  }
+
+  /** What a hugetlb reservation sees of this task: cpuset, node, MPOL_BIND nodes (policy_mbind_nodemask). */
+  private hugetlbTask(): HugetlbTask {
+    const pol = this.mempolicy;
+    const bindNodes = pol?.mode === MPOL_BIND ? pol.nodes : null;
+    return { memsAllowed: this.memsAllowed, node: this.node, bindNodes };
   }
 
   private alive(): void {
@@ -176,22 +263,23 @@ export class Process {
         EINVAL,
         `mmap options must be an object like { thp: 'never' }, got ${opts === null ? 'null' : typeof opts}`,
       );
-    for (const key of ['shared', 'mlock', 'migratable'] as const)
+    for (const key of ['shared', 'mlock', 'migratable', 'hugetlb'] as const)
       if (!isBool(opts[key]))
         throw kernelError(EINVAL, `mmap ${key} must be a boolean, got ${show(opts[key])}`);
     if (len > USER_PAGES * PAGE_SIZE)
       throw kernelError(ENOMEM, `mmap length ${len} is larger than the 256GiB user address space`);
-    const npages = Math.ceil(len / PAGE_SIZE);
-    const order = thpOrder(opts.thp);
-    let policy = defaultPolicy;
+    const hugetlb = opts.hugetlb ?? false;
+    if (hugetlb && opts.thp !== undefined)
+      throw kernelError(EINVAL, `mmap: thp ${show(opts.thp)} and hugetlb exclude each other`);
+    // ksys_mmap_pgoff: a MAP_HUGETLB length is rounded up to the huge page size.
+    const npages = hugetlb
+      ? Math.ceil(len / (HUGETLB_NR * PAGE_SIZE)) * HUGETLB_NR
+      : Math.ceil(len / PAGE_SIZE);
+    const order = hugetlb ? HUGETLB_ORDER : thpOrder(opts.thp);
     if (opts.node !== undefined && opts.policy !== undefined)
       throw kernelError(EINVAL, 'give either node or policy, not both');
-    if (opts.node !== undefined)
-      policy = validatePolicy({ mode: 'bind', nodes: [opts.node] }, this.k.nodes.length);
-    if (opts.policy !== undefined) policy = validatePolicy(opts.policy, this.k.nodes.length);
-    const outside = policy.nodes.filter((n) => !this.memsAllowed.includes(n));
-    if (outside.length)
-      throw kernelError(EINVAL, `policy nodes ${outside.join(',')} are not in the cpuset's mems_allowed`);
+    const given = opts.node !== undefined ? { mode: 'bind' as const, nodes: [opts.node] } : opts.policy;
+    const policy = given === undefined ? null : mpolFromOption(this.k, this, given);
     const align = Math.max(1 << order, npages >= 512 ? 512 : 1);
     // do_mmap: "Too many mappings?" (map_count may reach max_map_count + 1, as in the kernel).
     if (this.mm.vmas.size > this.k.vm.max_map_count)
@@ -211,11 +299,21 @@ export class Process {
       shared,
       order,
       policy,
-      opts.mlock ?? false,
+      // mmap_region: VM_LOCKED is dropped for hugetlb (its pages are never on an LRU to lock).
+      (opts.mlock ?? false) && !hugetlb,
       opts.migratable ?? true,
       mapping,
-      shared ? 0 : startVpn,
+      // A hugetlb area maps its hugetlbfs file from offset 0 (vm_pgoff), private or shared.
+      shared || hugetlb ? 0 : startVpn,
     );
+    if (hugetlb) {
+      try {
+        hugetlbReservePages(this.k, this.hugetlbTask(), vma);
+      } catch (e) {
+        this.k.releaseMapping(mapping);
+        throw e;
+      }
+    }
     this.mm.insert(vma);
     if (vma.locked) {
       try {
@@ -223,6 +321,14 @@ export class Process {
       } catch (e) {
         this.munmap(vma.start, npages * PAGE_SIZE);
         throw e;
+      }
+    } else if (hugetlb && opts.mlock) {
+      // mm_populate, errors ignored: a huge page the pool cannot give stays unpopulated. Shared
+      // areas are populated by reads, private ones by writes (populate_vma_page_range).
+      try {
+        for (let v = startVpn; v < startVpn + npages; v += HUGETLB_NR) this.translate(v, !shared);
+      } catch (e) {
+        if ((e as { code?: string }).code !== SIGBUS) throw e;
       }
     }
     return vma.start;
@@ -249,10 +355,13 @@ export class Process {
         ENOMEM,
         `munmap would split an area past vm.max_map_count (${this.k.vm.max_map_count} areas)`,
       );
+    // hugetlb_vm_op_split: a hugetlb area splits only at a huge page boundary.
+    for (const vma of hit) if (vma.hugetlb) hugetlbCheckSplit(vma, vpn, end);
     for (const vma of hit) {
       const lo = Math.max(vpn, vma.startVpn);
       const hi = Math.min(end, vma.endVpn);
-      zapRange(this.k, this.mm, lo, hi - lo);
+      if (vma.hugetlb) unmapHugetlbArea(this.k, vma, lo, hi);
+      else zapRange(this.k, this.mm, lo, hi - lo);
       this.trimVma(vma, lo, hi);
     }
   }
@@ -273,20 +382,8 @@ export class Process {
       mm.resize(vma, vma.startVpn, lo - vma.startVpn, vma.pgoff);
       return;
     }
-    const tail = new Vma(
-      mm,
-      hi,
-      vma.endVpn - hi,
-      vma.shared,
-      vma.order,
-      vma.policy,
-      vma.locked,
-      vma.migratable,
-      mapping,
-      vma.index(hi),
-    );
+    mm.splitVma(vma, hi);
     mm.resize(vma, vma.startVpn, lo - vma.startVpn, vma.pgoff);
-    mm.insert(tail);
   }
 
   /** Translates page `vpn` for an access, faulting as needed; returns the pfn (or ZERO_PFN). */
@@ -430,12 +527,50 @@ export class Process {
     return this.k.trace.during(this, () => kernelMigratePages(this.k, this, pid, oldNodes, newNodes));
   }
 
+  /**
+   * mbind(2) issued by this process: gives [addr, addr + len) the policy `mode` (MPOL_*, with
+   * MPOL_F_* mode flags OR-ed in) over `nodes` (node ids; null or [] for none); `flags`
+   * MPOL_MF_STRICT, MPOL_MF_MOVE, MPOL_MF_MOVE_ALL. Pages that do not follow the policy migrate
+   * (reason mempolicy_mbind) with a MOVE flag. Resolves to `{ ret: 0 }` or `{ ret: -1, errno }`.
+   */
+  async mbind(
+    addr: number,
+    len: number,
+    mode: number,
+    nodes: readonly number[] | null,
+    flags = 0,
+  ): Promise<SyscallResult> {
+    this.working('mbind');
+    return this.k.trace.during(this, () => kernelMbind(this.k, this, addr, len, mode, nodes, flags));
+  }
+
+  /**
+   * set_mempolicy(2): the policy of this process's own allocations (areas without one of their
+   * own). `modeFlags` (MPOL_F_STATIC_NODES, MPOL_F_RELATIVE_NODES, MPOL_F_NUMA_BALANCING) is the
+   * same as OR-ing them into `mode`. Returns `{ ret: 0 }` or `{ ret: -1, errno }`.
+   */
+  setMempolicy(mode: number, nodes: readonly number[] | null, modeFlags = 0): SyscallResult {
+    this.working('setMempolicy');
+    if (!Number.isInteger(modeFlags) || modeFlags & ~MPOL_MODE_FLAGS) return { ret: -1, errno: EINVAL };
+    return kernelSetMempolicy(this.k, this, Number.isInteger(mode) ? mode | modeFlags : mode, nodes);
+  }
+
+  /**
+   * get_mempolicy(2): the task's policy, or with MPOL_F_ADDR the policy of the area holding `addr`
+   * (MPOL_DEFAULT if it has none); MPOL_F_NODE|MPOL_F_ADDR gives the node of the page at `addr`
+   * in `mode` (faulting it in), MPOL_F_MEMS_ALLOWED the cpuset's nodes in `nodes`.
+   */
+  getMempolicy(opts: { addr?: number; flags?: number } = {}): GetMempolicyResult {
+    this.working('getMempolicy');
+    return kernelGetMempolicy(this.k, this, opts);
+  }
+
   /** The backing of `addr` without faulting, or null when nothing is mapped there. */
   pageInfo(addr: number): PageInfo | null {
     const vpn = typeof addr === 'number' ? addrToVpn(addr) : -1;
     if (vpn < 0) return null;
     const e = pageEntry(this.mm.pt, vpn);
-    if (!(e & PTE_PRESENT)) return null;
+    if (!pteIsPresent(e)) return null;
     const huge = (e & PMD_HUGE) !== 0;
     const pfn = entryPfn(e, vpn);
     const zero = pfn === ZERO_PFN;
@@ -450,6 +585,7 @@ export class Process {
       writable: (e & PTE_WRITE) !== 0,
       dirty: (e & PTE_DIRTY) !== 0,
       accessed: (e & PTE_ACCESSED) !== 0,
+      protnone: pteIsProtnone(e),
     };
   }
 
@@ -461,6 +597,8 @@ export class Process {
     order: number;
     locked: boolean;
     policy: Mempolicy;
+    /** MAP_HUGETLB: backed by the hugetlb pool. */
+    hugetlb: boolean;
   }[] {
     return [...this.mm.vmas].map((v) => ({
       start: v.start,
@@ -468,7 +606,8 @@ export class Process {
       shared: v.shared,
       order: v.order,
       locked: v.locked,
-      policy: v.policy,
+      policy: mempolicyView(v.policy),
+      hugetlb: v.hugetlb !== null,
     }));
   }
 
@@ -481,11 +620,14 @@ export class Process {
     this.working('fork');
     const child = new Process(this.k, this.k.allocPid('fork'), {
       uid: this.uid,
-      privileged: this.privileged,
+      gid: this.gid,
+      capabilities: [...this.capabilities],
       memsAllowed: [...this.memsAllowed],
       node: this.node,
       comm: this.comm,
     });
+    // copy_process: the child inherits the task policy (mpol_dup).
+    child.mempolicy = this.mempolicy;
     const made: Vma[] = [];
     try {
       // dup_mmap: the child's VMA tree is copied in one pass (mlock is not inherited: VM_LOCKED is
@@ -503,6 +645,7 @@ export class Process {
           vma.mapping,
           vma.pgoff,
         );
+        cv.hugetlb = hugetlbDupVmaPrivate(vma);
         made.push(cv);
         return cv;
       });
@@ -563,17 +706,19 @@ export class Process {
   }
 
   /**
-   * A page fault posted by a user thread: 0 resolved, FAULT_RETRY (the page is under migration:
-   * the thread waits on the migration entry), or a negative errno (-EFAULT: no mapping; -ENOMEM).
+   * A page fault posted by a user thread running on `node`: 0 resolved, FAULT_RETRY (the page is
+   * under migration: the thread waits on the migration entry), or a negative errno (-EFAULT: no
+   * mapping; -ENOMEM).
    */
-  serveFault(vpn: number, write: boolean): number {
+  serveFault(vpn: number, write: boolean, node = this.node): number {
     if (this.exited) return FAULT_KILLED;
     const vma = this.mm.findVma(vpn);
     if (!vma) return -EFAULT;
     try {
-      handleMmFault(this.k, this.mm, vma, vpn, write, this.node);
+      handleMmFault(this.k, this.mm, vma, vpn, write, node);
       return 0;
     } catch (e) {
+      if ((e as { code?: string }).code === SIGBUS) return FAULT_SIGBUS;
       const errno = (e as { errno?: number }).errno;
       if (errno === EBUSY) return FAULT_RETRY;
       return -(errno ?? EFAULT);
@@ -586,7 +731,8 @@ export class Process {
     this.threadGroup?.kill();
     // exit_mmap: one pass over the areas, no per-area lookup or split.
     for (const vma of [...this.mm.vmas]) {
-      zapRange(this.k, this.mm, vma.startVpn, vma.npages);
+      if (vma.hugetlb) unmapHugetlbArea(this.k, vma, vma.startVpn, vma.endVpn);
+      else zapRange(this.k, this.mm, vma.startVpn, vma.npages);
       this.mm.remove(vma);
       if (vma.mapping.vmas.size === 0) releaseMapping(this.k, vma.mapping);
     }
@@ -597,6 +743,7 @@ export class Process {
 
 /** Drops an rmap owner once nothing maps it: shmem's page cache lets go of its folios. */
 function releaseMapping(k: Kernel, mapping: Vma['mapping']): void {
+  if (hugetlbEvictMapping(k, mapping)) return;
   const pc = mapping.pageCache;
   if (pc) {
     for (let i = 0; i < pc.length; ) {

@@ -1,7 +1,7 @@
 import { VmaIntervalTree } from './interval_tree.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
-import { PMD_HUGE, PTE_MIGRATION, PTE_PFN_SHIFT, PTE_PRESENT } from './pagetable.js';
+import { PMD_HUGE, PTE_PFN_SHIFT, pteIsMigration, pteIsPresent } from './pagetable.js';
 import { type MmWalkOps, pageEntry, walkPageRange } from './pagewalk.js';
 
 /**
@@ -60,7 +60,7 @@ const rmapOps: MmWalkOps = {
     if (wVisit(walkHit)) wStop = true;
   },
   pteEntry(_pt, slot, entry, vpn) {
-    if (wStop || !(entry & (PTE_PRESENT | PTE_MIGRATION))) return;
+    if (wStop || !(pteIsPresent(entry) || pteIsMigration(entry))) return;
     const pfn = entry >>> PTE_PFN_SHIFT;
     if (pfn < wHead || pfn >= wHead + wNr) return;
     walkHit.slot = slot;
@@ -88,8 +88,8 @@ function walkVma(vma: Vma): boolean {
 }
 
 /**
- * rmap_walk: calls `visit` for every PMD or PTE (present or migration entry) that maps a page of
- * the folio [head, head + nr). `visit` may rewrite the entry; returning true ends the walk.
+ * rmap_walk: calls `visit` for every PMD or PTE (present, PROT_NONE or migration entry) that maps a
+ * page of the folio [head, head + nr). `visit` may rewrite the entry; returning true ends the walk.
  */
 export function rmapWalk(
   mapping: Mapping,

@@ -20,6 +20,23 @@ export interface TraceRecord {
 
 export type TraceListener = (record: TraceRecord) => void;
 
+/** The task an event is attributed to, and the node its CPU is on (numa_node_id()). */
+export interface TraceTask {
+  readonly pid: number;
+  readonly comm: string;
+  readonly node?: number;
+}
+
+/**
+ * Events recorded only once enabled (`m.trace.enable(name)`), as every event of a kernel is off
+ * until enabled: they fire once per page table entry, so while off a site costs one flag load.
+ * pagemig enables every other event at boot.
+ */
+export const TRACE_EVENTS_OFF_BY_DEFAULT = [
+  'migrate:set_migration_pte',
+  'migrate:remove_migration_pte',
+] as const;
+
 export class Tracer {
   private readonly t0 = performance.now();
   private readonly listeners = new Map<string, Set<TraceListener>>();
@@ -35,12 +52,22 @@ export class Tracer {
   readonly listenerErrors: { event: string; error: unknown }[] = [];
   private readonly warned = new Set<string>();
   /** Who is "current" when an event fires outside any `during` (the idle task). */
-  current: { pid: number; comm: string } = { pid: 0, comm: '<idle>' };
+  current: TraceTask = { pid: 0, comm: '<idle>' };
   /**
    * The task an event belongs to follows the async call that emits it, so two processes' syscalls
    * that overlap in time still label their own events.
    */
-  private readonly task = new AsyncLocalStorage<{ pid: number; comm: string }>();
+  private readonly task = new AsyncLocalStorage<TraceTask>();
+  /** events/<system>/<event>/enable written for one event, a system, or all (`*`). */
+  private readonly eventState = new Map<string, boolean>();
+  private readonly systemState = new Map<string, boolean>();
+  private allState: boolean | undefined;
+  /** Whether some event other than the default-off ones is off (emit then checks). */
+  private filtering = false;
+  /** migrate:set_migration_pte is enabled: its site reads this before building the event. */
+  setMigrationPte = false;
+  /** migrate:remove_migration_pte is enabled. */
+  removeMigrationPte = false;
 
   /** The clock's zero: `performance.now()` (ms) when the machine was created; `ts` counts from it. */
   get originMs(): number {
@@ -48,16 +75,63 @@ export class Tracer {
   }
 
   /** The task whose code runs now (what an event emitted now would carry). */
-  currentTask(): { pid: number; comm: string } {
+  currentTask(): TraceTask {
     return this.task.getStore() ?? this.current;
   }
 
-  /** Runs `fn` with `who` as the current task, so its events (across awaits) carry that pid and comm. */
-  during<T>(who: { pid: number; comm: string }, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` with `who` (a process, or any `{ pid, comm, node? }`) as the current task, so its
+   * events (across awaits) carry that pid and comm, and its allocations count local to its node.
+   */
+  during<T>(who: TraceTask, fn: () => T): T {
     return this.task.run(who, fn);
   }
 
-  /** Subscribe to `system:event`, a bare event name, a system (`migrate`), or `*`. Returns off(). */
+  /**
+   * Enables events, as writing 1 to /sys/kernel/tracing/events/.../enable: one event
+   * (`migrate:set_migration_pte`), a system (`migrate`), or every event (`*`).
+   */
+  enable(name: string): void {
+    this.setEnabled(name, true);
+  }
+
+  /** Disables events (`system:event`, a system, or `*`): they are neither recorded nor passed to listeners. */
+  disable(name: string): void {
+    this.setEnabled(name, false);
+  }
+
+  /** Whether `system:event` is recorded. */
+  isEnabled(name: string): boolean {
+    const state =
+      this.eventState.get(name) ?? this.systemState.get(name.slice(0, name.indexOf(':'))) ?? this.allState;
+    return state ?? !(TRACE_EVENTS_OFF_BY_DEFAULT as readonly string[]).includes(name);
+  }
+
+  private setEnabled(name: string, on: boolean): void {
+    if (typeof name !== 'string' || !/^(\*|\w+|\w+:\w+)$/.test(name))
+      throw new PagemigError(
+        'ERR_INVALID_ARGUMENT',
+        `trace ${on ? 'enable' : 'disable'}: ${JSON.stringify(name)} is not an event ('migrate:set_migration_pte'), a system ('migrate') or '*'`,
+      );
+    // A wider switch overrides the narrower ones below it, as the kernel's enable files do.
+    if (name === '*') {
+      this.eventState.clear();
+      this.systemState.clear();
+      this.allState = on;
+    } else if (!name.includes(':')) {
+      for (const e of this.eventState.keys()) if (e.startsWith(`${name}:`)) this.eventState.delete(e);
+      this.systemState.set(name, on);
+    } else this.eventState.set(name, on);
+    this.setMigrationPte = this.isEnabled('migrate:set_migration_pte');
+    this.removeMigrationPte = this.isEnabled('migrate:remove_migration_pte');
+    this.filtering =
+      this.allState === false || [...this.systemState.values(), ...this.eventState.values()].some((v) => !v);
+  }
+
+  /**
+   * Subscribe to `system:event`, a bare event name, a system (`migrate`), or `*`. Returns off().
+   * Listeners see enabled events only (the default-off ones need `enable()` first).
+   */
   on(name: string, cb: TraceListener): () => void {
     let set = this.listeners.get(name);
     if (!set) this.listeners.set(name, (set = new Set()));
@@ -67,6 +141,7 @@ export class Tracer {
 
   emit(system: string, event: string, fields: Record<string, string | number>, text: string): void {
     const name = `${system}:${event}`;
+    if (this.filtering && !this.isEnabled(name)) return;
     const who = this.task.getStore() ?? this.current;
     const rec: TraceRecord = {
       name,

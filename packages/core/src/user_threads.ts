@@ -34,8 +34,11 @@ import {
   T_RUNNING,
   T_STARTING,
 } from './mmu.js';
+import { N_CPU, nodeState } from './nodemask.js';
 import type { Process } from './process.js';
+import { show } from './show.js';
 import { MmTlb } from './tlbflush.js';
+import type { TraceTask } from './trace.js';
 import type { UserThreadData, UserThreadMessage } from './user_thread.js';
 import type { Workload } from './workload.js';
 
@@ -53,6 +56,11 @@ export interface ThreadSpec {
   data?: unknown;
   /** TLB entries of the thread (power of two). Default 64. */
   tlbEntries?: number;
+  /**
+   * The node whose CPUs the thread runs on (its numa_node_id: local allocations, NUMA hinting
+   * faults); a node with CPUs. Default: its process's node.
+   */
+  node?: number;
 }
 
 export type UserThreadState = 'starting' | 'running' | 'blocked' | 'exited';
@@ -83,6 +91,8 @@ function userThreadUrl(): URL {
 export class UserThread<T = unknown> {
   /** Resolves with the thread's result; rejects with its error (PagemigError ERR_USER_THREAD). */
   readonly done: Promise<T>;
+  /** The thread as the task its faults run as (tid, its process's comm, its node). */
+  readonly task: TraceTask;
   private exited = false;
 
   constructor(
@@ -90,7 +100,10 @@ export class UserThread<T = unknown> {
     private readonly worker: Worker,
     readonly tid: number,
     readonly slot: number,
+    /** The node the thread runs on. */
+    readonly node: number,
   ) {
+    this.task = { pid: tid, comm: group.comm, node };
     this.done = new Promise<T>((resolve, reject) => {
       // The outcome is settled when the worker has exited: join() means the thread is gone.
       let outcome: { ok: true; value: T } | { ok: false; error: Error } | undefined;
@@ -204,6 +217,10 @@ export class ThreadGroup {
     return this.proc.pid;
   }
 
+  get comm(): string {
+    return this.proc.comm;
+  }
+
   /** Live threads. */
   get threads(): UserThread[] {
     return [...this.live];
@@ -218,6 +235,14 @@ export class ThreadGroup {
     }
     if (!spec || (spec.workload === undefined) === (spec.module === undefined))
       throw kernelError(EINVAL, 'a thread spec needs exactly one of workload or module');
+    const node = spec.node ?? this.proc.node;
+    if (!Number.isInteger(node) || node < 0 || node >= this.k.nodes.length)
+      throw kernelError(
+        EINVAL,
+        `thread node ${show(node)} does not exist (nodes 0..${this.k.nodes.length - 1})`,
+      );
+    if (!nodeState(this.k.nodes[node]!, N_CPU))
+      throw kernelError(EINVAL, `thread node ${node} has no CPUs: no thread runs there`);
     const ctl = this.tlb.ctl;
     let slot = -1;
     for (let s = 0; s < MAX_USER_THREADS; s++) {
@@ -268,7 +293,7 @@ export class ThreadGroup {
       ...(spec.data !== undefined ? { data: spec.data } : {}),
     };
     const worker = new Worker(userThreadUrl(), { workerData: data, name: `${this.proc.comm}:${tid}` });
-    const t = new UserThread<T>(this, worker, tid, slot);
+    const t = new UserThread<T>(this, worker, tid, slot, node);
     thread = t;
     this.slots[slot] = t;
     this.live.add(t);
@@ -324,8 +349,10 @@ export class ThreadGroup {
       const vpn = Atomics.load(ctl, b + S_FAULT_VPN);
       const write = Atomics.load(ctl, b + S_FAULT_WRITE) === 1;
       let r: number;
-      if (kill || this.proc.exited || Atomics.load(ctl, b + S_STOP) === STOP_KILLED) r = FAULT_KILLED;
-      else r = this.proc.serveFault(vpn, write);
+      const t = this.slots[s];
+      if (kill || !t || this.proc.exited || Atomics.load(ctl, b + S_STOP) === STOP_KILLED) r = FAULT_KILLED;
+      // The fault runs as the thread, on its node: its events carry its tid, its allocations are local there.
+      else r = this.k.trace.during(t.task, () => this.proc.serveFault(vpn, write, t.node));
       Atomics.store(ctl, b + S_FAULT_RESULT, r);
       Atomics.store(ctl, b + S_FAULT, FAULT_ANSWERED);
       Atomics.notify(ctl, b + S_FAULT);

@@ -19,6 +19,21 @@ export const vmstatGauges = [
   'nr_shmem_hugepages',
   'nr_anon_transparent_hugepages',
   'nr_page_table_pages',
+  // NR_HUGETLB, a node stat after the event-like node items: pages of hugetlb folios in use.
+  'nr_hugetlb',
+] as const;
+
+/**
+ * enum numa_stat_item: events counted per zone at allocation (zone_statistics), printed between
+ * the zone stats (up to nr_mlock here) and the node stats, as vmstat_text orders them.
+ */
+export const vmstatNumaEvents = [
+  'numa_hit',
+  'numa_miss',
+  'numa_foreign',
+  'numa_interleave',
+  'numa_local',
+  'numa_other',
 ] as const;
 
 /** Node stat items that count events (placed among the node stats, as in the kernel). */
@@ -59,10 +74,14 @@ export const vmstatEvents = [
   'compact_daemon_wake',
   'compact_daemon_migrate_scanned',
   'compact_daemon_free_scanned',
+  // CONFIG_HUGETLB_PAGE: buddy allocations of hugetlb folios (alloc_buddy_hugetlb_folio).
+  'htlb_buddy_alloc_success',
+  'htlb_buddy_alloc_fail',
   'thp_fault_alloc',
   'thp_fault_fallback',
   'thp_split_page',
   'thp_split_page_failed',
+  'thp_deferred_split_page',
   'thp_split_pmd',
   'thp_zero_page_alloc',
   'cow_ksm',
@@ -70,7 +89,8 @@ export const vmstatEvents = [
 
 export type VmstatGauge = (typeof vmstatGauges)[number];
 export type VmstatEvent = (typeof vmstatEvents)[number] | (typeof vmstatNodeEvents)[number];
-export type VmstatName = VmstatGauge | VmstatEvent;
+export type VmstatNumaEvent = (typeof vmstatNumaEvents)[number];
+export type VmstatName = VmstatGauge | VmstatNumaEvent | VmstatEvent;
 
 export class VmEvents {
   readonly counts: Record<VmstatEvent, number>;
@@ -92,9 +112,71 @@ export function formatVmstat(values: Readonly<Record<VmstatName, number>>): stri
   let out = '';
   for (const n of vmstatGauges) {
     out += `${n} ${values[n]}\n`;
+    // The zone stats end at nr_mlock here; the NUMA events come between them and the node stats.
+    if (n === 'nr_mlock') for (const e of vmstatNumaEvents) out += `${e} ${values[e]}\n`;
     // Node stats: the event-like node items follow nr_page_table_pages in the kernel's enum.
     if (n === 'nr_page_table_pages') for (const e of vmstatNodeEvents) out += `${e} ${values[e]}\n`;
   }
   for (const n of vmstatEvents) out += `${n} ${values[n]}\n`;
   return `${out}nr_unstable 0\n`;
+}
+
+/** Indices of enum numa_stat_item in a zone's `numaEvents` (vmstatNumaEvents' order). */
+export const NUMA_HIT = 0;
+export const NUMA_MISS = 1;
+export const NUMA_FOREIGN = 2;
+export const NUMA_INTERLEAVE_HIT = 3;
+export const NUMA_LOCAL = 4;
+export const NUMA_OTHER = 5;
+
+/** A zone's per-zone NUMA event counters (zone->vm_numa_event). */
+export interface NumaEventZone {
+  readonly nid: number;
+  readonly numaEvents: Float64Array;
+}
+
+/**
+ * zone_statistics (mm/page_alloc.c), once per allocation whatever its order, as rmqueue counts:
+ * numa_hit on the zone used when it is on the preferred zone's node, else numa_miss on it and
+ * numa_foreign on the preferred zone; then numa_local when the zone is on the allocating CPU's
+ * node (numa_node_id()), else numa_other. `interleaveNid` is the node an interleave policy chose
+ * (-1 for other allocations): a folio that landed there counts numa_interleave (alloc_pages_mpol).
+ */
+export function zoneStatistics(
+  preferred: NumaEventZone,
+  z: NumaEventZone,
+  localNid: number,
+  interleaveNid: number,
+): void {
+  const ev = z.numaEvents;
+  if (z.nid === preferred.nid) ev[NUMA_HIT]!++;
+  else {
+    ev[NUMA_MISS]!++;
+    preferred.numaEvents[NUMA_FOREIGN]!++;
+  }
+  ev[z.nid === localNid ? NUMA_LOCAL : NUMA_OTHER]!++;
+  if (z.nid === interleaveNid) ev[NUMA_INTERLEAVE_HIT]!++;
+}
+
+/** sum_zone_numa_event_state over `zones`: each NUMA event's total, by name. */
+export function sumZoneNumaEvents(zones: readonly NumaEventZone[]): Record<VmstatNumaEvent, number> {
+  const out = {} as Record<VmstatNumaEvent, number>;
+  vmstatNumaEvents.forEach((name, i) => {
+    let n = 0;
+    for (const z of zones) n += z.numaEvents[i]!;
+    out[name] = n;
+  });
+  return out;
+}
+
+/**
+ * /sys/devices/system/node/nodeN/numastat (node_read_numastat): the node's zones' NUMA events,
+ * under the file's own names (interleave_hit, local_node, other_node).
+ */
+export function formatNumastat(zones: readonly NumaEventZone[]): string {
+  const e = sumZoneNumaEvents(zones);
+  return (
+    `numa_hit ${e.numa_hit}\nnuma_miss ${e.numa_miss}\nnuma_foreign ${e.numa_foreign}\n` +
+    `interleave_hit ${e.numa_interleave}\nlocal_node ${e.numa_local}\nother_node ${e.numa_other}\n`
+  );
 }

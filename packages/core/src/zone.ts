@@ -12,6 +12,7 @@ import {
 } from './mmzone.js';
 import { type PageArray, PG_buddy } from './page.js';
 import type { Pageblocks } from './pageblock.js';
+import { vmstatNumaEvents } from './vmstat.js';
 
 /**
  * struct zone with its buddy allocator (mm/page_alloc.c): free lists per order and migratetype,
@@ -29,6 +30,8 @@ export class Zone {
   watermarkBoost = 0;
   /** The vmstat event this zone's allocations count in (pgalloc_<zone>). */
   readonly pgallocEvent: 'pgalloc_dma' | 'pgalloc_dma32' | 'pgalloc_normal' | 'pgalloc_movable';
+  /** zone->vm_numa_event: numa_hit .. numa_other, counted by zoneStatistics at allocation. */
+  readonly numaEvents = new Float64Array(vmstatNumaEvents.length);
   /** Filled in by kcompactd; kept here because the kernel keeps it in struct zone. */
   readonly compact = { considered: 0, deferShift: 0, orderFailed: 0 };
 

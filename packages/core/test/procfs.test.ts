@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createMachine } from '../src/machine.js';
-import { vmstatEvents, vmstatGauges, vmstatNodeEvents } from '../src/vmstat.js';
+import { vmstatEvents, vmstatGauges, vmstatNodeEvents, vmstatNumaEvents } from '../src/vmstat.js';
 
 // Expected texts are written out by hand from the kernel's format strings (reference §3.1-3.4).
 const Z = '     0 '; // "%6lu " of 0
@@ -265,7 +265,9 @@ describe('/proc/vmstat', () => {
       // The node's event-like items follow nr_page_table_pages, the vm events follow the stats.
       const i = names.indexOf('nr_page_table_pages');
       expect(names.slice(i + 1, i + 1 + vmstatNodeEvents.length)).toEqual([...vmstatNodeEvents]);
-      expect(names.length).toBe(vmstatGauges.length + vmstatNodeEvents.length + vmstatEvents.length + 1);
+      expect(names.length).toBe(
+        vmstatGauges.length + vmstatNumaEvents.length + vmstatNodeEvents.length + vmstatEvents.length + 1,
+      );
 
       const values = m.vmstat();
       for (const line of lines.slice(0, -1)) {

@@ -46,6 +46,7 @@ export {
   zoneNrFree,
 } from './fragmentation.js';
 export {
+  type AllocFolioOptions,
   attachKcompactd,
   type CompactRun,
   type CompactTotals,

@@ -7,6 +7,7 @@ import {
   MIGRATE_UNMOVABLE,
   MigrateMode,
   PagemigError,
+  type Process,
   suggestKey,
   TL_KCOMPACTD,
 } from '@pagemig/core';
@@ -63,6 +64,20 @@ export interface KcompactdOptions {
   copyTimeoutMs?: number;
 }
 
+/** Who allocates (kd.allocFolio): a process, whose context direct compaction runs in. */
+export interface AllocFolioOptions {
+  task?: Process;
+}
+
+function checkTask(opts: AllocFolioOptions, what: string): Process | undefined {
+  if (typeof opts !== 'object' || opts === null)
+    throw kernelError(EINVAL, `kd.${what}: options must be an object like { task }, got ${String(opts)}`);
+  const task = opts.task;
+  if (task !== undefined && (typeof task !== 'object' || task === null || !Number.isInteger(task.pid)))
+    throw kernelError(EINVAL, `kd.${what}: task must be a process (m.spawn()), got ${String(task)}`);
+  return task;
+}
+
 /** Who started a compaction. */
 export type CompactTrigger = 'direct' | 'kcompactd' | 'proactive' | 'manual';
 
@@ -116,8 +131,11 @@ class NodeDaemon {
   readonly nrZones: number;
   wakes = 0;
   proactiveRuns = 0;
-  /** The kernel thread's identity: its tracepoints carry this pid and comm, as kcompactd<nid>'s do. */
-  readonly task: { pid: number; comm: string };
+  /**
+   * The kernel thread's identity: its tracepoints carry this pid and comm, as kcompactd<nid>'s do,
+   * and it runs on its node's CPUs.
+   */
+  readonly task: { pid: number; comm: string; node: number };
 
   constructor(
     private readonly kd: Kcompactd,
@@ -125,7 +143,7 @@ class NodeDaemon {
   ) {
     this.nrZones = Math.max(...node.zones.map((z) => zoneIdx(z))) + 1;
     this.highestZoneidx = this.nrZones - 1;
-    this.task = { pid: kd.kernel.nextPid++, comm: `kcompactd${node.nid}` };
+    this.task = { pid: kd.kernel.nextPid++, comm: `kcompactd${node.nid}`, node: node.nid };
     this.done = kd.kernel.trace
       .during(this.task, () => this.loop())
       .catch((e) => {
@@ -465,15 +483,22 @@ export class Kcompactd {
    * Allocates a folio like m.kernel.allocFolio, but with the allocator's slow path: on failure
    * kswapd's sleep steps run (skip hints reset, wakeup_kcompactd) and direct compaction is
    * attempted (compact_stall / compact_success / compact_fail). Resolves to the head pfn or -1.
+   * With `task`, that process allocates: direct compaction runs in its context (its tracepoints
+   * carry its pid and comm) and the allocation counts as local to its node (numa_local).
    */
-  async allocFolio(req: CompactAllocRequest): Promise<number> {
-    return (await this.allocFolioDetailed(req)).pfn;
+  async allocFolio(req: CompactAllocRequest, opts: AllocFolioOptions = {}): Promise<number> {
+    return (await this.allocFolioDetailed(req, opts)).pfn;
   }
 
   /** allocFolio with the direct compaction attempts it made. */
-  async allocFolioDetailed(req: CompactAllocRequest): Promise<CompactAllocResult> {
+  async allocFolioDetailed(
+    req: CompactAllocRequest,
+    opts: AllocFolioOptions = {},
+  ): Promise<CompactAllocResult> {
     if (this.stopping) throw stoppedError();
-    return this.track(this.kernel.allocFolioSlowpath<DirectCompactAttempt>(req));
+    const task = checkTask(opts, 'allocFolio');
+    const alloc = () => this.kernel.allocFolioSlowpath<DirectCompactAttempt>(req);
+    return this.track(task ? this.kernel.trace.during(task, alloc) : alloc());
   }
 
   /** Manual compaction of one node (/sys/devices/system/node/nodeN/compact). */
@@ -499,10 +524,10 @@ export class Kcompactd {
     return out;
   }
 
-  private compactMemorySysctl(v: number): number {
+  /** sysctl_compaction_handler: the write returns once compact_nodes() has compacted every node. */
+  private async compactMemorySysctl(v: number): Promise<number> {
     if (v !== 1) return EINVAL;
-    // The write returns when the compaction is started; settled() awaits it.
-    void this.track(this.compactMemory()).catch((e) => this.errors.push(e));
+    await this.track(this.compactMemory());
     return 0;
   }
 

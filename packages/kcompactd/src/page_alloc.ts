@@ -130,12 +130,16 @@ export async function directCompact(
   };
   if (result === CompactResult.COMPACT_SKIPPED) return { pfn: -1, attempt };
   k.count('compact_stall');
+  // get_page_from_freelist after compaction: the slow path already woke kswapd if it could.
   const pfn = k.allocFolio({
     order: req.order,
     nid: req.nid,
     mt: req.mt,
     thisNode: req.thisNode,
     allowed: req.allowed,
+    kswapdReclaim: false,
+    localNid: req.localNid,
+    interleave: req.interleave,
   });
   if (pfn >= 0) {
     const zone = k.zoneOf(pfn);

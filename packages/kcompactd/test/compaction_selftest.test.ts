@@ -87,8 +87,7 @@ describe('compaction_test (selftests/mm)', () => {
 
     // Grow the pool until the allocator gives up, then compact everything by hand as well.
     const pool = await growPool(kd, 1 << 20);
-    expect(m.sysctl.write('vm.compact_memory', '1')).toBe(0);
-    await kd.settled();
+    expect(await m.sysctl.writeAsync('vm.compact_memory', '1')).toBe(0);
 
     expect(keptPfns(f)).toEqual(pfns);
     const d = delta(m, before, compactCounters);

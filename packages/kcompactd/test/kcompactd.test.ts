@@ -36,18 +36,17 @@ function nextRun(k: Kcompactd, match: (r: CompactRun) => boolean): Promise<Compa
 describe('vm.compact_memory and per-node compaction', () => {
   it('ENOENT without kcompactd; 1 compacts every zone; anything else is EINVAL; ENOENT again after stop()', async () => {
     m = await createMachine({ nodes: [{ memory: '32MiB' }, { memory: '32MiB' }] });
-    expect(m.sysctl.write('vm.compact_memory', '1')).toBe(ENOENT);
+    expect(await m.sysctl.writeAsync('vm.compact_memory', '1')).toBe(ENOENT);
     const f0 = fragment(m, { nid: 0, fill: 0.95 });
     const f1 = fragment(m, { nid: 1, fill: 0.95 });
     kd = attachKcompactd(m, { proactiveness: 0 });
     for (const v of ['0', '2', '-1', 'abc', '1x', ''])
-      expect(m.sysctl.write('vm.compact_memory', v)).toBe(EINVAL);
+      expect(await m.sysctl.writeAsync('vm.compact_memory', v)).toBe(EINVAL);
     expect(() => m!.sysctl.read('vm.compact_memory')).toThrow(/write-only/);
     const before = m.vmstat() as Record<string, number>;
     const runs: CompactRun[] = [];
     kd.onRun((r) => runs.push(r));
-    expect(m.sysctl.write('vm.compact_memory', '1')).toBe(0);
-    await kd.settled();
+    expect(await m.sysctl.writeAsync('vm.compact_memory', '1')).toBe(0);
     expect(runs.map((r) => [r.nid, r.zone, r.trigger, r.mode, r.order, r.status])).toEqual([
       [0, 'Normal', 'manual', 'MIGRATE_SYNC', -1, 'complete'],
       [1, 'Normal', 'manual', 'MIGRATE_SYNC', -1, 'complete'],
@@ -76,7 +75,7 @@ describe('vm.compact_memory and per-node compaction', () => {
 
     await kd.stop();
     await kd.stop();
-    expect(m.sysctl.write('vm.compact_memory', '1')).toBe(ENOENT);
+    expect(await m.sysctl.writeAsync('vm.compact_memory', '1')).toBe(ENOENT);
   });
 
   it('stop() while a compaction runs ends it at the next batch and leaves a consistent machine', async () => {

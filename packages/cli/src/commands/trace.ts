@@ -8,7 +8,7 @@ import { addScenarioFlags, type ScenarioOpts, withScenario } from '../scenario_c
 
 /** The tracepoints the model emits, by system (include/trace/events/{migrate,compaction}.h, and pagemig's own). */
 export const TRACE_EVENTS: Readonly<Record<string, readonly string[]>> = {
-  migrate: ['mm_migrate_pages_start', 'mm_migrate_pages'],
+  migrate: ['mm_migrate_pages_start', 'mm_migrate_pages', 'set_migration_pte', 'remove_migration_pte'],
   compaction: [
     'mm_compaction_isolate_migratepages',
     'mm_compaction_isolate_freepages',
@@ -28,10 +28,16 @@ export const TRACE_EVENTS: Readonly<Record<string, readonly string[]>> = {
   pagemig: ['migrate_phases'],
 };
 
-/** `--event`: a system, an event, or system:event the model knows; anything else is a usage error. */
+/**
+ * `--event`: a system, an event, or system:event the model knows; anything else is a usage error.
+ * Returns what to enable (`system` or `system:event`): the per-entry migrate events are off until
+ * asked for, as in the kernel.
+ */
 export function eventFlag(value: string): string {
   for (const [system, events] of Object.entries(TRACE_EVENTS)) {
-    if (value === system || events.some((e) => value === e || value === `${system}:${e}`)) return value;
+    if (value === system) return system;
+    const event = events.find((e) => value === e || value === `${system}:${e}`);
+    if (event) return `${system}:${event}`;
   }
   const list = Object.entries(TRACE_EVENTS)
     .map(([system, events]) => `${system} (${events.join(', ')})`)
@@ -68,20 +74,27 @@ export function registerTraceCommand(program: Command, ctx: CommandContext): voi
     ctx.exit(
       await runCommand(ctx.io, 'trace', !!o.json, async () => {
         const limit = o.limit === undefined ? Number.POSITIVE_INFINITY : intFlag('--limit', o.limit, 1);
-        if (o.event !== undefined) eventFlag(o.event);
-        await withScenario(ctx, o, (m, scenario) => {
-          const all = m.trace.lines(o.event);
-          const lines = all.slice(0, limit);
-          if (o.json)
-            emitJson(ctx.io, 'trace', {
-              ok: true,
-              scenario,
-              event: o.event ?? null,
-              total: all.length,
-              lines,
-            });
-          else ctx.io.stdout.write(lines.map((l) => `${l}\n`).join(''));
-        });
+        const enable = o.event === undefined ? undefined : eventFlag(o.event);
+        await withScenario(
+          ctx,
+          o,
+          (m, scenario) => {
+            const all = m.trace.lines(o.event);
+            const lines = all.slice(0, limit);
+            if (o.json)
+              emitJson(ctx.io, 'trace', {
+                ok: true,
+                scenario,
+                event: o.event ?? null,
+                total: all.length,
+                lines,
+              });
+            else ctx.io.stdout.write(lines.map((l) => `${l}\n`).join(''));
+          },
+          (m) => {
+            if (enable) m.trace.enable(enable);
+          },
+        );
       }),
     );
   });

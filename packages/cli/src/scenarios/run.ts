@@ -1,6 +1,6 @@
 import type { Machine } from '@pagemig/core';
 import { attachKcompactd } from '@pagemig/kcompactd';
-import { usageError } from '../exit_codes.js';
+import { CliError, ExitCode, usageError } from '../exit_codes.js';
 import { fragmentNode } from './fragment.js';
 import { runMigration } from './migration.js';
 
@@ -18,8 +18,10 @@ export function scenarioFlag(value: string): ScenarioName {
 /**
  * What `proc` and `trace` look at: `migrate` moves 16 MiB of 4 KiB and 2 MiB folios from node 0
  * to node 1 (node 0 to itself is refused, so one-node machines need `compact`) and leaves them
- * mapped, `compact` fragments node 0 and compacts it (its memory stays mapped), `idle` only boots
- * the machine. Everything is verified; the files are printed before the machine closes.
+ * mapped, `compact` fragments node 0 and has a root shell write 1 to vm.compact_memory, which
+ * returns once every node is compacted (the memory stays mapped; the compaction's trace lines are
+ * the shell's), `idle` only boots the machine. Everything is verified; the files are printed
+ * before the machine closes.
  */
 export async function runScenario(m: Machine, name: ScenarioName): Promise<void> {
   if (name === 'migrate') {
@@ -38,7 +40,15 @@ export async function runScenario(m: Machine, name: ScenarioName): Promise<void>
     const kd = attachKcompactd(m, { proactiveness: 0 });
     try {
       const frag = fragmentNode(m, 0);
-      await kd.compactNode(0);
+      // echo 1 > /proc/sys/vm/compact_memory
+      const sh = m.spawn({ uid: 0, comm: 'sh' });
+      const err = await m.sysctl.writeAsync('vm.compact_memory', '1', { task: sh });
+      if (err)
+        throw new CliError(
+          `compact scenario: writing vm.compact_memory failed (errno ${err})`,
+          ExitCode.FAILURE,
+        );
+      sh.exit();
       frag.verify();
       m.checkInvariants();
     } finally {

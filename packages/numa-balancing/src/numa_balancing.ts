@@ -1,0 +1,401 @@
+import {
+  describeKnownKeys,
+  EBUSY,
+  EINVAL,
+  type Machine,
+  type MigrationPhases,
+  PagemigError,
+  type Process,
+  suggestKey,
+} from '@pagemig/core';
+import {
+  flushProtNuma,
+  type Kernel,
+  type MisplacedMigration,
+  misplacedInFlight,
+  misplacedSettled,
+  numaFaultStats,
+  onMisplacedMigration,
+  pagetable,
+  walkPageRange,
+} from '@pagemig/core/internal';
+import {
+  mmRss,
+  type ScanKnobs,
+  type TaskScan,
+  taskNumaPlacement,
+  taskNumaWork,
+  taskScanMax,
+  taskScanMin,
+} from './task_numa_work.js';
+
+export interface NumaBalancingOptions {
+  /**
+   * Instead of kernel.numa_balancing_scan_delay_ms: how long after a process is first seen running
+   * its first scan pass comes (ms).
+   */
+  scanDelayMs?: number;
+  /** Shorthand for scanPeriodMinMs = scanPeriodMaxMs: a scan period that does not adapt (ms). */
+  scanPeriodMs?: number;
+  /**
+   * Instead of kernel.numa_balancing_scan_period_min_ms: the time to scan the whole resident set
+   * at the fastest (ms).
+   */
+  scanPeriodMinMs?: number;
+  /** Instead of kernel.numa_balancing_scan_period_max_ms: the same at the slowest (ms). */
+  scanPeriodMaxMs?: number;
+  /** Instead of kernel.numa_balancing_scan_size_mb: the scan window (MB of pages per pass). */
+  scanSizeMb?: number;
+}
+
+/** What one attached instance did since it was attached. */
+export interface NumaBalancingStats {
+  /** The NUMA balancing counters of /proc/vmstat, as deltas since attach. */
+  counters: Record<(typeof NUMA_COUNTERS)[number], number>;
+  /** task_numa_work passes run, and the entries they made PROT_NONE. */
+  scans: number;
+  ptesUpdated: number;
+  /** Misplaced-folio migrations that reached the engine, and their outcome in pages. */
+  migrations: number;
+  pagesMigrated: number;
+  pagesFailed: number;
+  /** The engine's phases summed over those migrations (seconds), and their wall time. */
+  phases: MigrationPhases;
+  wallSeconds: number;
+  /** Folios offered to and copied by the migrator routed for numa_misplaced, and its name. */
+  foliosOffered: number;
+  foliosCopied: number;
+  migrator: string | null;
+  /** Per process that ran threads while attached: its scanner and what its faults recorded. */
+  processes: {
+    pid: number;
+    comm: string;
+    scanPeriodMs: number;
+    scanSeq: number;
+    scans: number;
+    ptesUpdated: number;
+    hintFaults: number;
+    pagesMigrated: number;
+  }[];
+}
+
+/** The counters of mm/vmstat.c's CONFIG_NUMA_BALANCING block, in the kernel's order. */
+export const NUMA_COUNTERS = [
+  'numa_pte_updates',
+  'numa_huge_pte_updates',
+  'numa_hint_faults',
+  'numa_hint_faults_local',
+  'numa_pages_migrated',
+] as const;
+
+/** The scheduler tick that checks for due scans (HZ=250). */
+const TICK_MS = 4;
+/** The largest value of the sysctls (proc_dointvec). */
+const INT_MAX = 2 ** 31 - 1;
+
+const KNOWN = ['scanDelayMs', 'scanPeriodMs', 'scanPeriodMinMs', 'scanPeriodMaxMs', 'scanSizeMb'];
+
+function optionError(message: string): PagemigError {
+  return new PagemigError('ERR_NUMA_BALANCING_OPTION', `attachNumaBalancing: ${message}`, { errno: EINVAL });
+}
+
+/** A value as the messages show it: strings quoted, anything else as String() prints it. */
+function shown(v: unknown): string {
+  return typeof v === 'string' ? JSON.stringify(v) : Array.isArray(v) ? 'an array' : String(v);
+}
+
+/** The instance attached to each machine. */
+const attached = new WeakMap<Machine, NumaBalancing>();
+
+function checkOptions(opts: unknown): NumaBalancingOptions {
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
+    throw optionError(`options must be an object like { scanDelayMs: 10 }, got ${shown(opts)}`);
+  const o = opts as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (KNOWN.includes(key)) continue;
+    const hint = suggestKey(key, KNOWN);
+    throw optionError(
+      `unknown option ${JSON.stringify(key)}; ${hint ? `did you mean ${JSON.stringify(hint)}?` : describeKnownKeys(KNOWN)}`,
+    );
+  }
+  const int = (key: string, min: number, what: string) => {
+    const v = o[key];
+    if (v !== undefined && !(Number.isInteger(v) && (v as number) >= min && (v as number) <= INT_MAX))
+      throw optionError(`${key} must be ${what} (an integer ${min}..${INT_MAX}), got ${shown(v)}`);
+  };
+  for (const key of ['scanDelayMs', 'scanPeriodMs', 'scanPeriodMinMs', 'scanPeriodMaxMs'])
+    int(key, 0, 'a number of ms');
+  int('scanSizeMb', 1, 'a number of MB');
+  if (o.scanPeriodMs !== undefined && (o.scanPeriodMinMs !== undefined || o.scanPeriodMaxMs !== undefined))
+    throw optionError('give either scanPeriodMs or scanPeriodMinMs/scanPeriodMaxMs, not both');
+  return o as NumaBalancingOptions;
+}
+
+/**
+ * Automatic NUMA balancing for one machine: the task_numa_work scanner of every process that runs
+ * user threads, driven by kernel.numa_balancing. Hinting faults and misplaced-folio migrations are
+ * core's (do_numa_page); this instance scans, adapts each process's scan period and accounts for
+ * the migrations. Create it with `attachNumaBalancing(m, options)`.
+ */
+export class NumaBalancing {
+  readonly kernel: Kernel;
+  /** Errors the scanner loop died of, and migrations the engine threw on (should stay empty). */
+  readonly errors: unknown[] = [];
+  private readonly opts: NumaBalancingOptions;
+  private readonly tasks = new Map<Process, TaskScan>();
+  private readonly undo: (() => void)[] = [];
+  private readonly counters0: Record<string, number>;
+  private readonly totals = {
+    migrations: 0,
+    pagesMigrated: 0,
+    pagesFailed: 0,
+    phases: { unmap: 0, flush: 0, batchCopy: 0, fallbackCopy: 0, move: 0 } as MigrationPhases,
+    wallSeconds: 0,
+    foliosOffered: 0,
+    foliosCopied: 0,
+    migrator: null as string | null,
+  };
+  private stopping = false;
+  private stopped: Promise<void> | null = null;
+  private wakeFn: (() => void) | null = null;
+  /** A pass in progress (its TLB shootdown), for settled(). */
+  private scanning: Promise<void> | null = null;
+  private readonly done: Promise<void>;
+
+  constructor(
+    readonly machine: Machine,
+    options: NumaBalancingOptions = {},
+  ) {
+    this.opts = checkOptions(options);
+    const other = attached.get(machine);
+    if (other && !other.stopping)
+      throw new PagemigError(
+        'EBUSY',
+        'EBUSY: attachNumaBalancing: this machine already has NUMA balancing attached; stop() it first',
+        { errno: EBUSY },
+      );
+    // Options are checked; nothing starts on a closed machine (ERR_MACHINE_CLOSED).
+    machine.assertOpen('attachNumaBalancing');
+    this.kernel = machine.kernel;
+    const v = machine.vmstat();
+    this.counters0 = Object.fromEntries(NUMA_COUNTERS.map((c) => [c, v[c]]));
+    this.undo.push(machine.sysctl.setAction('kernel.numa_balancing', () => this.wake()));
+    this.undo.push(onMisplacedMigration(this.kernel, (m) => this.record(m)));
+    this.undo.push(this.kernel.onClose(() => this.stop()));
+    attached.set(machine, this);
+    this.done = this.loop().catch((e: unknown) => {
+      this.errors.push(e);
+    });
+  }
+
+  /** The scanner's knobs in force: the options, else the sysctls (read at every pass). */
+  knobs(): ScanKnobs {
+    const kern = this.kernel.kern;
+    const o = this.opts;
+    return {
+      scanDelayMs: o.scanDelayMs ?? kern.numa_balancing_scan_delay_ms,
+      scanPeriodMinMs: o.scanPeriodMs ?? o.scanPeriodMinMs ?? kern.numa_balancing_scan_period_min_ms,
+      scanPeriodMaxMs: o.scanPeriodMs ?? o.scanPeriodMaxMs ?? kern.numa_balancing_scan_period_max_ms,
+      scanSizeMb: o.scanSizeMb ?? kern.numa_balancing_scan_size_mb,
+    };
+  }
+
+  private record(m: MisplacedMigration): void {
+    const t = this.totals;
+    t.migrations++;
+    const r = m.result;
+    if (!r) {
+      t.pagesFailed += 1 << m.order;
+      this.errors.push(m.error);
+      return;
+    }
+    t.pagesMigrated += r.nrSucceeded;
+    t.pagesFailed += r.nrFailed;
+    for (const key of Object.keys(t.phases) as (keyof MigrationPhases)[]) t.phases[key] += r.phases[key];
+    t.wallSeconds += r.wallSeconds;
+    t.foliosOffered += r.offload.foliosOffered;
+    t.foliosCopied += r.offload.foliosCopied;
+    t.migrator = r.offload.migrator ?? t.migrator;
+  }
+
+  private wake(): number {
+    this.wakeFn?.();
+    return 0;
+  }
+
+  /** Sleeps `ms` (forever: until woken by a kernel.numa_balancing write or stop()). */
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      this.wakeFn = () => {
+        this.wakeFn = null;
+        clearTimeout(timer);
+        resolve();
+      };
+      if (Number.isFinite(ms)) {
+        // The scanner's timer never keeps the process alive.
+        timer = setTimeout(() => this.wakeFn?.(), ms);
+        timer.unref();
+      }
+    });
+  }
+
+  private async loop(): Promise<void> {
+    // The daemon starts on the next turn of the event loop.
+    await Promise.resolve();
+    while (!this.stopping) {
+      if (this.kernel.kern.numa_balancing === 0) {
+        await this.sleep(Number.POSITIVE_INFINITY);
+        continue;
+      }
+      this.scanning = this.tick();
+      await this.scanning;
+      this.scanning = null;
+      if (!this.stopping) await this.sleep(TICK_MS);
+    }
+  }
+
+  /**
+   * task_tick_numa for every process with live user threads: the first time it is seen its first
+   * pass is scheduled scan_delay later; a due pass runs task_numa_work and shoots the TLB down.
+   */
+  private async tick(): Promise<void> {
+    const k = this.kernel;
+    const now = performance.now();
+    const knobs = this.knobs();
+    for (const [proc] of this.tasks) if (proc.exited) this.tasks.delete(proc);
+    for (const proc of k.processes.values()) {
+      const threads = proc.threads;
+      if (!threads.length || proc.exited) continue;
+      let st = this.tasks.get(proc);
+      if (!st) {
+        st = {
+          nextScan: now + knobs.scanDelayMs,
+          period: 0,
+          periodMax: 0,
+          offset: 0,
+          seq: 0,
+          placedSeq: 0,
+          placedFaults: 0,
+          passes: 0,
+          ptesUpdated: 0,
+        };
+        this.tasks.set(proc, st);
+      }
+      const vmas = proc.mm.vmas;
+      if (st.period) taskNumaPlacement(st, numaFaultStats(proc.mm), knobs, () => mmRss(vmas), now);
+      if (now < st.nextScan || this.stopping) continue;
+      if (st.period === 0) {
+        const rss = mmRss(vmas);
+        st.periodMax = taskScanMax(knobs, rss);
+        st.period = taskScanMin(knobs, rss);
+      }
+      st.nextScan = now + st.period;
+      // A single-threaded process leaves alone what is already on its thread's node.
+      const target = threads.length === 1 ? threads[0]!.node : -1;
+      const from = (vpn: number) => proc.mm.vmasIn(vpn, pagetable.USER_PAGES);
+      if (taskNumaWork(k, from, st, knobs, target, threads[0]!.node)) await flushProtNuma(proc.mm);
+    }
+  }
+
+  /** Totals since attach. */
+  stats(): NumaBalancingStats {
+    const v = this.machine.vmstat();
+    const t = this.totals;
+    const processes = [...this.tasks].map(([proc, st]) => {
+      const s = numaFaultStats(proc.mm);
+      return {
+        pid: proc.pid,
+        comm: proc.comm,
+        scanPeriodMs: st.period,
+        scanSeq: st.seq,
+        scans: st.passes,
+        ptesUpdated: st.ptesUpdated,
+        hintFaults: s.faults,
+        pagesMigrated: s.pagesMigrated,
+      };
+    });
+    return {
+      counters: Object.fromEntries(
+        NUMA_COUNTERS.map((c) => [c, v[c] - this.counters0[c]!]),
+      ) as NumaBalancingStats['counters'],
+      scans: processes.reduce((n, p) => n + p.scans, 0),
+      ptesUpdated: processes.reduce((n, p) => n + p.ptesUpdated, 0),
+      migrations: t.migrations,
+      pagesMigrated: t.pagesMigrated,
+      pagesFailed: t.pagesFailed,
+      phases: { ...t.phases },
+      wallSeconds: t.wallSeconds,
+      foliosOffered: t.foliosOffered,
+      foliosCopied: t.foliosCopied,
+      migrator: t.migrator,
+      processes,
+    };
+  }
+
+  /** Misplaced-folio migrations in flight on the machine. */
+  inFlight(): number {
+    return misplacedInFlight(this.kernel);
+  }
+
+  /** Resolves once no scan pass and no misplaced-folio migration is in progress. */
+  async settled(): Promise<void> {
+    while (this.scanning || misplacedInFlight(this.kernel)) {
+      if (this.scanning) await this.scanning;
+      await misplacedSettled(this.kernel);
+    }
+  }
+
+  /**
+   * Stops the scanner, waits for the migrations in flight, and makes every PROT_NONE entry the
+   * scanner left accessible again, so the machine is as if NUMA balancing had never been attached
+   * but for where the folios now are. (The kernel leaves them when kernel.numa_balancing goes to
+   * 0: they fault once each, harmlessly; writing 0 here does the same.) Idempotent.
+   */
+  stop(): Promise<void> {
+    if (!this.stopped) this.stopped = this.doStop();
+    return this.stopped;
+  }
+
+  private async doStop(): Promise<void> {
+    this.stopping = true;
+    for (const u of this.undo) u();
+    this.wakeFn?.();
+    await this.done;
+    await this.settled();
+    for (const proc of this.kernel.processes.values()) restoreProtections(proc);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+/** A PROT_NONE entry made accessible as it was before the scan (no accessed bit set). */
+function unprotect(e: number): number {
+  return (e & ~pagetable.PTE_PROTNONE) | pagetable.PTE_PRESENT;
+}
+
+/** Makes every PROT_NONE entry of `proc` accessible (no TLB flush: access only grows). */
+function restoreProtections(proc: Process): void {
+  const pt = proc.mm.pt;
+  for (const vma of proc.mm.vmas) {
+    walkPageRange(pt, vma.startVpn, vma.endVpn, {
+      pmdEntry(_pt, i, e) {
+        if (pagetable.pteIsProtnone(e)) Atomics.store(pt.pmd, i, unprotect(e));
+      },
+      pteEntry(_pt, i, e) {
+        if (pagetable.pteIsProtnone(e)) Atomics.store(pt.pte, i, unprotect(e));
+      },
+    });
+  }
+}
+
+/**
+ * Attaches automatic NUMA balancing to a machine. It scans while kernel.numa_balancing is not 0
+ * (`m.sysctl.write('kernel.numa_balancing', '1')`); misplaced folios migrate through the migrator
+ * routed for numa_misplaced. `await nb.stop()` detaches it.
+ */
+export function attachNumaBalancing(m: Machine, options: NumaBalancingOptions = {}): NumaBalancing {
+  return new NumaBalancing(m, options);
+}

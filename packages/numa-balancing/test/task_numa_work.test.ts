@@ -1,0 +1,163 @@
+import { type Machine, PAGE_SIZE } from '@pagemig/core';
+import { addrToVpn, type NumaFaultStats, pagetable } from '@pagemig/core/internal';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  type ScanKnobs,
+  type TaskScan,
+  taskNumaWork,
+  taskScanMax,
+  taskScanMin,
+  updateTaskScanPeriod,
+} from '../src/index.js';
+import { smallMachine } from './helpers.js';
+
+const DEFAULTS: ScanKnobs = {
+  scanDelayMs: 1000,
+  scanPeriodMinMs: 1000,
+  scanPeriodMaxMs: 60000,
+  scanSizeMb: 256,
+};
+
+function scan(period: number, periodMax = 60000): TaskScan {
+  return {
+    nextScan: 0,
+    period,
+    periodMax,
+    offset: 0,
+    seq: 0,
+    placedSeq: 0,
+    placedFaults: 0,
+    passes: 0,
+    ptesUpdated: 0,
+  };
+}
+
+function faults(locality: [number, number, number]): NumaFaultStats {
+  return { locality, faultTypes: [0, 0], faults: 1, pagesMigrated: 0 };
+}
+
+describe('task_scan_min / task_scan_max', () => {
+  it('the kernel defaults: one window, 1 s to 60 s, never faster than MAX_SCAN_WINDOW MB/s', () => {
+    expect(taskScanMin(DEFAULTS, 0)).toBe(1000);
+    expect(taskScanMax(DEFAULTS, 0)).toBe(60000);
+    // 768 MB resident: three 256 MB windows share the period.
+    expect(taskScanMin(DEFAULTS, 3 * 65536)).toBe(333);
+    expect(taskScanMax(DEFAULTS, 3 * 65536)).toBe(20000);
+    // 40 windows: 1000 / 40 = 25 ms is below the floor of 2560 MB/s (100 ms per 256 MB window).
+    expect(taskScanMin(DEFAULTS, 40 * 65536)).toBe(100);
+    // A window of 2560 MB or more: one window per second at most.
+    expect(taskScanMin({ ...DEFAULTS, scanSizeMb: 4096, scanPeriodMinMs: 10 }, 0)).toBe(1000);
+  });
+
+  it('small windows have no floor; the maximum never goes below the minimum', () => {
+    const k = { ...DEFAULTS, scanSizeMb: 1, scanPeriodMinMs: 10, scanPeriodMaxMs: 1000 };
+    expect(taskScanMin(k, 512)).toBe(5);
+    expect(taskScanMax(k, 512)).toBe(500);
+    expect(taskScanMax({ ...k, scanPeriodMaxMs: 4 }, 512)).toBe(5);
+  });
+});
+
+describe('update_task_scan_period', () => {
+  const now = 5000;
+  it('no local or shared faults: the period doubles up to its maximum and the next scan waits', () => {
+    const st = scan(1000, 1500);
+    const s = faults([4, 0, 0]);
+    updateTaskScanPeriod(st, s, 0, 4, 100, now);
+    expect(st).toMatchObject({ period: 1500, nextScan: 6500 });
+    expect(s.locality).toEqual([4, 0, 0]);
+  });
+
+  it('a failed migration slows the scan down and, as in the kernel, is not forgotten', () => {
+    const st = scan(1000);
+    const s = faults([0, 5, 1]);
+    updateTaskScanPeriod(st, s, 3, 3, 100, now);
+    expect(st.period).toBe(2000);
+    updateTaskScanPeriod(st, s, 0, 10, 100, now);
+    expect(st.period).toBe(4000);
+    expect(s.locality).toEqual([0, 5, 1]);
+  });
+
+  it('mostly private faults: slower by (ratio - 7) tenths, at least one', () => {
+    const st = scan(1000);
+    const s = faults([2, 8, 0]);
+    updateTaskScanPeriod(st, s, 0, 10, 100, now);
+    expect(st.period).toBe(1300);
+    expect(s.locality).toEqual([0, 0, 0]);
+    const st7 = scan(1000);
+    updateTaskScanPeriod(st7, faults([2, 8, 0]), 3, 7, 100, now);
+    expect(st7.period).toBe(1100);
+  });
+
+  it('shared but mostly local faults: slower', () => {
+    const st = scan(1000);
+    updateTaskScanPeriod(st, faults([2, 8, 0]), 10, 0, 100, now);
+    expect(st.period).toBe(1100);
+  });
+
+  it('shared remote faults: faster, down to the minimum', () => {
+    const st = scan(1000);
+    updateTaskScanPeriod(st, faults([7, 3, 0]), 7, 3, 100, now);
+    expect(st.period).toBe(600);
+    const fast = scan(1000);
+    updateTaskScanPeriod(fast, faults([10, 0, 0]), 10, 0, 500, now);
+    expect(fast.period).toBe(500);
+  });
+});
+
+describe('task_numa_work', () => {
+  let m: Machine | undefined;
+  afterEach(async () => {
+    m?.checkInvariants();
+    await m?.close();
+    m = undefined;
+  });
+
+  it('scans scan_size MB of populated pages per pass in 2 MiB-aligned windows, resuming where it stopped', async () => {
+    m = await smallMachine();
+    m.sysctl.write('kernel.numa_balancing', '1');
+    const p = m.spawn({ node: 0 });
+    const a = p.mmap(1024 * PAGE_SIZE, { thp: 'never' });
+    const b = p.mmap(600 * PAGE_SIZE, { thp: 'never' });
+    p.touch(a, 1024 * PAGE_SIZE, 'write');
+    p.touch(b, 600 * PAGE_SIZE, 'write');
+    const a0 = addrToVpn(a);
+    const b0 = addrToVpn(b);
+    expect(a0 % 512).toBe(0);
+    expect(b0 % 512).toBe(0);
+    const knobs = { ...DEFAULTS, scanSizeMb: 1 };
+    const from = (vpn: number) => p.mm.vmasIn(vpn, pagetable.USER_PAGES);
+    const st = scan(10);
+    const pass = () => taskNumaWork(m!.kernel, from, st, knobs, -1, 0);
+    // 256 pages asked; the window ends on the next 2 MiB boundary.
+    expect(pass()).toBe(512);
+    expect(st).toMatchObject({ offset: a0 + 512, seq: 0 });
+    expect(pass()).toBe(512);
+    expect(st).toMatchObject({ offset: a0 + 1024, seq: 0 });
+    expect(pass()).toBe(512);
+    expect(st).toMatchObject({ offset: b0 + 512, seq: 0 });
+    // The last 88 pages, then no area is left: a full pass ends (numa_scan_seq).
+    expect(pass()).toBe(88);
+    expect(st).toMatchObject({ offset: 0, seq: 1 });
+    // Everything is PROT_NONE already: the pass runs through on its virtual-space budget.
+    expect(pass()).toBe(0);
+    expect(st).toMatchObject({ offset: 0, seq: 2, passes: 5, ptesUpdated: 1624 });
+    expect(m.vmstat().numa_pte_updates).toBe(1624);
+  });
+
+  it('skips areas NUMA balancing may not move: VM_IO-like, bound without MPOL_F_NUMA_BALANCING', async () => {
+    m = await smallMachine();
+    m.sysctl.write('kernel.numa_balancing', '1');
+    const p = m.spawn({ node: 0 });
+    const io = p.mmap(8 * PAGE_SIZE, { thp: 'never', migratable: false });
+    const bound = p.mmap(8 * PAGE_SIZE, { thp: 'never', node: 1 });
+    const shared = p.mmap(8 * PAGE_SIZE, { thp: 'never', shared: true });
+    const plain = p.mmap(8 * PAGE_SIZE, { thp: 'never' });
+    for (const a of [io, bound, shared, plain]) p.touch(a, 8 * PAGE_SIZE, 'write');
+    const st = scan(10);
+    const from = (vpn: number) => p.mm.vmasIn(vpn, pagetable.USER_PAGES);
+    // shmem has no policy of its own by default: vma_policy_mof is false for it too.
+    expect(taskNumaWork(m.kernel, from, st, { ...DEFAULTS, scanSizeMb: 1 }, -1, 0)).toBe(8);
+    expect(p.pageInfo(plain)!.protnone).toBe(true);
+    for (const a of [io, bound, shared]) expect(p.pageInfo(a)!.protnone).toBe(false);
+  });
+});
