@@ -22,7 +22,7 @@ export {
   type FaultSite,
   InjectedFault,
 } from './fault_inject.js';
-export { createMachine, Machine, type NodeInfo, type Procfs } from './machine.js';
+export { checkMachine, createMachine, Machine, type NodeInfo, type Procfs } from './machine.js';
 export {
   type Mempolicy,
   type MempolicyMode,

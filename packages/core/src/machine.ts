@@ -340,3 +340,18 @@ export class Machine {
 export async function createMachine(config: MachineConfig): Promise<Machine> {
   return new Machine(config);
 }
+
+/**
+ * The check of a daemon's machine argument (attachKcompactd, attachNumaBalancing): EINVAL naming
+ * the caller unless `m` is a machine. By shape, not instanceof: a daemon built against another copy
+ * of core (a before/after benchmark) still gets that copy's machines.
+ */
+export function checkMachine(m: unknown, caller: string): asserts m is Machine {
+  const shaped =
+    typeof m === 'object' &&
+    m !== null &&
+    typeof (m as Machine).assertOpen === 'function' &&
+    typeof (m as Machine).kernel === 'object';
+  if (!shaped)
+    throw kernelError(EINVAL, `${caller}: expected a machine from createMachine(), got ${show(m)}`);
+}

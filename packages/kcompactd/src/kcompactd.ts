@@ -1,4 +1,5 @@
 import {
+  checkMachine,
   describeKnownKeys,
   EBUSY,
   EINVAL,
@@ -607,5 +608,6 @@ export class Kcompactd {
  * the fragmentation score every 500 ms). `await kd.stop()` detaches it.
  */
 export function attachKcompactd(m: Machine, opts: KcompactdOptions = {}): Kcompactd {
+  checkMachine(m, 'attachKcompactd');
   return new Kcompactd(m, opts);
 }

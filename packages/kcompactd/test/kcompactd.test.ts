@@ -247,6 +247,19 @@ describe('kcompactd', () => {
         expect.objectContaining({ code: 'ERR_KCOMPACTD_OPTION' }),
       );
   });
+
+  it('refuses what is not a machine with EINVAL, not a TypeError', () => {
+    for (const bad of [undefined, null, 'm', {}, { kernel: {} }])
+      expect(() => attachKcompactd(bad as unknown as Machine)).toThrow(
+        expect.objectContaining({
+          code: 'EINVAL',
+          errno: EINVAL,
+          message: expect.stringMatching(
+            /^EINVAL: attachKcompactd: expected a machine from createMachine\(\), got /,
+          ),
+        }),
+      );
+  });
 });
 
 describe('direct compaction (the allocator slow path)', () => {

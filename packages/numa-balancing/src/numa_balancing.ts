@@ -1,4 +1,5 @@
 import {
+  checkMachine,
   describeKnownKeys,
   EBUSY,
   EINVAL,
@@ -397,5 +398,6 @@ function restoreProtections(proc: Process): void {
  * routed for numa_misplaced. `await nb.stop()` detaches it.
  */
 export function attachNumaBalancing(m: Machine, options: NumaBalancingOptions = {}): NumaBalancing {
+  checkMachine(m, 'attachNumaBalancing');
   return new NumaBalancing(m, options);
 }

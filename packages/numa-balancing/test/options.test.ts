@@ -13,6 +13,20 @@ const optionError = (message: string) =>
   expect.objectContaining({ code: 'ERR_NUMA_BALANCING_OPTION', errno: EINVAL, message });
 
 describe('attachNumaBalancing options', () => {
+  it('refuses what is not a machine with EINVAL, not a TypeError', () => {
+    for (const bad of [undefined, null, 'm', {}, { kernel: {} }]) {
+      expect(() => attachNumaBalancing(bad as unknown as Machine)).toThrow(
+        expect.objectContaining({
+          code: 'EINVAL',
+          errno: EINVAL,
+          message: expect.stringMatching(
+            /^EINVAL: attachNumaBalancing: expected a machine from createMachine\(\), got /,
+          ),
+        }),
+      );
+    }
+  });
+
   it('refuses unknown and misspelt options, naming the closest one', async () => {
     m = await smallMachine();
     expect(() => attachNumaBalancing(m!, { scanDelay: 10 } as NumaBalancingOptions)).toThrow(
