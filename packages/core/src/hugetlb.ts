@@ -169,16 +169,16 @@ export function dequeueHugetlbFolioNodemask(
 }
 
 /**
- * remove_hugetlb_folio: the folio leaves the pool's lists and counts (a free one its free list
- * too); with `adjustSurplus` it was a surplus page. It stays a hugetlb folio until it is freed.
+ * remove_hugetlb_folio: the folio leaves the pool's counts, and with `onFreeList` (it is the last
+ * entry of its node's free list, where removePoolHugetlbFolio takes it) that list, in O(1) as the
+ * kernel's list_del; with `adjustSurplus` it was a surplus page. It stays a hugetlb folio until it
+ * is freed.
  */
-function removeHugetlbFolio(k: Kernel, head: number, adjustSurplus: boolean): void {
+function removeHugetlbFolio(k: Kernel, head: number, adjustSurplus: boolean, onFreeList: boolean): void {
   const h = k.hstate;
   const nid = k.nodeOf(head);
-  const list = h.freelists[nid]!;
-  const i = k.pages.refcount[head] === 0 ? list.lastIndexOf(head) : -1;
-  if (i >= 0) {
-    list.splice(i, 1);
+  if (onFreeList) {
+    h.freelists[nid]!.pop();
     h.freeHugePages--;
     h.freeHugePagesNode[nid]!--;
   }
@@ -214,10 +214,10 @@ export function freeHugeFolio(k: Kernel, head: number): void {
   p.flags[head] = PG_head | PG_hugetlb;
   if (h.restoreReserve.delete(head)) h.resvHugePages++;
   if (h.temporary.has(head)) {
-    removeHugetlbFolio(k, head, false);
+    removeHugetlbFolio(k, head, false, false);
     updateAndFreeHugetlbFolio(k, head);
   } else if (h.surplusHugePagesNode[nid]! > 0) {
-    removeHugetlbFolio(k, head, true);
+    removeHugetlbFolio(k, head, true, false);
     updateAndFreeHugetlbFolio(k, head);
   } else {
     enqueueHugetlbFolio(k, head);
@@ -343,7 +343,7 @@ function removePoolHugetlbFolio(k: Kernel, mask: readonly number[], acctSurplus:
     const list = h.freelists[nid]!;
     if ((acctSurplus && !h.surplusHugePagesNode[nid]) || !list.length) continue;
     const head = list[list.length - 1]!;
-    removeHugetlbFolio(k, head, acctSurplus);
+    removeHugetlbFolio(k, head, acctSurplus, true);
     return head;
   }
   return -1;
