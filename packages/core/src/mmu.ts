@@ -222,9 +222,15 @@ export class Mmu {
     }
   }
 
-  /** True once the thread was asked to stop (workloads return at their next check). */
+  /**
+   * True once the thread was asked to stop (workloads return at their next check). A kill throws
+   * here too: exit() stores the kill before it bumps the generation, so a workload could see the
+   * stop before its next access sees the kill, and return as if it had been stopped.
+   */
   shouldStop(): boolean {
-    return Atomics.load(this.ctl, this.base + S_STOP) !== STOP_NONE;
+    const stop = Atomics.load(this.ctl, this.base + S_STOP);
+    if (stop === STOP_KILLED) this.killed();
+    return stop !== STOP_NONE;
   }
 
   /** Acknowledges a pending shootdown; call it in long loops that touch no memory. */
@@ -467,11 +473,14 @@ export class Mmu {
       this.signal();
       if (t0 >= 0) this.tl!.span(TL_USER_TLB_ACK, t0, this.tl!.now(), g);
     }
-    if (Atomics.load(this.ctl, this.base + S_STOP) === STOP_KILLED) {
-      Atomics.store(this.ctl, this.base + S_STATE, T_EXITED);
-      this.signal();
-      throw new MmuFault('thread killed: its process exited', 0, 0);
-    }
+    if (Atomics.load(this.ctl, this.base + S_STOP) === STOP_KILLED) this.killed();
+  }
+
+  /** The process exited: the thread ends at this access (its state is EXITED for the flusher). */
+  private killed(): never {
+    Atomics.store(this.ctl, this.base + S_STATE, T_EXITED);
+    this.signal();
+    throw new MmuFault('thread killed: its process exited', 0, 0);
   }
 
   /** Wakes a flusher that sleeps on the acknowledgements. */
