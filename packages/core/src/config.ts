@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { MachineClockMode } from './clock.js';
 import { PagemigError } from './errno.js';
 import { PAGE_SIZE, PAGEBLOCK_NR_PAGES, type ZoneName, zoneNames } from './mmzone.js';
 import { MAX_PTE_PFN } from './pagetable.js';
@@ -20,8 +21,12 @@ export interface MachineConfig {
   sysctl?: Record<string, string | number>;
   /** NR_MAX_BATCHED_MIGRATION in base pages. Default 512 (HPAGE_PMD_NR). */
   migrationBatchPages?: number;
-  /** 'modeled': migrations also report the timing model's phases for `profile`. Default 'real'. */
-  clock?: ClockKind;
+  /**
+   * 'modeled': migrations also report the timing model's phases for `profile`. 'manual': the
+   * machine's clock (`m.clock`) starts at 0 and moves only by `m.clock.advance(ms)`. 'real' and
+   * 'wall' (the default): wall time.
+   */
+  clock?: ClockKind | MachineClockMode;
   /** Hardware profile of the modeled clock: a shipped name ('zen3-epyc-ptdma') or a profile object. */
   profile?: ProfileRef;
 }
@@ -31,6 +36,11 @@ export interface NodeConfig {
   memory: Size;
   /** Memory tier label ('dram', 'cxl', 'pmem', ...). Default 'dram'. */
   tier?: string;
+  /**
+   * The node's abstract distance (mm/memory-tiers.c), which places it in memory tier
+   * `adistance >> 8`. Default: from the tier's performance (see the README's Memory tiers).
+   */
+  adistance?: number;
   /**
    * CPUs on the node (numbered across nodes in node order). Default 1; 0 makes a CPU-less node
    * (memory only, e.g. CXL-attached memory), where no process runs.
@@ -42,6 +52,7 @@ export interface NodeConfig {
 
 export interface ResolvedNode {
   tier: string;
+  adistance?: number;
   pages: number;
   cpus: number;
   /** No zones on a memory-less node. */
@@ -60,6 +71,8 @@ export interface ResolvedConfig {
   sysctl: Record<string, string | number>;
   migrationBatchPages: number;
   clock: ClockKind;
+  /** The machine clock's mode (m.clock). */
+  machineClock: MachineClockMode;
   profile?: ProfileRef;
 }
 
@@ -73,6 +86,7 @@ const schema = z
           .object({
             memory: size,
             tier: z.string().min(1).optional(),
+            adistance: z.number().int().min(0).max(0x7fff_ffff).optional(),
             cpus: z.number().int().min(0).max(MAX_NODE_CPUS).optional(),
             zones: z
               .array(z.object({ type: z.enum(zoneTypes), memory: size }).strict())
@@ -94,7 +108,7 @@ const schema = z
       .min(1)
       .max(1 << 20)
       .optional(),
-    clock: z.enum(['real', 'modeled']).optional(),
+    clock: z.enum(['real', 'modeled', 'wall', 'manual']).optional(),
     profile: z.union([z.string(), z.looseObject({})]).optional(),
   })
   .strict();
@@ -130,6 +144,8 @@ export function resolveConfig(input: MachineConfig): ResolvedConfig {
   const nodes = cfg.nodes.map((n, i): ResolvedNode => {
     const pages = pagesOf(n.memory, `nodes.${i}.memory`, true);
     if (pages === 0 && n.zones) fail(`nodes.${i}.zones`, 'a memory-less node (memory 0) has no zones');
+    if (pages === 0 && n.adistance !== undefined)
+      fail(`nodes.${i}.adistance`, 'a memory-less node (memory 0) is in no memory tier');
     const zones = n.zones
       ? n.zones.map((zc, j) => ({ type: zc.type, pages: pagesOf(zc.memory, `nodes.${i}.zones.${j}.memory`) }))
       : pages
@@ -142,7 +158,13 @@ export function resolveConfig(input: MachineConfig): ResolvedConfig {
     const sum = zones.reduce((s, zc) => s + zc.pages, 0);
     if (sum !== pages)
       fail(`nodes.${i}.zones`, `zone sizes add up to ${sum * 4}KiB, the node has ${pages * 4}KiB`);
-    return { tier: n.tier ?? 'dram', pages, cpus: n.cpus ?? 1, zones };
+    return {
+      tier: n.tier ?? 'dram',
+      ...(n.adistance !== undefined ? { adistance: n.adistance } : {}),
+      pages,
+      cpus: n.cpus ?? 1,
+      zones,
+    };
   });
   // The kernel boots on a CPU and needs memory somewhere.
   if (!nodes.some((n) => n.pages > 0))
@@ -196,7 +218,8 @@ export function resolveConfig(input: MachineConfig): ResolvedConfig {
     prefault: backing === 'shared' && (cfg.prefault ?? true),
     sysctl: cfg.sysctl ?? {},
     migrationBatchPages: cfg.migrationBatchPages ?? 512,
-    clock: cfg.clock ?? 'real',
+    clock: cfg.clock === 'modeled' ? 'modeled' : 'real',
+    machineClock: cfg.clock === 'manual' ? 'manual' : 'wall',
     ...(profile !== undefined ? { profile } : {}),
   };
 }

@@ -1,8 +1,18 @@
 import { EAGAIN, EINVAL, kernelError } from './errno.js';
 import type { Kernel } from './kernel.js';
+import { lruAddSplitFolios } from './lru.js';
 import type { Mm } from './mm.js';
 import { HPAGE_PMD_NR, HPAGE_PMD_ORDER } from './mmzone.js';
-import { PG_anon, PG_buddy, PG_head, PG_hugetlb, PG_isolated, PG_partially_mapped, PG_tail } from './page.js';
+import {
+  PG_anon,
+  PG_buddy,
+  PG_head,
+  PG_hugetlb,
+  PG_isolated,
+  PG_lru,
+  PG_partially_mapped,
+  PG_tail,
+} from './page.js';
 import {
   mkPte,
   PMD_HUGE,
@@ -133,6 +143,9 @@ export function splitFolio(
     heads.push(pfn);
   }
   if (order === HPAGE_PMD_ORDER) k.count('thp_split_page');
+  // lru_add_split_folio: the pieces of a folio on an LRU go on its list next to it (before any is
+  // freed below, which takes it off again).
+  if (flags & PG_lru) lruAddSplitFolios(k, head, order, heads.slice(1));
   // An isolated folio is split onto the caller's list (lru_add_split_folio takes a reference on
   // every piece; isolateSplitFolios does that here). Otherwise __folio_split ends with a
   // folio_put of each new folio but the caller's: a piece that no mapping, page cache or caller

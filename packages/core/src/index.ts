@@ -1,3 +1,22 @@
+export { type AccessCounts, type ModeledAccessTime, modeledAccessTime } from './access_cost.js';
+export {
+  compileAccessTrace,
+  type ReplayOptions,
+  type ReplayResult,
+  replayAccessTrace,
+} from './access_replay.js';
+export {
+  ACCESS_CSV_HEADER,
+  type AccessRecord,
+  type AccessRegion,
+  type AccessTrace,
+  type DamoFormatOptions,
+  type DamoParseOptions,
+  formatAccessCsv,
+  formatDamoRecord,
+  parseAccessCsv,
+  parseDamoRecord,
+} from './access_trace.js';
 export {
   CAP_FULL_SET,
   CAP_SYS_NICE,
@@ -5,6 +24,7 @@ export {
   CAPABILITIES,
   type Capability,
 } from './capability.js';
+export type { MachineClock, MachineClockMode } from './clock.js';
 export type { MachineConfig, NodeConfig } from './config.js';
 export * from './errno.js';
 export {
@@ -198,3 +218,18 @@ export {
   verifyPattern,
   type Workload,
 } from './workload.js';
+export {
+  type AccessCheck,
+  type AccessError,
+  type AccessResult,
+  type AccessWorkload,
+  accessWord,
+  type CompiledTrace,
+  type HotRange,
+  type MmuCounters,
+  prepareAccessWorkload,
+  type ReplayWorkload,
+  verifyAccess,
+  type ZipfTable,
+  zipfTable,
+} from './workload_access.js';

@@ -22,6 +22,40 @@ export {
   type VmTunables,
 } from './kernel.js';
 export {
+  folioAddLru,
+  folioIsolateLru,
+  folioLru,
+  folioLruList,
+  folioPutbackLru,
+  folioReferenced,
+  folioTestClearReferenced,
+  isolateLruFolios,
+  LRU_ACTIVE_ANON,
+  LRU_INACTIVE_ANON,
+  LRU_UNEVICTABLE,
+  Lruvecs,
+  lruNames,
+  lruSize,
+  NR_LRU_LISTS,
+  nrIsolatedAnon,
+} from './lru.js';
+export {
+  DEFAULT_TIER_PERF,
+  DEMOTION_ENABLED_PATH,
+  MEMORY_TIERING_DIR,
+  MEMTIER_ADISTANCE_DRAM,
+  MEMTIER_CHUNK_BITS,
+  MEMTIER_CHUNK_SIZE,
+  type MemoryTier,
+  MemoryTiers,
+  memoryTierOf,
+  mtPerfToAdistance,
+  NUMA_NO_NODE,
+  nextDemotionNode,
+  nodeGetAllowedTargets,
+  nodeIsToptier,
+} from './memory_tiers.js';
+export {
   type FolioList,
   GUP_PIN_COUNTING_BIAS,
   isolateFolios,
@@ -31,6 +65,7 @@ export {
 } from './migrate.js';
 export {
   type MisplacedMigration,
+  misplacedCpuSeconds,
   misplacedInFlight,
   misplacedSettled,
   onMisplacedMigration,
@@ -53,6 +88,7 @@ export {
   nodeState,
   nodesInState,
 } from './nodemask.js';
+export { type PromotionState, promotionState } from './numa_promotion.js';
 export * as pageFlags from './page.js';
 export { PageArray } from './page.js';
 export {
@@ -84,7 +120,6 @@ export {
   NUMA_BALANCING_MEMORY_TIERING,
   NUMA_BALANCING_NORMAL,
   type NumaFaultStats,
-  nodeIsToptier,
   numaFaultStats,
 } from './task_numa.js';
 export { sumZoneNumaEvents, zoneStatistics } from './vmstat.js';

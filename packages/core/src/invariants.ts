@@ -1,6 +1,7 @@
 import { PagemigError } from './errno.js';
 import { HUGETLB_ORDER } from './hugetlb.js';
 import type { Kernel } from './kernel.js';
+import { folioLruList, lruNames, NR_LRU_LISTS } from './lru.js';
 import type { Vma } from './mm.js';
 import { HPAGE_PMD_ORDER, MIGRATE_TYPES, NR_PAGE_ORDERS } from './mmzone.js';
 import { PG_buddy, PG_head, PG_hugetlb, PG_isolated, PG_lru, PG_tail } from './page.js';
@@ -170,6 +171,68 @@ export function checkInvariants(k: Kernel): void {
       broken(k, pfn, `refcount ${p.refcount[pfn]} is below mappings ${mapped[pfn]} + page cache ${cache}`);
     pfn += 1 << order;
   }
+  checkLru(k, free);
+}
+
+/**
+ * The LRU lists (lru.ts): each list is well linked and holds only heads of allocated folios of
+ * its node whose flags name that list (PG_lru set, not isolated); its page count is its
+ * lruvec's; every PG_lru folio is on exactly one list, every anon or shmem folio in use (an rmap
+ * owner) is on one or isolated, never both; NR_ISOLATED_ANON adds up the isolated ones per node.
+ */
+function checkLru(k: Kernel, free: Uint8Array): void {
+  const p = k.pages;
+  const v = k.lru;
+  const n = k.nrPages;
+  const linked = new Uint8Array(n);
+  for (let nid = 0; nid < k.nodes.length; nid++) {
+    for (let lru = 0; lru < NR_LRU_LISTS; lru++) {
+      const l = nid * NR_LRU_LISTS + lru;
+      const name = `node ${nid} ${lruNames[lru]} list`;
+      let pages = 0;
+      let prev = -1;
+      for (let pfn = v.first[l]!; pfn >= 0; pfn = p.next[pfn]!) {
+        if (pfn >= n) broken(k, -1, `${name} links to pfn ${pfn}, which is not RAM`);
+        if (linked[pfn]) broken(k, pfn, `on the ${name} twice, or on two lists`);
+        linked[pfn] = 1;
+        const f = p.flags[pfn]!;
+        if (free[pfn] || f & (PG_tail | PG_hugetlb | PG_isolated) || !(f & PG_lru))
+          broken(k, pfn, `on the ${name} but not a PG_lru folio head (free, tail, hugetlb or isolated)`);
+        if (folioLruList(f) !== lru)
+          broken(k, pfn, `on the ${name} but its flags name ${lruNames[folioLruList(f)]}`);
+        if (k.nodeOf(pfn) !== nid) broken(k, pfn, `on the ${name} but on node ${k.nodeOf(pfn)}`);
+        if (p.prev[pfn] !== prev) broken(k, pfn, `${name} back link is wrong`);
+        pages += k.folioOrder(pfn) ? 1 << k.folioOrder(pfn) : 1;
+        prev = pfn;
+      }
+      if (v.last[l] !== prev) broken(k, -1, `${name} ends at ${v.last[l]}, its links end at ${prev}`);
+      if (v.nrPages[l] !== pages)
+        broken(k, -1, `${name} holds ${pages} pages, its lruvec counts ${v.nrPages[l]}`);
+    }
+  }
+  const isolated = new Float64Array(k.nodes.length);
+  for (let pfn = 0; pfn < n; ) {
+    const f = p.flags[pfn]!;
+    const nr = f & PG_head ? 1 << p.order[pfn]! : 1;
+    if (free[pfn] || f & PG_hugetlb) {
+      pfn += free[pfn] ? 1 : nr;
+      continue;
+    }
+    if (f & PG_lru && !linked[pfn]) broken(k, pfn, 'PG_lru folio on no LRU list');
+    if (f & PG_lru && f & PG_isolated) broken(k, pfn, 'folio both on an LRU and isolated');
+    if (p.mapping[pfn] && !(f & (PG_lru | PG_isolated)))
+      broken(k, pfn, 'anon or shmem folio in use on no LRU and not isolated');
+    if (f & PG_isolated) isolated[k.nodeOf(pfn)]! += nr;
+    pfn += nr;
+  }
+  isolated.forEach((pages, nid) => {
+    if (v.nrIsolated[nid] !== pages)
+      broken(
+        k,
+        -1,
+        `node ${nid}: ${pages} pages isolated from the LRU, nr_isolated_anon counts ${v.nrIsolated[nid]}`,
+      );
+  });
 }
 
 /**

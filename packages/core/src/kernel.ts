@@ -1,11 +1,14 @@
 import { readFileSync } from 'node:fs';
+import { Clock } from './clock.js';
 import type { ResolvedConfig } from './config.js';
 import { EAGAIN, EBUSY, EINVAL, kernelError, PagemigError } from './errno.js';
 import type { FaultPlan } from './fault_inject.js';
 import { freeHugeFolio, Hstate } from './hugetlb.js';
+import { Lruvecs, lruRemoveFolio } from './lru.js';
+import { bootAdistance, MemoryTiers } from './memory_tiers.js';
 import { OffloadHost } from './migrate_offload.js';
 import { BATCH_ROW_INTS } from './migrator.js';
-import { MIGRATE_TYPES, PAGEBLOCK_ORDER } from './mmzone.js';
+import { MIGRATE_TYPES, PAGEBLOCK_ORDER, WMARK_LOW, WMARK_MIN } from './mmzone.js';
 import { PgData } from './node.js';
 import { PageArray, PG_head, PG_hugetlb, PG_tail } from './page.js';
 import {
@@ -36,6 +39,7 @@ const ALLOC_HOOKS = [
   'wakeKswapd',
   'kswapdSleep',
   'directCompact',
+  'directReclaim',
 ] as const satisfies readonly (keyof AllocHooks)[];
 
 /** Tunables of /proc/sys/vm that the model reads. */
@@ -74,6 +78,16 @@ export interface KernTunables {
   numa_balancing_scan_period_min_ms: number;
   numa_balancing_scan_period_max_ms: number;
   numa_balancing_scan_size_mb: number;
+  /**
+   * sysctl_numa_balancing_promote_rate_limit (kernel.numa_balancing_promote_rate_limit_MBps): the
+   * memory-tiering mode's promotion candidates per target node and second, in MB.
+   */
+  numa_balancing_promote_rate_limit_MBps: number;
+  /**
+   * sysctl_numa_balancing_hot_threshold (the kernel's debugfs sched/numa_balancing/hot_threshold_ms,
+   * a sysctl here): a slow-tier folio whose hint fault came sooner than this after the scan is hot.
+   */
+  numa_balancing_hot_threshold_ms: number;
 }
 
 /** PID_MAX_DEFAULT (0x8000), the kernel's pid_max on machines with up to 32 CPUs. */
@@ -190,6 +204,8 @@ export class Kernel {
   readonly offload: OffloadHost = new OffloadHost(this);
   /** The hugetlb pool of the default hstate (2 MiB pages; mm/hugetlb.c). */
   readonly hstate: Hstate;
+  /** Every node's LRU lists (lru.ts). */
+  readonly lru: Lruvecs;
   /** The pid cursor: the next pid alloc_pid tries (kernel threads of daemons take theirs from it too). */
   nextPid = 1;
   readonly kern: KernTunables = {
@@ -200,13 +216,22 @@ export class Kernel {
     numa_balancing_scan_period_min_ms: 1000,
     numa_balancing_scan_period_max_ms: 60000,
     numa_balancing_scan_size_mb: 256,
+    numa_balancing_promote_rate_limit_MBps: 65536,
+    numa_balancing_hot_threshold_ms: 1000,
   };
+  /** The machine's clock (m.clock): every time-based kernel decision reads `clock.now()`. */
+  readonly clock: Clock;
+  /** Memory tiers and demotion targets (mm/memory-tiers.c), built at boot. */
+  readonly memoryTiers: MemoryTiers;
+  /** numa_demotion_enabled (/sys/kernel/mm/numa/demotion_enabled): false at boot, as the kernel's. */
+  demotionEnabled = false;
   /** Set when the machine starts closing: calls that would start work refuse (assertOpen). */
   closed = false;
   /** Engine runs in progress (migratePages): a closing machine waits for them before exiting processes. */
   readonly migrations = new Set<Promise<unknown>>();
 
   constructor(readonly config: ResolvedConfig) {
+    this.clock = new Clock(config.machineClock);
     this.nrPages = config.nodes.reduce((s, n) => s + n.pages, 0);
     this.mem = new PhysicalMemory(
       this.nrPages,
@@ -258,6 +283,8 @@ export class Kernel {
     };
     this.setupWatermarks();
     this.hstate = new Hstate(this.nodes.length);
+    this.lru = new Lruvecs(this.nodes.length);
+    this.memoryTiers = new MemoryTiers(this.nodes, bootAdistance(this));
     dropped.register(this, this.processes.held);
   }
 
@@ -378,14 +405,38 @@ export class Kernel {
   }
 
   /**
+   * Whether the last allocFolio missed the low watermark (its fast path failed): the slow path,
+   * which calls it without the wake-up, wakes kswapd on it itself.
+   */
+  lowWmarkFailed = false;
+  /** The last request allocFolio failed: the one a fault that ran out of memory reclaims for. */
+  lastFailedAlloc: AllocRequest | null = null;
+
+  /**
+   * The installed directReclaim step (try_to_free_pages), for the user-thread fault path, which
+   * runs it with the faulting thread asleep; undefined without one.
+   */
+  get directReclaim(): AllocHooks['directReclaim'] {
+    return this.allocHooks.directReclaim;
+  }
+
+  /**
    * Allocates a folio of `order` (refcount 1, no mapping) and returns its head pfn, or -1.
    * Counts pgalloc_<zone> and the NUMA events (zone_statistics) like the kernel.
    */
   allocFolio(req: AllocRequest): number {
-    const pfn = getPageFromFreelist(this.nodes, req);
+    // __alloc_pages: the fast path at WMARK_LOW; when it fails, wake_all_kswapds (whatever the
+    // order) and the slow path's first try at WMARK_MIN, which may still succeed.
+    let pfn = getPageFromFreelist(this.nodes, req, WMARK_LOW);
+    this.lowWmarkFailed = pfn < 0;
     if (pfn < 0) {
-      if (req.order > 0 && req.kswapdReclaim !== false) this.allocFailed(req);
-      return -1;
+      if (req.kswapdReclaim !== false) this.allocFailed(req);
+      pfn = getPageFromFreelist(this.nodes, req, WMARK_MIN);
+      if (pfn < 0) {
+        // A copy: callers reuse their request objects (the engine's target request).
+        this.lastFailedAlloc = { ...req };
+        return -1;
+      }
     }
     const zone = this.zoneOf(pfn);
     this.events.counts[zone.pgallocEvent] += 1 << req.order;
@@ -431,7 +482,9 @@ export class Kernel {
     const hooks = this.allocHooks;
     if (!hooks.wakeKswapd && !hooks.kswapdSleep) return;
     const copy = { ...req };
-    queueMicrotask(() => wakeAllKswapds(this.nodes, copy, hooks));
+    // wakeup_kswapd runs in the allocating task: its events carry that task.
+    const task = this.trace.currentTask();
+    queueMicrotask(() => this.trace.during(task, () => wakeAllKswapds(this.nodes, copy, hooks)));
   }
 
   /**
@@ -457,6 +510,24 @@ export class Kernel {
   }
 
   /**
+   * wakeup_kswapd for one node outside the allocator (migrate_misplaced_folio_prepare's full
+   * promotion target): the installed wakeKswapd hook, else the kswapdSleep step, as wakeAllKswapds.
+   */
+  wakeupKswapd(nid: number, order: number, highestZoneidx: number): void {
+    const hooks = this.allocHooks;
+    (hooks.wakeKswapd ?? hooks.kswapdSleep)?.(nid, order, highestZoneidx);
+  }
+
+  /**
+   * The compaction steps of kswapd_try_to_sleep (reset_isolation_suitable, wakeup_kcompactd): the
+   * installed kswapdSleep hook, for the kswapd daemon to call as it goes to sleep; nothing without
+   * one.
+   */
+  kswapdSleepStep(nid: number, order: number, highestZoneidx: number): void {
+    this.allocHooks.kswapdSleep?.(nid, order, highestZoneidx);
+  }
+
+  /**
    * Allocates with the slow path (__alloc_pages_slowpath): on failure kswapd is woken and direct
    * compaction runs through the installed hooks. Resolves to the folio's head pfn (or -1) and the
    * direct compaction attempts made.
@@ -470,7 +541,8 @@ export class Kernel {
 
   /**
    * wake_all_kswapds for the emulation: `fn` is called (synchronously, inside allocFolio) for every
-   * failed request of order > 0 that may wake kswapd. Returns the function that removes it.
+   * request that may wake kswapd and missed the low watermark (its fast path failed). Returns the
+   * function that removes it.
    */
   onAllocFailure(fn: (req: AllocRequest) => void): () => void {
     this.allocFailure.add(fn);
@@ -491,6 +563,7 @@ export class Kernel {
       freeHugeFolio(this, head);
       return;
     }
+    lruRemoveFolio(this, head);
     const order = p.flags[head]! & PG_head ? p.order[head]! : 0;
     const nr = 1 << order;
     if (nr === 1) p.flags[head] = 0;

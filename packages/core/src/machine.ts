@@ -1,3 +1,4 @@
+import type { MachineClock } from './clock.js';
 import { type MachineConfig, resolveConfig } from './config.js';
 import { EINVAL, ENOMEM, errnoNames, kernelError, PagemigError } from './errno.js';
 import { DRIVER_FAULT_SITES, FaultPlan, type FaultRule } from './fault_inject.js';
@@ -26,6 +27,10 @@ import type { VmstatName } from './vmstat.js';
 export interface NodeInfo {
   nid: number;
   tier: string;
+  /** Abstract distance (mm/memory-tiers.c); -1 on a memory-less node. */
+  adistance: number;
+  /** Memory tier id (memory_tierN's N); -1 on a memory-less node. */
+  memoryTier: number;
   /** Bytes of memory (0 on a memory-less node). */
   memory: number;
   /** CPUs on the node (0 on a CPU-less node, where no process runs). */
@@ -99,6 +104,8 @@ export class Machine {
     this.nodes = k.nodes.map((n) => ({
       nid: n.nid,
       tier: n.tier,
+      adistance: k.memoryTiers.adistance[n.nid]!,
+      memoryTier: k.memoryTiers.tierOf[n.nid]?.id ?? -1,
       memory: n.nrPages * PAGE_SIZE,
       cpus: n.cpus,
       startPfn: n.startPfn,
@@ -173,6 +180,11 @@ export class Machine {
    */
   get timeline(): Timeline {
     return this.kernel.timeline;
+  }
+
+  /** The machine's clock: wall time, or a manual clock moved by `advance(ms)` (`clock: 'manual'`). */
+  get clock(): MachineClock {
+    return this.kernel.clock;
   }
 
   /** Total pages of RAM. */

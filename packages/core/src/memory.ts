@@ -2,12 +2,13 @@ import { EBUSY, ENOMEM, kernelError } from './errno.js';
 import { folioRemoveRmapCheck, mmGetHugeZeroFolio, splitHugePmd } from './huge_memory.js';
 import { hugetlbFault } from './hugetlb_fault.js';
 import type { Kernel } from './kernel.js';
+import { folioAddLru } from './lru.js';
 import { vmaAllocFolio, vmaOwnPolicy } from './mempolicy_alloc.js';
 import { mpolToStr } from './mempolicy_struct.js';
 import type { Mm, Vma } from './mm.js';
 import { HPAGE_PMD_ORDER, PAGE_SIZE } from './mmzone.js';
 import { doHugePmdNumaPage, doNumaPage } from './numa_hinting.js';
-import { PG_anon, PG_head, PG_lru, PG_mlocked, PG_swapbacked, PG_unevictable } from './page.js';
+import { PG_anon, PG_head, PG_mlocked, PG_swapbacked, PG_unevictable } from './page.js';
 import {
   mkPte,
   PMD_HUGE,
@@ -44,7 +45,7 @@ function allocVmaFolio(k: Kernel, _mm: Mm, vma: Vma, vpn: number, order: number,
 function initFolio(k: Kernel, vma: Vma, head: number, order: number, index: number): void {
   const p = k.pages;
   k.mem.zeroPages(head, 1 << order);
-  let f = p.flags[head]! | PG_lru | PG_swapbacked | (vma.shared ? 0 : PG_anon);
+  let f = p.flags[head]! | PG_swapbacked | (vma.shared ? 0 : PG_anon);
   if (vma.locked) f |= PG_mlocked | PG_unevictable;
   p.flags[head] = f;
   p.mapping[head] = vma.mapping.id;
@@ -57,6 +58,8 @@ function initFolio(k: Kernel, vma: Vma, head: number, order: number, index: numb
   } else {
     p.refcount[head] = 0;
   }
+  // folio_add_lru_vma: on the inactive list (unevictable when mlocked, as mlock_new_folio does).
+  folioAddLru(k, head);
 }
 
 /** Maps `nr` pages of a folio into `mm` and takes their references (folio_add_*_rmap + ref). */

@@ -10,6 +10,7 @@ import {
   moveHugetlbState,
 } from './hugetlb.js';
 import type { Kernel } from './kernel.js';
+import { folioAddLru, folioIsolateLru, folioIsolationDone, folioPutback } from './lru.js';
 import { modeledClock } from './migrate_clock.js';
 import {
   MigrateMode,
@@ -51,6 +52,7 @@ import {
 import { type Mapping, type RmapHit, rmapWalk } from './rmap.js';
 import { threadCpuSeconds } from './schedstat.js';
 import { show } from './show.js';
+import { migratedLastCpupid } from './task_numa.js';
 import {
   TL_BATCH,
   TL_BATCH_COPY,
@@ -291,7 +293,6 @@ export class MigrationRun {
   lane = -1;
   /** The timeline's number of the batch in progress (0 when the timeline is off). */
   private batchId = 0;
-  private readonly topTier: boolean;
   private rc = 0;
   /** Folios put back on the caller's list (not migrated). */
   private putBack = 0;
@@ -341,7 +342,6 @@ export class MigrationRun {
     },
   ) {
     this.table = k.takeBatchTable();
-    this.topTier = k.nodes[node]!.tier === 'dram';
     this.id = nextRunId();
     this.lists = listPool.pop() ?? new BatchLists();
     this.req = {
@@ -770,7 +770,7 @@ export class MigrationRun {
         const exp = mapping?.pageCache ? 1 + nr : 1;
         if (p.refcount[head] === 1 && p.mapcount[head] === 0 && exp === 1) {
           // Freed from under us (unmapped while isolated): done.
-          p.flags[head]! &= ~PG_isolated;
+          folioIsolationDone(k, head);
           p.isolatedBy[head] = 0;
           k.folioPut(head);
           s.nrSucceeded += nr;
@@ -982,9 +982,9 @@ export class MigrationRun {
   /**
    * The large-folio target's slow path (alloc_migration_target: GFP_TRANSHUGE | __GFP_THISNODE,
    * a costly order without __GFP_NORETRY): direct compaction of the target node at
-   * COMPACT_PRIO_ASYNC, then (no reclaim to make progress) at COMPACT_PRIO_SYNC_LIGHT, through the
-   * directCompact hook that @pagemig/kcompactd installs. Without it nothing compacts and the
-   * caller splits the folio at once.
+   * COMPACT_PRIO_ASYNC, direct reclaim (the directReclaim hook, kswapd's try_to_free_pages), then
+   * compaction at COMPACT_PRIO_SYNC_LIGHT, through the directCompact hook that @pagemig/kcompactd
+   * installs. Without it nothing compacts and the caller splits the folio at once.
    */
   private async allocTargetSlowpath(order: number): Promise<number> {
     const r = await this.k.allocFolioSlowpath({
@@ -1031,9 +1031,11 @@ export class MigrationRun {
     p.isolatedBy[to] = 0;
     // folio_migrate_flags + __folio_migrate_mapping.
     const keep = p.flags[to]! & (PG_head | PG_tail);
-    p.flags[to] = (p.flags[from]! & ~(PG_isolated | PG_head | PG_tail | PG_buddy)) | keep | PG_lru;
+    p.flags[to] = (p.flags[from]! & ~(PG_isolated | PG_lru | PG_head | PG_tail | PG_buddy)) | keep;
+    // migrate_folio_move: folio_add_lru(dst), on the list its kept flags (PG_active) name.
+    folioAddLru(k, to);
     // The NUMA information goes along, "to prevent over-eager future migrations of this same page".
-    p.lastNid[to] = p.lastNid[from]!;
+    p.lastNid[to] = migratedLastCpupid(k, k.nodeOf(from), k.nodeOf(to), p.lastNid[from]!);
     p.mapping[to] = p.mapping[from]!;
     p.index[to] = p.index[from]!;
     let refs = 0;
@@ -1057,18 +1059,12 @@ export class MigrationRun {
     // The source: drop the page cache's and the isolation references; it is freed.
     p.refcount[from] = 1;
     p.mapping[from] = 0;
-    p.flags[from]! &= ~(PG_isolated | PG_lru);
+    // migrate_folio_done: the source leaves NR_ISOLATED_ANON and is freed.
+    folioIsolationDone(k, from);
     k.folioPut(from);
     const s = this.stats;
     s.nrSucceeded += nr;
     if (order === HPAGE_PMD_ORDER) s.nrThpSucceeded++;
-    if (
-      this.reason === MigrateReason.MR_NUMA_MISPLACED &&
-      this.topTier &&
-      k.nodes[k.nodeOf(from)]!.tier !== 'dram'
-    ) {
-      k.count('pgpromote_success', nr);
-    }
   }
 
   /**
@@ -1282,13 +1278,10 @@ function isolateFolioList(k: Kernel, pfns: ArrayLike<number>): { heads: Int32Arr
 
 /** folio_isolate_lru for one head: false when it is free, not on the LRU, or already isolated. */
 export function isolateFolio(k: Kernel, head: number): boolean {
-  const p = k.pages;
-  const f = p.flags[head]!;
+  const f = k.pages.flags[head]!;
   if (f & PG_hugetlb) return isolateHugetlb(k, head);
-  if (f & PG_buddy || !(f & PG_lru) || f & PG_isolated || p.refcount[head]! <= 0) return false;
-  p.flags[head] = (f & ~PG_lru) | PG_isolated;
-  p.refcount[head]!++;
-  return true;
+  if (f & PG_buddy) return false;
+  return folioIsolateLru(k, head);
 }
 
 /** What one engine entry takes: the target and modes, the caller's hooks, and its accounting. */
@@ -1487,10 +1480,12 @@ export function putbackFolios(k: Kernel, heads: FolioList): void {
 }
 
 function putbackFolio(k: Kernel, head: number): void {
-  const f = k.pages.flags[head]! & ~PG_isolated;
-  // folio_putback_hugetlb: a hugetlb folio is migratable again; it is never on an LRU.
-  k.pages.flags[head] = f & PG_hugetlb ? f : f | PG_lru;
-  k.folioPut(head);
+  const f = k.pages.flags[head]!;
+  if (f & PG_hugetlb) {
+    // folio_putback_hugetlb: a hugetlb folio is migratable again; it is never on an LRU.
+    k.pages.flags[head] = f & ~PG_isolated;
+    k.folioPut(head);
+  } else folioPutback(k, head);
 }
 
 /** pagemig's own tracepoint with the phase breakdown of one migration. */

@@ -1,8 +1,11 @@
 import { EAGAIN } from './errno.js';
 import type { Kernel } from './kernel.js';
+import { nodeIsToptier } from './memory_tiers.js';
 import { isolateFolio, type MigrationResult, migratePages } from './migrate.js';
 import { MigrateMode, MigrateReason } from './migrate_mode.js';
-import { WMARK_HIGH } from './mmzone.js';
+import { WMARK_HIGH, zoneNames } from './mmzone.js';
+import { threadCpuSeconds } from './schedstat.js';
+import { NUMA_BALANCING_MEMORY_TIERING } from './task_numa.js';
 
 /**
  * mm/migrate.c for NUMA balancing: migrate_misplaced_folio_prepare (is the target node roomy, can
@@ -26,14 +29,21 @@ export interface MisplacedMigration {
 interface MisplacedState {
   readonly inFlight: Set<Promise<boolean>>;
   readonly listeners: Set<(m: MisplacedMigration) => void>;
+  /** The kernel thread's CPU time when the current busy period (some migration in flight) began. */
+  busyCpu0: number;
+  /** CPU seconds of the busy periods that ended. */
+  cpuSeconds: number;
 }
 
 const states = new WeakMap<Kernel, MisplacedState>();
 
+/** ZONE_MOVABLE's index: the highest zone a misplaced folio's wake-up lets kswapd balance. */
+const ZONE_MOVABLE = zoneNames.indexOf('Movable');
+
 function state(k: Kernel): MisplacedState {
   let s = states.get(k);
   if (!s) {
-    s = { inFlight: new Set(), listeners: new Set() };
+    s = { inFlight: new Set(), listeners: new Set(), busyCpu0: 0, cpuSeconds: 0 };
     states.set(k, s);
   }
   return s;
@@ -49,6 +59,16 @@ export function onMisplacedMigration(k: Kernel, fn: (m: MisplacedMigration) => v
 /** Migrations that hinting faults started on `k` and that have not ended. */
 export function misplacedInFlight(k: Kernel): number {
   return states.get(k)?.inFlight.size ?? 0;
+}
+
+/**
+ * The CPU time of the kernel's thread (the main thread, where the engine runs) while misplaced-folio
+ * migrations were in flight on `k`, over the busy periods that ended: what the engine spent on them
+ * and anything else that thread did meanwhile. Per-run accounting would read the CPU clock twice per
+ * fault and count overlapping single-folio runs twice; a busy period reads it twice in all.
+ */
+export function misplacedCpuSeconds(k: Kernel): number {
+  return states.get(k)?.cpuSeconds ?? 0;
 }
 
 /** Resolves once no migration started by a hinting fault is in flight on `k`. */
@@ -73,19 +93,32 @@ function migrateBalancedPgdat(k: Kernel, nid: number, nr: number): boolean {
 
 /**
  * migrate_misplaced_folio_prepare: 0 with folio `head` isolated (the isolation holds a reference),
- * or -EAGAIN when node `node` is nearly full or the folio cannot be isolated. pagemig's memory is
- * anonymous or shmem, so the checks for file folios (shared libraries, dirty pages) never apply;
- * the memory-tiering mode's kswapd wake-up on a full node is not built.
+ * or -EAGAIN when node `node` is nearly full or the folio cannot be isolated. On a nearly full
+ * node under memory tiering, kswapd of the node's highest managed zone is woken (order of the
+ * folio, highest zone ZONE_MOVABLE) so that it demotes and makes room for later promotions.
+ * pagemig's memory is anonymous or shmem, so the checks for file folios (shared libraries, dirty
+ * pages) never apply.
  */
 export function migrateMisplacedFolioPrepare(k: Kernel, head: number, node: number): number {
-  if (!migrateBalancedPgdat(k, node, 1 << k.folioOrder(head))) return -EAGAIN;
+  const order = k.folioOrder(head);
+  if (!migrateBalancedPgdat(k, node, 1 << order)) {
+    if (!(k.kern.numa_balancing & NUMA_BALANCING_MEMORY_TIERING)) return -EAGAIN;
+    const zones = k.nodes[node]!.zones;
+    let z = zones.length - 1;
+    while (z >= 0 && zones[z]!.managed === 0) z--;
+    // "If there are no managed zones, it should not proceed further."
+    if (z < 0) return -EAGAIN;
+    k.wakeupKswapd(node, order, ZONE_MOVABLE);
+    return -EAGAIN;
+  }
   return isolateFolio(k, head) ? 0 : -EAGAIN;
 }
 
 /**
  * migrate_misplaced_folio: migrates the isolated folio `head` to `node` through the engine
  * (MIGRATE_ASYNC, MR_NUMA_MISPLACED; the engine counts numa_pages_migrated and pgmigrate_*) and
- * resolves to whether it moved. The run starts on the next microtask, after the fault that asked
+ * resolves to whether it moved. Pages moved from a slow tier to the top tier while memory tiering
+ * is on count pgpromote_success. The run starts on the next microtask, after the fault that asked
  * for it has returned, and is one of the machine's runs in progress (close() waits for it).
  */
 export function migrateMisplacedFolio(k: Kernel, head: number, node: number): Promise<boolean> {
@@ -113,6 +146,13 @@ export function migrateMisplacedFolio(k: Kernel, head: number, node: number): Pr
     )
     .then(
       (result) => {
+        if (
+          result.nrSucceeded &&
+          k.kern.numa_balancing & NUMA_BALANCING_MEMORY_TIERING &&
+          !nodeIsToptier(k, from) &&
+          nodeIsToptier(k, node)
+        )
+          k.count('pgpromote_success', result.nrSucceeded);
         tell({ head, order, from, to: node, result });
         return result.ret === 0;
       },
@@ -121,11 +161,13 @@ export function migrateMisplacedFolio(k: Kernel, head: number, node: number): Pr
         return false;
       },
     );
+  if (s.inFlight.size === 0) s.busyCpu0 = threadCpuSeconds();
   s.inFlight.add(run);
   k.migrations.add(run);
   void run.then(() => {
     s.inFlight.delete(run);
     k.migrations.delete(run);
+    if (s.inFlight.size === 0) s.cpuSeconds += threadCpuSeconds() - s.busyCpu0;
   });
   return run;
 }

@@ -105,7 +105,28 @@ export interface MmuInit {
   tlbEntries?: number;
   /** The machine's timeline and this thread's track (running, faults, migration waits, shootdown acks). */
   timeline?: TimelineHandle;
+  /** The node of every pageblock (pfn >>> 9), for the per-node access counts. */
+  nodeOfPageblock?: Uint8Array;
+  /**
+   * This thread's access counters (Float64, accessStatsSlots(nodes) entries): written by the
+   * thread, read by the main thread. Without it the MMU keeps them privately (no per-node counts).
+   */
+  accessStats?: SharedArrayBuffer;
 }
+
+/**
+ * The access counters of a thread on a machine of `nodes` nodes: one per node, then the accesses
+ * that touched no node's frame (the shared zero page), then the milliseconds slept on migration
+ * entries.
+ */
+export function accessStatsSlots(nodes: number): number {
+  return nodes + 2;
+}
+
+/** Cache-line size: read() and write() count one access per line they touch. */
+const LINE_SHIFT = 6;
+/** Pageblock order: the node table has one entry per 2 MiB. */
+const PAGEBLOCK_SHIFT = 9;
 
 /** An access the kernel refused (segmentation fault, out of memory) or a killed thread. */
 export class MmuFault extends Error {
@@ -141,6 +162,12 @@ export class Mmu {
   private readonly tlbVpn: Int32Array;
   private readonly tlbPfn: Int32Array;
   private readonly tlbWrite: Uint8Array;
+  /** Access-counter slot of each TLB entry's frame (its node, or `otherSlot`). */
+  private readonly tlbSlot: Uint8Array;
+  /** Per-node access counts, the zero-page count, migration-wait ms (accessStatsSlots). */
+  private readonly acc: Float64Array;
+  private readonly nodeOfPageblock: Uint8Array;
+  private readonly otherSlot: number;
   private seenGen: number;
   /** The timeline writer of this thread's track, or null. */
   private readonly tl: TimelineWriter | null;
@@ -171,6 +198,10 @@ export class Mmu {
     this.tlbVpn = new Int32Array(n).fill(-1);
     this.tlbPfn = new Int32Array(n);
     this.tlbWrite = new Uint8Array(n);
+    this.tlbSlot = new Uint8Array(n);
+    this.nodeOfPageblock = init.nodeOfPageblock ?? new Uint8Array(0);
+    this.acc = new Float64Array(init.accessStats ?? new ArrayBuffer(8 * accessStatsSlots(0)));
+    this.otherSlot = this.acc.length - 2;
     this.seenGen = Atomics.load(this.ctl, CTL_GEN);
     this.tl = init.timeline ? new TimelineWriter(init.timeline.buffer, init.timeline.track) : null;
   }
@@ -239,12 +270,21 @@ export class Mmu {
   }
 
   /** Counters of this thread. */
-  stats(): { tlbFlushes: number; faults: number; migrationWaits: number; tlbMisses: number } {
+  stats(): {
+    tlbFlushes: number;
+    faults: number;
+    migrationWaits: number;
+    tlbMisses: number;
+    accessesByNode: number[];
+    migrationWaitMs: number;
+  } {
     return {
       tlbFlushes: Atomics.load(this.ctl, this.base + S_TLB_FLUSHES),
       faults: Atomics.load(this.ctl, this.base + S_FAULTS),
       migrationWaits: Atomics.load(this.ctl, this.base + S_MIGRATION_WAITS),
       tlbMisses: this.tlbMisses,
+      accessesByNode: Array.from(this.acc.subarray(0, this.otherSlot)),
+      migrationWaitMs: this.acc[this.otherSlot + 1]!,
     };
   }
 
@@ -262,7 +302,10 @@ export class Mmu {
   translate(vpn: number, write: boolean): number {
     if (Atomics.load(this.ctl, CTL_GEN) !== this.seenGen) this.sync();
     const t = vpn & this.tlbMask;
-    if (this.tlbVpn[t] === vpn && (!write || this.tlbWrite[t] === 1)) return this.tlbPfn[t]!;
+    if (this.tlbVpn[t] === vpn && (!write || this.tlbWrite[t] === 1)) {
+      this.acc[this.tlbSlot[t]!]!++;
+      return this.tlbPfn[t]!;
+    }
     return this.walk(vpn, write);
   }
 
@@ -300,6 +343,7 @@ export class Mmu {
       const off = addr + done - USER_BASE - vpn * 4096;
       const len = Math.min(4096 - off, n - done);
       const pfn = this.translate(vpn, false);
+      this.countLines(vpn, off, len);
       if (pfn !== ZERO_PFN) {
         const at = (pfn & this.mask) << PAGE_SHIFT;
         out.set(this.bytes[pfn >>> this.shift]!.subarray(at + off, at + off + len), done);
@@ -317,12 +361,18 @@ export class Mmu {
       const off = addr + done - USER_BASE - vpn * 4096;
       const len = Math.min(4096 - off, data.length - done);
       const pfn = this.translate(vpn, true);
+      this.countLines(vpn, off, len);
       this.bytes[pfn >>> this.shift]!.set(
         data.subarray(done, done + len),
         ((pfn & this.mask) << PAGE_SHIFT) + off,
       );
       done += len;
     }
+  }
+
+  /** The cache lines of bytes off..off+len of page `vpn` beyond the one translate() counted. */
+  private countLines(vpn: number, off: number, len: number): void {
+    this.acc[this.tlbSlot[vpn & this.tlbMask]!]! += ((off + len - 1) >>> LINE_SHIFT) - (off >>> LINE_SHIFT);
   }
 
   /** Drops every cached translation. */
@@ -367,6 +417,11 @@ export class Mmu {
         this.tlbPfn[t] = pfn;
         // A write through the TLB needs a writable entry whose dirty bit is set.
         this.tlbWrite[t] = e & PTE_WRITE && (e | want) & PTE_DIRTY ? 1 : 0;
+        // The frame's node, from the pageblock table (the zero page is on none).
+        const nid = pfn === ZERO_PFN ? undefined : this.nodeOfPageblock[pfn >>> PAGEBLOCK_SHIFT];
+        const slot = nid === undefined || nid >= this.otherSlot ? this.otherSlot : nid;
+        this.tlbSlot[t] = slot;
+        this.acc[slot]!++;
         return pfn;
       }
       if ((e & (PTE_PRESENT | PTE_MIGRATION)) === PTE_MIGRATION) {
@@ -386,11 +441,13 @@ export class Mmu {
   private waitMigration(seq: number, vpn: number, pfn: number): void {
     Atomics.add(this.ctl, this.base + S_MIGRATION_WAITS, 1);
     const t0 = this.tlNow();
+    const w0 = performance.now();
     this.block(t0);
     try {
       for (let i = 0; i < MIGRATION_SPIN; i++) if (Atomics.load(this.mig, 0) !== seq) return;
       Atomics.wait(this.mig, 0, seq, MIGRATION_WAIT_MS);
     } finally {
+      this.acc[this.otherSlot + 1]! += performance.now() - w0;
       let t1 = -1;
       if (t0 >= 0) {
         t1 = this.tl!.now();

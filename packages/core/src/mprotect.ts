@@ -1,9 +1,11 @@
 import { splitHugePmd } from './huge_memory.js';
 import type { Kernel } from './kernel.js';
+import { nodeIsToptier } from './memory_tiers.js';
 import { vmaOwnPolicy } from './mempolicy_alloc.js';
 import { getTaskPolicy, MPOL_F_MOF } from './mempolicy_struct.js';
 import { GUP_PIN_COUNTING_BIAS } from './migrate.js';
 import type { Mm, Vma } from './mm.js';
+import { folioStampScanTime } from './numa_promotion.js';
 import {
   PMD_HUGE,
   PMD_TABLE,
@@ -17,7 +19,7 @@ import {
   ZERO_PFN,
 } from './pagetable.js';
 import { folioMaybeMappedShared } from './rmap.js';
-import { NUMA_BALANCING_NORMAL, nodeIsToptier } from './task_numa.js';
+import { folioUseAccessTime, NUMA_BALANCING_NORMAL } from './task_numa.js';
 import { shootdownAsync } from './tlbflush.js';
 
 /**
@@ -58,7 +60,9 @@ function folioMaybeDmaPinned(k: Kernel, head: number): boolean {
  * folio_can_map_prot_numa (mm/mempolicy.c; change_pte_range and change_huge_pmd both ask it):
  * not a copy-on-write folio another process maps, not a pinned one, not one already on the node
  * `targetNode` a single-threaded process runs on, and, unless NUMA_BALANCING_NORMAL is on, not a
- * top-tier one. (The file-folio and KSM cases do not arise: memory here is anon or shmem.)
+ * top-tier one. A slow-tier folio it accepts under memory tiering gets the scan time
+ * (folio_xchg_access_time), from which its hint fault measures its latency. (The file-folio and
+ * KSM cases do not arise: memory here is anon or shmem.)
  */
 function folioCanMapProtNuma(
   k: Kernel,
@@ -71,7 +75,9 @@ function folioCanMapProtNuma(
   if (folioMaybeDmaPinned(k, head)) return false;
   const nid = k.nodeOf(head);
   if (nid === targetNode) return false;
-  return normal || !nodeIsToptier(k, nid);
+  if (!normal && nodeIsToptier(k, nid)) return false;
+  if (folioUseAccessTime(k, head)) folioStampScanTime(k, head);
+  return true;
 }
 
 /**

@@ -6,6 +6,7 @@ import type { Mm, Vma } from './mm.js';
 import { PTE_PFN_SHIFT, PTRS_PER_PTE, pteIsProtnone, pteMkAccessible } from './pagetable.js';
 import {
   folioLastNid,
+  folioUseAccessTime,
   shouldNumaMigrateMemory,
   TNF_FAULT_LOCAL,
   TNF_MIGRATE_FAIL,
@@ -37,7 +38,9 @@ function numaHintFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, head: number, t
   const order = k.folioOrder(head);
   const pages = 1 << order;
   const nid = k.nodeOf(head);
-  const lastNid = folioLastNid(k, head);
+  // "For memory tiering mode, cpupid of slow memory page is used to record page access time. So
+  // use default value."
+  const lastNid = folioUseAccessTime(k, head) ? -1 : folioLastNid(k, head);
   let flags = 0;
   k.count('numa_hint_faults');
   if (nid === thisNid) {

@@ -8,7 +8,8 @@
  *   (PTEs and PMDs) that map any page of the folio, like `folio_mapcount()`.
  * - order is the buddy order on a free block's first page, and the folio order on every page of
  *   an allocated folio (so a tail finds its head as `pfn & ~((1 << order) - 1)`).
- * - next/prev link free blocks into their buddy free list (-1 ends a list).
+ * - next/prev link free blocks into their buddy free list and, on an allocated folio's head, the
+ *   folio into its node's LRU list (lru.ts), as the kernel's page->lru serves both (-1 ends a list).
  * - mapping is the rmap owner (a Mapping id + 1, 0 = none) and index the page offset in it.
  */
 export const PG_buddy = 1 << 0;
@@ -36,6 +37,17 @@ export const PG_hugetlb = 1 << 13;
  * or freeing the folio rewrites its tail flags, which clears it, as the kernel's split and free do.
  */
 export const PG_partially_mapped = 1 << 16;
+/**
+ * PG_active (on the head): the folio is on (or, isolated, belongs to) the active LRU list
+ * (folio_lru_list); set by activation, cleared by deactivation, kept by migration
+ * (folio_migrate_flags).
+ */
+export const PG_active = 1 << 14;
+/**
+ * PG_referenced (on the head): reclaim's second chance; folio_check_references sets it on a folio
+ * found young once and activates the folio found young again. Kept by migration.
+ */
+export const PG_referenced = 1 << 15;
 
 export const pageFlagNames: readonly [number, string][] = [
   [PG_buddy, 'buddy'],
@@ -52,6 +64,8 @@ export const pageFlagNames: readonly [number, string][] = [
   [PG_locked, 'locked'],
   [PG_hugetlb, 'hugetlb'],
   [PG_partially_mapped, 'partially_mapped'],
+  [PG_active, 'active'],
+  [PG_referenced, 'referenced'],
 ];
 
 export const STRUCT_PAGE_BYTES = 7 * 4 + 2 + 1 + 1;

@@ -106,30 +106,29 @@ export function highestZoneidxFor(mt: number): number {
 }
 
 /**
- * get_page_from_freelist over the zonelist, first against WMARK_LOW (the fast path), then
- * WMARK_MIN (the slow path's first retry). Without reclaim, a request that fails both fails.
- * Returns the block's pfn or -1: no object per call, as every fault and migration calls it.
+ * get_page_from_freelist over the zonelist against watermark `wmark` (WMARK_LOW for the fast
+ * path, WMARK_MIN for the slow path's tries). Returns the block's pfn or -1: no object per call,
+ * as every fault and migration calls it.
  */
-export function getPageFromFreelist(nodes: readonly PgData[], req: AllocRequest): number {
+export function getPageFromFreelist(nodes: readonly PgData[], req: AllocRequest, wmark: number): number {
   const mt = req.mt ?? MIGRATE_MOVABLE;
   const zonelist = nodes[req.nid]!.zonelist;
-  for (let wmark = WMARK_LOW; wmark >= WMARK_MIN; wmark--) {
-    for (let i = 0; i < zonelist.length; i++) {
-      const zone = zonelist[i]!;
-      const ok = zonelistAllows(zone, req, mt);
-      if (ok < 0) break;
-      if (!ok) continue;
-      if (!zone.watermarkOk(req.order, zone.watermark[wmark]! + zone.watermarkBoost)) continue;
-      const pfn = zone.rmqueue(req.order, mt);
-      if (pfn >= 0) return pfn;
-    }
+  for (let i = 0; i < zonelist.length; i++) {
+    const zone = zonelist[i]!;
+    const ok = zonelistAllows(zone, req, mt);
+    if (ok < 0) break;
+    if (!ok) continue;
+    if (!zone.watermarkOk(req.order, zone.watermark[wmark]! + zone.watermarkBoost)) continue;
+    const pfn = zone.rmqueue(req.order, mt);
+    if (pfn >= 0) return pfn;
   }
   return -1;
 }
 
-/** getPageFromFreelist with the zone the block came from, or null. */
+/** getPageFromFreelist at WMARK_LOW, then WMARK_MIN, with the zone the block came from, or null. */
 export function allocPages(nodes: readonly PgData[], req: AllocRequest): { pfn: number; zone: Zone } | null {
-  const pfn = getPageFromFreelist(nodes, req);
+  let pfn = getPageFromFreelist(nodes, req, WMARK_LOW);
+  if (pfn < 0) pfn = getPageFromFreelist(nodes, req, WMARK_MIN);
   if (pfn < 0) return null;
   for (const node of nodes) {
     const zone = node.zones.find((z) => z.contains(pfn));
@@ -168,6 +167,12 @@ export interface AllocHooks {
     req: AllocRequest,
     prio: CompactPriorityValue,
   ) => Promise<{ pfn: number; attempt: DirectCompactAttempt }>;
+  /**
+   * __perform_reclaim (try_to_free_pages) for the request's zonelist: reclaim (here: demote) and
+   * resolve to the pages reclaimed. The slow path retries the free lists after progress; the
+   * user-thread fault path awaits it with the faulting thread asleep, then retries the fault once.
+   */
+  directReclaim?: (req: AllocRequest) => Promise<number>;
 }
 
 /** What allocPagesSlowpath did: the folio (or -1) and each direct compaction attempt. */
@@ -214,31 +219,37 @@ export function wakeAllKswapds(nodes: readonly PgData[], req: AllocRequest, hook
 }
 
 /**
- * __alloc_pages_slowpath for a request that may sleep: the free lists (fast path); on failure
- * kswapd is woken on every node of the zonelist, then a costly (or non-movable) request compacts
- * at INIT_COMPACT_PRIORITY (async) before reclaim, then direct reclaim (none yet: no hook) and
- * compaction at DEF_COMPACT_PRIORITY (sync-light). Without reclaim progress the kernel does not
- * retry compaction further, so neither do we. Order 0 never compacts.
+ * __alloc_pages_slowpath for a request that may sleep: the free lists (fast path at the low
+ * watermark, then the min one); when the fast path fails kswapd is woken on every node of the
+ * zonelist; on failure a costly (or non-movable) request compacts at INIT_COMPACT_PRIORITY
+ * (async) before reclaim, then direct reclaim (the directReclaim hook; the free lists are tried
+ * again after progress, __alloc_pages_direct_reclaim) and compaction at DEF_COMPACT_PRIORITY
+ * (sync-light). The kernel's further retries (should_reclaim_retry, should_compact_retry) are not
+ * modeled. Order 0 never compacts.
  */
 export async function allocPagesSlowpath<A extends DirectCompactAttempt>(
-  k: Pick<Kernel, 'nodes' | 'allocFolio'>,
+  k: Pick<Kernel, 'nodes' | 'allocFolio' | 'lowWmarkFailed'>,
   req: AllocRequest,
   hooks: AllocHooks,
 ): Promise<SlowpathResult<A>> {
   checkAllocRequest(k.nodes, req);
   const mt = req.mt ?? MIGRATE_MOVABLE;
   const attempts: A[] = [];
-  // kswapd is woken below, not by allocFolio's own wake-up.
-  const pfn = k.allocFolio({ ...req, mt, kswapdReclaim: false });
-  if (pfn >= 0 || req.order === 0) return { pfn, attempts };
-  if (req.kswapdReclaim !== false) wakeAllKswapds(k.nodes, req, hooks);
-  const compact = hooks.directCompact;
-  if (!compact) return { pfn: -1, attempts };
-  if (req.order > PAGE_ALLOC_COSTLY_ORDER || mt !== MIGRATE_MOVABLE) {
+  // kswapd is woken here, synchronously, not by allocFolio's own (deferred) wake-up.
+  let pfn = k.allocFolio({ ...req, mt, kswapdReclaim: false });
+  if (k.lowWmarkFailed && req.kswapdReclaim !== false) wakeAllKswapds(k.nodes, req, hooks);
+  if (pfn >= 0) return { pfn, attempts };
+  const compact = req.order > 0 ? hooks.directCompact : undefined;
+  if (compact && (req.order > PAGE_ALLOC_COSTLY_ORDER || mt !== MIGRATE_MOVABLE)) {
     const r = await compact(req, INIT_COMPACT_PRIORITY);
     attempts.push(r.attempt as A);
     if (r.pfn >= 0) return { pfn: r.pfn, attempts };
   }
+  if (hooks.directReclaim && (await hooks.directReclaim(req)) > 0) {
+    pfn = k.allocFolio({ ...req, mt, kswapdReclaim: false });
+    if (pfn >= 0) return { pfn, attempts };
+  }
+  if (!compact) return { pfn: -1, attempts };
   const r = await compact(req, DEF_COMPACT_PRIORITY);
   attempts.push(r.attempt as A);
   return { pfn: r.pfn, attempts };

@@ -1,5 +1,6 @@
 import { ENOENT, kernelError } from './errno.js';
 import type { Kernel } from './kernel.js';
+import { LRU_ACTIVE_ANON, LRU_INACTIVE_ANON, LRU_UNEVICTABLE, NR_LRU_LISTS } from './lru.js';
 import { vmaOwnPolicy } from './mempolicy_alloc.js';
 import { getTaskPolicy, mpolToStr } from './mempolicy_struct.js';
 import {
@@ -14,11 +15,11 @@ import {
 } from './mmzone.js';
 import { N_MEMORY, nodesInState } from './nodemask.js';
 import {
+  PG_active,
   PG_anon,
   PG_dirty,
   PG_head,
   PG_hugetlb,
-  PG_isolated,
   PG_mlocked,
   PG_swapbacked,
   PG_unevictable,
@@ -138,14 +139,6 @@ export function vmstatValues(k: Kernel): Record<VmstatName, number> {
     if (f & PG_hugetlb && p.refcount[pfn]! > 0) g.nr_hugetlb += nr;
     if (f & PG_swapbacked && p.mapping[pfn]) {
       const huge = (f & PG_head) !== 0 && p.order[pfn] === 9;
-      if (f & PG_isolated) {
-        if (f & PG_anon) g.nr_isolated_anon += nr;
-        else g.nr_isolated_file += nr;
-      } else if (f & PG_mlocked) {
-        g.nr_unevictable += nr;
-      } else {
-        g.nr_inactive_anon += nr;
-      }
       if (f & PG_mlocked) g.nr_mlock += nr;
       if (f & PG_anon) {
         g.nr_anon_pages += nr;
@@ -158,7 +151,17 @@ export function vmstatValues(k: Kernel): Record<VmstatName, number> {
     }
     pfn += nr;
   }
+  // The LRU sizes and NR_ISOLATED_ANON as the lruvecs count them (lru.ts); shmem is swap-backed,
+  // so it is anon here too and nr_isolated_file stays 0. The zone stats add up to the node ones.
+  const lv = k.lru;
+  for (let nid = 0; nid < k.nodes.length; nid++) {
+    g.nr_inactive_anon += lv.nrPages[nid * NR_LRU_LISTS + LRU_INACTIVE_ANON]!;
+    g.nr_active_anon += lv.nrPages[nid * NR_LRU_LISTS + LRU_ACTIVE_ANON]!;
+    g.nr_unevictable += lv.nrPages[nid * NR_LRU_LISTS + LRU_UNEVICTABLE]!;
+    g.nr_isolated_anon += lv.nrIsolated[nid]!;
+  }
   g.nr_zone_inactive_anon = g.nr_inactive_anon;
+  g.nr_zone_active_anon = g.nr_active_anon;
   g.nr_zone_unevictable = g.nr_unevictable;
   return {
     ...g,
@@ -220,8 +223,8 @@ function gatherStats(pfn: number, dirty: boolean, nr: number): void {
   const md = nStats;
   md.pages += nr;
   if (dirty || f & PG_dirty) md.dirty += nr;
-  // folio_test_active || folio_test_unevictable: the model keeps every evictable folio inactive.
-  if (f & PG_unevictable) md.active += nr;
+  // folio_test_active || folio_test_unevictable.
+  if (f & (PG_active | PG_unevictable)) md.active += nr;
   if (f & PG_anon) md.anon += nr;
   const count = precisePageMapcount(head, pfn);
   if (count > md.mapcountMax) md.mapcountMax = count;

@@ -8,7 +8,9 @@ import {
   RESERVED_PIDS,
   type VmTunables,
 } from './kernel.js';
+import { resetMemoryTiering } from './numa_promotion.js';
 import type { Process } from './process.js';
+import { NUMA_BALANCING_MEMORY_TIERING } from './task_numa.js';
 
 /**
  * A sysctl handler that a subsystem installs (kcompactd): 0 or an errno, or for a knob whose
@@ -97,14 +99,16 @@ export class Sysctl {
     // pid_max_min/pid_max_max of kernel/pid.c; sysctl_max_threads' 1..MAX_THREADS (kernel/fork.c).
     kern('pid_max', 'pid_max', RESERVED_PIDS + 1, PID_MAX_LIMIT);
     kern('threads-max', 'threads_max', 1, MAX_THREADS);
-    // sysctl_numa_balancing (kernel/sched/core.c): proc_dointvec_minmax 0..4 (SYSCTL_FOUR). Mode
-    // 2 (memory tiering, bit 1) is stored as the kernel stores it; pagemig's promotion side of it
-    // is not built. The attached numa-balancing daemon hears of every write.
+    // sysctl_numa_balancing (kernel/sched/core.c): proc_dointvec_minmax 0..4 (SYSCTL_FOUR): 1
+    // NUMA_BALANCING_NORMAL, 2 NUMA_BALANCING_MEMORY_TIERING (promotion of hot slow-tier folios),
+    // 3 both. The attached numa-balancing daemon hears of every write.
     this.knobs.set('kernel.numa_balancing', {
       min: 0,
       max: 4,
       get: () => k.kern.numa_balancing,
       set: (v) => {
+        if (!(k.kern.numa_balancing & NUMA_BALANCING_MEMORY_TIERING) && v & NUMA_BALANCING_MEMORY_TIERING)
+          resetMemoryTiering(k);
         k.kern.numa_balancing = v;
         return this.syncAction('kernel.numa_balancing', v);
       },
@@ -116,6 +120,10 @@ export class Sysctl {
     kern('numa_balancing_scan_period_min_ms', 'numa_balancing_scan_period_min_ms', 0, 2 ** 31 - 1);
     kern('numa_balancing_scan_period_max_ms', 'numa_balancing_scan_period_max_ms', 0, 2 ** 31 - 1);
     kern('numa_balancing_scan_size_mb', 'numa_balancing_scan_size_mb', 1, 2 ** 31 - 1);
+    // sched_fair_sysctls: numa_balancing_promote_rate_limit_MBps, proc_dointvec_minmax from 0.
+    kern('numa_balancing_promote_rate_limit_MBps', 'numa_balancing_promote_rate_limit_MBps', 0, 2 ** 31 - 1);
+    // The kernel's debugfs u32 sched/numa_balancing/hot_threshold_ms, a sysctl here.
+    kern('numa_balancing_hot_threshold_ms', 'numa_balancing_hot_threshold_ms', 0, 2 ** 32 - 1);
     tunable('max_map_count', 0, 2 ** 31 - 1);
     // mm/hugetlb_sysctl.c: the hugetlb pool's size and surplus limit.
     for (const [name, knob] of hugetlbSysctls(k)) this.knobs.set(name, knob);

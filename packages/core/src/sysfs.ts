@@ -1,6 +1,7 @@
 import { EACCES, EINVAL, ENOENT, kernelError } from './errno.js';
 import { hugetlbSysfsFiles } from './hugetlb_sysfs.js';
 import type { Kernel } from './kernel.js';
+import { memoryTierSysfsFiles } from './memory_tiers.js';
 import { ilWeightShow, ilWeightStore, WEIGHTED_INTERLEAVE_DIR } from './mempolicy_sysfs.js';
 import { suggestKey } from './migrator_options.js';
 import {
@@ -33,7 +34,8 @@ const STATE_FILES: readonly [string, NodeState][] = [
  * The /sys files of the machine's nodes (drivers/base/node.c), with the kernel's text: the node
  * state masks (print_nodes_state, "%*pbl\n": "0-1,3\n", "\n" when empty) and, for every online
  * node, nodeN/cpulist, nodeN/distance and nodeN/numastat (read-only: the machine has no hotplug);
- * and /sys/kernel/mm/mempolicy/weighted_interleave/nodeN, each node's weight (1..255, writable).
+ * /sys/kernel/mm/mempolicy/weighted_interleave/nodeN, each node's weight (1..255, writable); and the
+ * memory tiers' memory_tierN/nodelist and /sys/kernel/mm/numa/demotion_enabled (memory_tiers.ts).
  */
 export class Sysfs {
   private readonly files = new Map<string, () => string>();
@@ -64,6 +66,11 @@ export class Sysfs {
     }
     // mm/hugetlb_sysfs.c: the hstate's files, global and per online node (hugetlb_register_node).
     for (const f of hugetlbSysfsFiles(k, online)) {
+      this.files.set(f.path, f.show);
+      if (f.store) this.stores.set(f.path, f.store);
+    }
+    // mm/memory-tiers.c: memory_tierN/nodelist and numa/demotion_enabled.
+    for (const f of memoryTierSysfsFiles(k)) {
       this.files.set(f.path, f.show);
       if (f.store) this.stores.set(f.path, f.store);
     }

@@ -1,11 +1,14 @@
 import type { Kernel } from './kernel.js';
+import { nodeIsToptier } from './memory_tiers.js';
 import type { Mm } from './mm.js';
+import { shouldPromote } from './numa_promotion.js';
 
 /**
  * kernel/sched/fair.c, the memory side of NUMA balancing: should_numa_migrate_memory (the
- * two-fault filter) and task_numa_fault (what a hinting fault teaches the task). Task placement
- * (task_numa_placement's preferred node, numa groups, sched_move_numa/sched_swap_numa) is not
- * modelled: tasks stay on the node they were placed on and only memory follows them.
+ * two-fault filter; memory tiering's hot/cold test is numa_promotion.ts) and task_numa_fault (what
+ * a hinting fault teaches the task). Task placement (task_numa_placement's preferred node, numa
+ * groups, sched_move_numa/sched_swap_numa) is not modelled: tasks stay on the node they were
+ * placed on and only memory follows them.
  */
 
 /** sysctl_numa_balancing_mode bits (include/linux/sched/sysctl.h). */
@@ -48,9 +51,18 @@ export function numaFaultStats(mm: Mm): NumaFaultStats {
   return s;
 }
 
-/** node_is_toptier: the node is in the top memory tier (DRAM here, as the engine counts promotions). */
-export function nodeIsToptier(k: Kernel, nid: number): boolean {
-  return k.nodes[nid]!.tier === 'dram';
+/** folio_use_access_time: memory tiering is on and folio `head` is on a slow-tier node. */
+export function folioUseAccessTime(k: Kernel, head: number): boolean {
+  return (k.kern.numa_balancing & NUMA_BALANCING_MEMORY_TIERING) !== 0 && !nodeIsToptier(k, k.nodeOf(head));
+}
+
+/**
+ * folio_migrate_flags' cpupid: it follows the folio, but under memory tiering a move between a
+ * slow and a top tier resets it, since the slow tier's value is an access time.
+ */
+export function migratedLastCpupid(k: Kernel, fromNid: number, toNid: number, lastNid: number): number {
+  if (!(k.kern.numa_balancing & NUMA_BALANCING_MEMORY_TIERING)) return lastNid;
+  return nodeIsToptier(k, fromNid) !== nodeIsToptier(k, toNid) ? 0 : lastNid;
 }
 
 /**
@@ -68,11 +80,15 @@ export function folioLastNid(k: Kernel, head: number): number {
  * here, so the kernel's "first or private fault early in a task's life" migrates at once when no
  * fault touched the folio yet, and the two-stage filter asks that the previous fault came from
  * the same node: a folio moves on the second fault in a row from `dstNid`. Slow-tier folios never
- * move on their first fault (the cpupid_valid test of normal mode).
+ * move on their first fault (the cpupid_valid test of normal mode). Under memory tiering a
+ * slow-tier folio's last_cpupid holds its access time instead, and hotness decides (shouldPromote).
  */
 export function shouldNumaMigrateMemory(k: Kernel, head: number, srcNid: number, dstNid: number): boolean {
   // Cannot migrate to memoryless nodes.
   if (k.nodes[dstNid]!.nrPages === 0) return false;
+  // "The pages in slow memory node should be migrated according to hot/cold instead of
+  // private/shared."
+  if (folioUseAccessTime(k, head)) return shouldPromote(k, head, dstNid);
   const last = folioLastNid(k, head);
   k.pages.lastNid[head] = dstNid + 1;
   if (!(k.kern.numa_balancing & NUMA_BALANCING_MEMORY_TIERING) && !nodeIsToptier(k, srcNid) && last < 0)

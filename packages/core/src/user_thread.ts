@@ -6,6 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Mmu, MmuFault, type MmuInit } from './mmu.js';
 import { runWorkload, type Workload } from './workload.js';
+import { runAccessWorkload } from './workload_access.js';
 
 export interface UserThreadData {
   mmu: MmuInit;
@@ -25,7 +26,8 @@ const mmu = new Mmu(d.mmu);
 
 async function main(): Promise<unknown> {
   mmu.enter();
-  if (d.workload) return runWorkload(mmu, d.workload);
+  if (d.workload)
+    return d.workload.kind === 'pattern' ? runWorkload(mmu, d.workload) : runAccessWorkload(mmu, d.workload);
   if (!d.module) throw new Error('a user thread needs a workload or a module');
   const mod = (await mmu.park(import(d.module))) as Record<string, unknown>;
   const name = d.export ?? 'default';

@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { EAGAIN, EINVAL, kernelError, PagemigError } from './errno.js';
+import { EAGAIN, EINVAL, ENOMEM, kernelError, PagemigError } from './errno.js';
 import type { Kernel } from './kernel.js';
 import {
+  accessStatsSlots,
   CTL_ACK_SEQ,
   CTL_DOORBELL,
   CTL_FLUSH_WAITERS,
@@ -34,6 +35,7 @@ import {
   T_RUNNING,
   T_STARTING,
 } from './mmu.js';
+import { PAGEBLOCK_ORDER } from './mmzone.js';
 import { N_CPU, nodeState } from './nodemask.js';
 import type { Process } from './process.js';
 import { show } from './show.js';
@@ -41,6 +43,7 @@ import { MmTlb } from './tlbflush.js';
 import type { TraceTask } from './trace.js';
 import type { UserThreadData, UserThreadMessage } from './user_thread.js';
 import type { Workload } from './workload.js';
+import { prepareAccessWorkload } from './workload_access.js';
 
 /** What a user thread runs: a built-in workload, or a function exported by a module. */
 export interface ThreadSpec {
@@ -73,6 +76,19 @@ const STATE_NAMES: Record<number, UserThreadState> = {
   4: 'exited',
 };
 
+/** Per machine: the node of every pageblock, shared with its threads' MMUs (built once). */
+const pageblockNodes = new WeakMap<Kernel, Uint8Array>();
+function nodeOfPageblock(k: Kernel): Uint8Array {
+  let t = pageblockNodes.get(k);
+  if (!t) {
+    // Node sizes are whole pageblocks, so no pageblock straddles two nodes.
+    t = new Uint8Array(new SharedArrayBuffer(k.nrPages >>> PAGEBLOCK_ORDER));
+    for (const n of k.nodes) t.fill(n.nid, n.startPfn >>> PAGEBLOCK_ORDER, n.endPfn >>> PAGEBLOCK_ORDER);
+    pageblockNodes.set(k, t);
+  }
+  return t;
+}
+
 let workerUrl: URL | undefined;
 /** dist/user-thread.js next to the bundle, or (running from src under a test runner) in ../dist. */
 function userThreadUrl(): URL {
@@ -102,6 +118,8 @@ export class UserThread<T = unknown> {
     readonly slot: number,
     /** The node the thread runs on. */
     readonly node: number,
+    /** Its MMU's access counters (mmu.ts accessStatsSlots). */
+    private readonly access: Float64Array,
   ) {
     this.task = { pid: tid, comm: group.comm, node };
     this.done = new Promise<T>((resolve, reject) => {
@@ -178,12 +196,26 @@ export class UserThread<T = unknown> {
     await this.worker.terminate();
   }
 
-  /** Shootdowns acknowledged, faults posted, migration-entry sleeps. */
-  stats(): { tlbFlushes: number; faults: number; migrationWaits: number } {
+  /**
+   * Shootdowns acknowledged, faults posted, migration-entry sleeps; the accesses to each node's
+   * memory (cache-line accesses: one per load32/store32/loadWord/storeWord, one per 64-byte line a
+   * read or write touches; reads of the shared zero page count on no node) and the milliseconds
+   * slept on migration entries (wall time). Kept after the thread exited.
+   */
+  stats(): {
+    tlbFlushes: number;
+    faults: number;
+    migrationWaits: number;
+    accessesByNode: number[];
+    migrationWaitMs: number;
+  } {
+    const nodes = this.access.length - 2;
     return {
       tlbFlushes: this.word(S_TLB_FLUSHES),
       faults: this.word(S_FAULTS),
       migrationWaits: this.word(S_MIGRATION_WAITS),
+      accessesByNode: Array.from(this.access.subarray(0, nodes)),
+      migrationWaitMs: this.access[nodes + 1]!,
     };
   }
 
@@ -202,6 +234,8 @@ export class ThreadGroup {
   readonly tlb: MmTlb;
   private readonly slots: (UserThread | null)[] = [];
   private serving = false;
+  /** Slots whose fault waits for direct reclaim (answered when it settles). */
+  private readonly reclaiming = new Set<number>();
   private readonly live = new Set<UserThread>();
 
   constructor(
@@ -243,6 +277,16 @@ export class ThreadGroup {
       );
     if (!nodeState(this.k.nodes[node]!, N_CPU))
       throw kernelError(EINVAL, `thread node ${node} has no CPUs: no thread runs there`);
+    // Access workloads are checked here (EINVAL) and get their shared tables before the worker starts.
+    let workload = spec.workload;
+    if (workload && workload.kind !== 'pattern') {
+      try {
+        workload = prepareAccessWorkload(workload);
+      } catch (e) {
+        if (e instanceof RangeError) throw kernelError(EINVAL, e.message);
+        throw e;
+      }
+    }
     const ctl = this.tlb.ctl;
     let slot = -1;
     for (let s = 0; s < MAX_USER_THREADS; s++) {
@@ -278,6 +322,8 @@ export class ThreadGroup {
       migrationWait: this.k.migrationWait.buffer as SharedArrayBuffer,
       ...(spec.tlbEntries !== undefined ? { tlbEntries: spec.tlbEntries } : {}),
       timeline: this.k.timeline.handle(track),
+      nodeOfPageblock: nodeOfPageblock(this.k),
+      accessStats: new SharedArrayBuffer(8 * accessStatsSlots(this.k.nodes.length)),
     };
     let module: string | undefined;
     if (spec.module !== undefined) {
@@ -287,13 +333,13 @@ export class ThreadGroup {
     const data: UserThreadData = {
       mmu: init,
       tid,
-      ...(spec.workload ? { workload: spec.workload } : {}),
+      ...(spec.workload ? { workload } : {}),
       ...(module ? { module } : {}),
       ...(spec.export ? { export: spec.export } : {}),
       ...(spec.data !== undefined ? { data: spec.data } : {}),
     };
     const worker = new Worker(userThreadUrl(), { workerData: data, name: `${this.proc.comm}:${tid}` });
-    const t = new UserThread<T>(this, worker, tid, slot, node);
+    const t = new UserThread<T>(this, worker, tid, slot, node, new Float64Array(init.accessStats!));
     thread = t;
     this.slots[slot] = t;
     this.live.add(t);
@@ -346,17 +392,64 @@ export class ThreadGroup {
     for (let s = 0; s < n; s++) {
       const b = CTL_HEADER + s * SLOT_INTS;
       if (Atomics.load(ctl, b + S_FAULT) !== FAULT_REQUESTED) continue;
-      const vpn = Atomics.load(ctl, b + S_FAULT_VPN);
-      const write = Atomics.load(ctl, b + S_FAULT_WRITE) === 1;
-      let r: number;
+      if (!kill && this.reclaiming.has(s)) continue;
       const t = this.slots[s];
-      if (kill || !t || this.proc.exited || Atomics.load(ctl, b + S_STOP) === STOP_KILLED) r = FAULT_KILLED;
-      // The fault runs as the thread, on its node: its events carry its tid, its allocations are local there.
-      else r = this.k.trace.during(t.task, () => this.proc.serveFault(vpn, write, t.node));
-      Atomics.store(ctl, b + S_FAULT_RESULT, r);
-      Atomics.store(ctl, b + S_FAULT, FAULT_ANSWERED);
-      Atomics.notify(ctl, b + S_FAULT);
+      let r: number;
+      if (kill || !t || this.killed(s)) r = FAULT_KILLED;
+      else {
+        this.k.lastFailedAlloc = null;
+        r = this.runFault(s, t);
+        // __alloc_pages_direct_reclaim: the allocation failed and a reclaimer is installed; the
+        // thread stays asleep in its fault while reclaim runs, then the fault is retried once.
+        const reclaim = r === -ENOMEM ? this.k.directReclaim : undefined;
+        const req = this.k.lastFailedAlloc;
+        if (reclaim && req) {
+          // try_to_free_pages runs in the faulting task: its events carry the thread.
+          this.reclaimThenRetry(s, t, () => this.k.trace.during(t.task, () => reclaim(req)));
+          continue;
+        }
+      }
+      this.answer(s, r);
     }
+  }
+
+  private killed(slot: number): boolean {
+    const stop = Atomics.load(this.tlb.ctl, CTL_HEADER + slot * SLOT_INTS + S_STOP);
+    return this.proc.exited || stop === STOP_KILLED;
+  }
+
+  /** Runs the fault in `slot` as its thread, on its node: its events carry its tid, its allocations are local there. */
+  private runFault(slot: number, t: UserThread): number {
+    const b = CTL_HEADER + slot * SLOT_INTS;
+    const vpn = Atomics.load(this.tlb.ctl, b + S_FAULT_VPN);
+    const write = Atomics.load(this.tlb.ctl, b + S_FAULT_WRITE) === 1;
+    return this.k.trace.during(t.task, () => this.proc.serveFault(vpn, write, t.node));
+  }
+
+  private answer(slot: number, r: number): void {
+    const ctl = this.tlb.ctl;
+    const b = CTL_HEADER + slot * SLOT_INTS;
+    Atomics.store(ctl, b + S_FAULT_RESULT, r);
+    Atomics.store(ctl, b + S_FAULT, FAULT_ANSWERED);
+    Atomics.notify(ctl, b + S_FAULT);
+  }
+
+  /**
+   * Answers the fault in `slot` once direct reclaim settled: retried once (a second failure is
+   * the answer, ENOMEM as without reclaim); a reclaimer that throws counts as no progress. A
+   * thread killed or gone meanwhile was answered by kill() or dropped with its slot.
+   */
+  private reclaimThenRetry(slot: number, t: UserThread, reclaim: () => Promise<number>): void {
+    this.reclaiming.add(slot);
+    void Promise.resolve()
+      .then(reclaim)
+      .catch(() => 0)
+      .then(() => {
+        this.reclaiming.delete(slot);
+        const b = CTL_HEADER + slot * SLOT_INTS;
+        if (this.slots[slot] !== t || Atomics.load(this.tlb.ctl, b + S_FAULT) !== FAULT_REQUESTED) return;
+        this.answer(slot, this.killed(slot) ? FAULT_KILLED : this.runFault(slot, t));
+      });
   }
 
   /** Asks every thread to stop and waits for all of them; returns their outcomes. */

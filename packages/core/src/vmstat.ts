@@ -40,6 +40,7 @@ export const vmstatNumaEvents = [
 export const vmstatNodeEvents = [
   'pgpromote_success',
   'pgpromote_candidate',
+  'pgpromote_candidate_nrl',
   'pgdemote_kswapd',
   'pgdemote_direct',
   'pgdemote_khugepaged',
@@ -51,10 +52,31 @@ export const vmstatEvents = [
   'pgalloc_dma32',
   'pgalloc_normal',
   'pgalloc_movable',
+  // Direct reclaim entries per zone of the request (do_try_to_free_pages: ALLOCSTALL).
+  'allocstall_dma',
+  'allocstall_dma32',
+  'allocstall_normal',
+  'allocstall_movable',
   'pgfree',
+  // LRU list moves (mm/swap.c, mm/vmscan.c): folios activated, deactivated, and scanned on the
+  // active list (pgrefill); counted by reclaim.
+  'pgactivate',
+  'pgdeactivate',
   'pgfault',
   'pgmajfault',
+  'pgrefill',
   'pgreuse',
+  // Reclaim of the anon lists by kswapd and direct reclaim (there is no file LRU, no swap: what is
+  // stolen was demoted), then kswapd's own events, in vmstat_text order.
+  'pgsteal_kswapd',
+  'pgsteal_direct',
+  'pgscan_kswapd',
+  'pgscan_direct',
+  'pgscan_anon',
+  'pgsteal_anon',
+  'kswapd_low_wmark_hit_quickly',
+  'kswapd_high_wmark_hit_quickly',
+  'pageoutrun',
   'numa_pte_updates',
   'numa_huge_pte_updates',
   'numa_hint_faults',

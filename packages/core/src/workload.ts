@@ -1,4 +1,5 @@
 import type { Mmu } from './mmu.js';
+import type { AccessWorkload, ReplayWorkload } from './workload_access.js';
 
 /**
  * Workloads for user threads (examples, benchmarks, stress tests): loops over a region with a
@@ -36,7 +37,8 @@ export interface PatternWorkload {
   keepErrors?: number;
 }
 
-export type Workload = PatternWorkload;
+/** The built-in workloads: the pattern workload here, the access and replay workloads of workload_access.ts. */
+export type Workload = PatternWorkload | AccessWorkload | ReplayWorkload;
 
 export interface PatternError {
   kind: 'lost' | 'torn' | 'stale';
@@ -96,7 +98,7 @@ function checkWorkload(w: PatternWorkload): void {
 }
 
 /** Runs a workload on `mmu` until its passes, its duration or a stop request end it. */
-export function runWorkload(mmu: Mmu, w: Workload): PatternResult {
+export function runWorkload(mmu: Mmu, w: PatternWorkload): PatternResult {
   checkWorkload(w);
   const t0 = performance.now();
   const deadline = w.durationMs !== undefined ? t0 + w.durationMs : Number.POSITIVE_INFINITY;

@@ -208,7 +208,8 @@ describe('NUMA hinting faults', () => {
   });
 
   it('two-fault filter: a slow-tier folio moves on the second fault in a row from one node', async () => {
-    const m = await machine({ nodes: [{ memory: '32MiB' }, { memory: '32MiB', tier: 'cxl' }] });
+    // A CPU-less CXL node: a memory tier with CPUs would be a top tier (establish_demotion_targets).
+    const m = await machine({ nodes: [{ memory: '32MiB' }, { memory: '32MiB', tier: 'cxl', cpus: 0 }] });
     m.sysctl.write('kernel.numa_balancing', '1');
     const p = m.spawn({ node: 0 });
     const { a } = pagesOn(p, 1, 1);

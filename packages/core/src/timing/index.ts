@@ -29,6 +29,7 @@ export {
   type HardwareProfile,
   listProfiles,
   loadProfile,
+  type MemoryPerf,
   PROFILE_SCHEMA_VERSION,
   parseProfile,
   parseProfileJson,

@@ -24,6 +24,21 @@ const dmaEngineSchema = z
   })
   .strict();
 
+/**
+ * A memory tier's performance (the kernel's access_coordinate of HMAT/CDAT): load and store
+ * latency from a CPU of the node's socket, and read and write bandwidth. `source` says where the
+ * numbers come from; without it they are assumptions.
+ */
+const memoryPerfSchema = z
+  .object({
+    readLatencyNs: positive,
+    writeLatencyNs: positive,
+    readGBps: positive,
+    writeGBps: positive,
+    source: z.string().optional(),
+  })
+  .strict();
+
 export const profileSchema = z
   .object({
     schemaVersion: z.literal(PROFILE_SCHEMA_VERSION),
@@ -67,6 +82,8 @@ export const profileSchema = z
       .strict(),
     contention: z.object({ sharpness: z.number().min(1).max(32) }).strict(),
     dma: z.record(z.string(), dmaEngineSchema),
+    /** Per memory tier label ('dram', 'cxl', 'pmem'): access cost and the tier's abstract distance. */
+    memory: z.record(z.string(), memoryPerfSchema).optional(),
     calibration: z
       .object({
         fittedTo: z.string(),
@@ -106,6 +123,7 @@ export const profileSchema = z
 /** A validated hardware profile (see profiles/README.md for every field). */
 export type HardwareProfile = z.infer<typeof profileSchema>;
 export type DmaEngineProfile = z.infer<typeof dmaEngineSchema>;
+export type MemoryPerf = z.infer<typeof memoryPerfSchema>;
 
 const bundled: Readonly<Record<string, unknown>> = { 'zen3-epyc-ptdma': zen3, 'dram-cxl': dramCxl };
 
