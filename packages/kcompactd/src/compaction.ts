@@ -22,6 +22,7 @@ import {
   threadCpuSeconds,
 } from '@pagemig/core';
 import {
+  folioIsolateLru,
   type Kernel,
   migratePages,
   PAGE_ALLOC_COSTLY_ORDER,
@@ -403,10 +404,9 @@ function isolateMigratepagesBlock(cc: CompactControl, lowPfn: number, endPfn: nu
       else if (inUnmigratableVma(k, lowPfn)) ok = false;
     }
     if (ok) {
-      // Taken off the LRU: isolated, with the isolation's reference.
+      // folio_isolate_lru: off its LRU list, isolated, with the isolation's reference.
       const nr = f & PG_head ? 1 << orders[lowPfn]! : 1;
-      flags[lowPfn] = (f & ~PG_lru) | PG_isolated;
-      refcount[lowPfn]!++;
+      folioIsolateLru(k, lowPfn);
       cc.migratepages.push(lowPfn);
       cc.nrMigratepages += nr;
       nrIsolated += nr;

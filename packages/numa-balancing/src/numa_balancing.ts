@@ -13,11 +13,13 @@ import {
   flushProtNuma,
   type Kernel,
   type MisplacedMigration,
+  misplacedCpuSeconds,
   misplacedInFlight,
   misplacedSettled,
   numaFaultStats,
   onMisplacedMigration,
   pagetable,
+  promotionState,
   walkPageRange,
 } from '@pagemig/core/internal';
 import {
@@ -63,10 +65,22 @@ export interface NumaBalancingStats {
   /** The engine's phases summed over those migrations (seconds), and their wall time. */
   phases: MigrationPhases;
   wallSeconds: number;
+  /**
+   * CPU seconds of the kernel's (main) thread while misplaced migrations were in flight (core's
+   * misplacedCpuSeconds; busy periods that ended): the engine's work on them and whatever else
+   * that thread did meanwhile. Call settled() first for a complete figure.
+   */
+  cpuSeconds: number;
   /** Folios offered to and copied by the migrator routed for numa_misplaced, and its name. */
   foliosOffered: number;
   foliosCopied: number;
   migrator: string | null;
+  /**
+   * Memory tiering (kernel.numa_balancing=2): pgpromote_candidate, pgpromote_candidate_nrl and
+   * pgpromote_success as deltas since attach, and each node's adapted hot threshold in ms
+   * (pgdat->nbp_threshold; 0 = kernel.numa_balancing_hot_threshold_ms is in force).
+   */
+  promotion: { candidates: number; candidatesNrl: number; promoted: number; thresholdMs: number[] };
   /** Per process that ran threads while attached: its scanner and what its faults recorded. */
   processes: {
     pid: number;
@@ -88,6 +102,9 @@ export const NUMA_COUNTERS = [
   'numa_hint_faults_local',
   'numa_pages_migrated',
 ] as const;
+
+/** The memory-tiering counters of /proc/vmstat (node stats), in the kernel's order. */
+const PROMOTION_COUNTERS = ['pgpromote_success', 'pgpromote_candidate', 'pgpromote_candidate_nrl'] as const;
 
 /** The scheduler tick that checks for due scans (HZ=250). */
 const TICK_MS = 4;
@@ -146,6 +163,7 @@ export class NumaBalancing {
   private readonly tasks = new Map<Process, TaskScan>();
   private readonly undo: (() => void)[] = [];
   private readonly counters0: Record<string, number>;
+  private readonly cpu0: number;
   private readonly totals = {
     migrations: 0,
     pagesMigrated: 0,
@@ -179,7 +197,8 @@ export class NumaBalancing {
     machine.assertOpen('attachNumaBalancing');
     this.kernel = machine.kernel;
     const v = machine.vmstat();
-    this.counters0 = Object.fromEntries(NUMA_COUNTERS.map((c) => [c, v[c]]));
+    this.cpu0 = misplacedCpuSeconds(machine.kernel);
+    this.counters0 = Object.fromEntries([...NUMA_COUNTERS, ...PROMOTION_COUNTERS].map((c) => [c, v[c]]));
     this.undo.push(machine.sysctl.setAction('kernel.numa_balancing', () => this.wake()));
     this.undo.push(onMisplacedMigration(this.kernel, (m) => this.record(m)));
     this.undo.push(this.kernel.onClose(() => this.stop()));
@@ -245,10 +264,12 @@ export class NumaBalancing {
     // The daemon starts on the next turn of the event loop.
     await Promise.resolve();
     while (!this.stopping) {
-      if (this.kernel.kern.numa_balancing === 0) {
+      // A manual clock does not move by itself: passes are driven with scanNow().
+      if (this.kernel.kern.numa_balancing === 0 || this.kernel.clock.mode === 'manual') {
         await this.sleep(Number.POSITIVE_INFINITY);
         continue;
       }
+      while (this.scanning) await this.scanning;
       this.scanning = this.tick();
       await this.scanning;
       this.scanning = null;
@@ -262,40 +283,81 @@ export class NumaBalancing {
    */
   private async tick(): Promise<void> {
     const k = this.kernel;
-    const now = performance.now();
+    const now = k.clock.now();
     const knobs = this.knobs();
     for (const [proc] of this.tasks) if (proc.exited) this.tasks.delete(proc);
     for (const proc of k.processes.values()) {
-      const threads = proc.threads;
-      if (!threads.length || proc.exited) continue;
-      let st = this.tasks.get(proc);
-      if (!st) {
-        st = {
-          nextScan: now + knobs.scanDelayMs,
-          period: 0,
-          periodMax: 0,
-          offset: 0,
-          seq: 0,
-          placedSeq: 0,
-          placedFaults: 0,
-          passes: 0,
-          ptesUpdated: 0,
-        };
-        this.tasks.set(proc, st);
-      }
-      const vmas = proc.mm.vmas;
-      if (st.period) taskNumaPlacement(st, numaFaultStats(proc.mm), knobs, () => mmRss(vmas), now);
-      if (now < st.nextScan || this.stopping) continue;
-      if (st.period === 0) {
-        const rss = mmRss(vmas);
-        st.periodMax = taskScanMax(knobs, rss);
-        st.period = taskScanMin(knobs, rss);
-      }
-      st.nextScan = now + st.period;
-      // A single-threaded process leaves alone what is already on its thread's node.
-      const target = threads.length === 1 ? threads[0]!.node : -1;
-      const from = (vpn: number) => proc.mm.vmasIn(vpn, pagetable.USER_PAGES);
-      if (taskNumaWork(k, from, st, knobs, target, threads[0]!.node)) await flushProtNuma(proc.mm);
+      if (this.stopping) return;
+      if (!proc.threads.length || proc.exited) continue;
+      await this.scanTask(proc, now, knobs, false);
+    }
+  }
+
+  /**
+   * One process's turn: task_numa_placement's period adaptation, then, when the pass is due (or
+   * `force`), one task_numa_work pass and its TLB shootdown. The scanning task is the process's
+   * only thread, or with none the process itself on its node (a main-thread driver); with several
+   * threads the first one scans and no node is skipped.
+   */
+  private async scanTask(proc: Process, now: number, knobs: ScanKnobs, force: boolean): Promise<void> {
+    const k = this.kernel;
+    const threads = proc.threads;
+    let st = this.tasks.get(proc);
+    if (!st) {
+      st = {
+        nextScan: now + knobs.scanDelayMs,
+        period: 0,
+        periodMax: 0,
+        offset: 0,
+        seq: 0,
+        placedSeq: 0,
+        placedFaults: 0,
+        passes: 0,
+        ptesUpdated: 0,
+      };
+      this.tasks.set(proc, st);
+    }
+    const vmas = proc.mm.vmas;
+    if (st.period) taskNumaPlacement(st, numaFaultStats(proc.mm), knobs, () => mmRss(vmas), now);
+    if (!force && now < st.nextScan) return;
+    if (st.period === 0) {
+      const rss = mmRss(vmas);
+      st.periodMax = taskScanMax(knobs, rss);
+      st.period = taskScanMin(knobs, rss);
+    }
+    st.nextScan = now + st.period;
+    const thisNid = threads.length ? threads[0]!.node : proc.node;
+    // A single-threaded process leaves alone what is already on its thread's node.
+    const target = threads.length <= 1 ? thisNid : -1;
+    const from = (vpn: number) => proc.mm.vmasIn(vpn, pagetable.USER_PAGES);
+    if (taskNumaWork(k, from, st, knobs, target, thisNid)) await flushProtNuma(proc.mm);
+  }
+
+  /**
+   * One task_numa_work pass for every live process now, whatever its scan period (for runs stepped
+   * on a manual clock; the pass sets the next one a period later as a timed pass does). Resolves
+   * once every pass has made its entries PROT_NONE and shot the TLB down; the faults and the
+   * migrations come later, from the processes' accesses (settled() waits for those). Nothing is
+   * scanned while kernel.numa_balancing is 0. Rejects with ERR_NUMA_BALANCING_STOPPED after stop().
+   */
+  async scanNow(): Promise<void> {
+    if (this.stopping)
+      throw new PagemigError('ERR_NUMA_BALANCING_STOPPED', 'scanNow: NUMA balancing is stopped');
+    const k = this.kernel;
+    if (k.kern.numa_balancing === 0) return;
+    while (this.scanning) await this.scanning;
+    const pass = (async () => {
+      const now = k.clock.now();
+      const knobs = this.knobs();
+      for (const [proc] of this.tasks) if (proc.exited) this.tasks.delete(proc);
+      for (const proc of [...k.processes.values()])
+        if (!proc.exited) await this.scanTask(proc, now, knobs, true);
+    })();
+    this.scanning = pass;
+    try {
+      await pass;
+    } finally {
+      if (this.scanning === pass) this.scanning = null;
     }
   }
 
@@ -327,6 +389,13 @@ export class NumaBalancing {
       pagesFailed: t.pagesFailed,
       phases: { ...t.phases },
       wallSeconds: t.wallSeconds,
+      cpuSeconds: misplacedCpuSeconds(this.kernel) - this.cpu0,
+      promotion: {
+        candidates: v.pgpromote_candidate - this.counters0.pgpromote_candidate!,
+        candidatesNrl: v.pgpromote_candidate_nrl - this.counters0.pgpromote_candidate_nrl!,
+        promoted: v.pgpromote_success - this.counters0.pgpromote_success!,
+        thresholdMs: this.kernel.nodes.map((_, nid) => promotionState(this.kernel, nid).threshold),
+      },
       foliosOffered: t.foliosOffered,
       foliosCopied: t.foliosCopied,
       migrator: t.migrator,
