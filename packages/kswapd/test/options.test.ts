@@ -1,0 +1,126 @@
+import { EBUSY, EINVAL, type Machine } from '@pagemig/core';
+import { DEMOTION_ENABLED_PATH } from '@pagemig/core/internal';
+import { afterEach, describe, expect, it } from 'vitest';
+import { attachKswapd, KSWAPD_NAP_MS, type KswapdOptions } from '../src/index.js';
+import { tierMachine } from './helpers.js';
+
+let m: Machine | undefined;
+afterEach(async () => {
+  await m?.close();
+  m = undefined;
+});
+
+const optionError = (message: string) =>
+  expect.objectContaining({ code: 'ERR_KSWAPD_OPTION', errno: EINVAL, message });
+
+describe('attachKswapd options', () => {
+  it('refuses what is not a machine with EINVAL', () => {
+    for (const bad of [undefined, null, 'm', {}]) {
+      expect(() => attachKswapd(bad as unknown as Machine)).toThrow(
+        expect.objectContaining({
+          code: 'EINVAL',
+          errno: EINVAL,
+          message: expect.stringMatching(
+            /^EINVAL: attachKswapd: expected a machine from createMachine\(\), got /,
+          ),
+        }),
+      );
+    }
+  });
+
+  it('refuses unknown, misspelt and invalid options, naming them, and changes nothing', async () => {
+    m = await tierMachine();
+    const bad: [unknown, string][] = [
+      [{ napMS: 1 }, 'unknown option "napMS"; did you mean "napMs"?'],
+      [{ bogus: 1 }, 'unknown option "bogus"; known options: demotion, directReclaim, napMs, copyTimeoutMs'],
+      [null, 'options must be an object like { demotion: true }, got null'],
+      [{ demotion: 'yes' }, 'demotion must be true or false, got yes'],
+      [{ directReclaim: 1 }, 'directReclaim must be true or false, got 1'],
+      [{ napMs: -1 }, 'napMs must be a number of ms >= 0, got -1'],
+      [{ napMs: Number.POSITIVE_INFINITY }, 'napMs must be a number of ms >= 0, got Infinity'],
+      [{ copyTimeoutMs: 0 }, 'copyTimeoutMs must be a positive number of ms, got 0'],
+    ];
+    for (const [opts, message] of bad) {
+      expect(() => attachKswapd(m!, opts as KswapdOptions)).toThrow(optionError(`attachKswapd: ${message}`));
+    }
+    // Nothing was installed: a valid attach still works, demotion_enabled is untouched.
+    expect(m.sysfs.read(DEMOTION_ENABLED_PATH)).toBe('false\n');
+    const ks = attachKswapd(m);
+    expect(ks.knobs()).toEqual({
+      demotionEnabled: false,
+      directReclaim: true,
+      napMs: KSWAPD_NAP_MS,
+      copyTimeoutMs: undefined,
+      minFreeKbytes: m.kernel.vm.min_free_kbytes,
+      watermarkScaleFactor: 1000,
+      numaBalancing: 0,
+    });
+    await ks.stop();
+  });
+
+  it('sets demotion_enabled, and follows later writes of it', async () => {
+    m = await tierMachine();
+    const ks = attachKswapd(m, { demotion: true });
+    expect(m.sysfs.read(DEMOTION_ENABLED_PATH)).toBe('true\n');
+    expect(m.sysfs.write(DEMOTION_ENABLED_PATH, 'off')).toBe(0);
+    expect(ks.knobs().demotionEnabled).toBe(false);
+    await ks.stop();
+    // stop() leaves the machine's knob as it is.
+    expect(m.sysfs.read(DEMOTION_ENABLED_PATH)).toBe('false\n');
+  });
+
+  it('allows one kswapd per machine (EBUSY) until stop(); stop is idempotent and ends the threads', async () => {
+    m = await tierMachine();
+    const ks = attachKswapd(m, { napMs: 1 });
+    expect(() => attachKswapd(m!)).toThrow(
+      expect.objectContaining({
+        code: 'EBUSY',
+        errno: EBUSY,
+        message: 'EBUSY: attachKswapd: this machine already has kswapd attached; stop() it first',
+      }),
+    );
+    await ks.settled();
+    expect(ks.threadInfo().map((t) => t.state)).toEqual(['sleeping', 'sleeping']);
+    const pids = ks.threadInfo().map((t) => t.pid);
+    expect(new Set(pids).size).toBe(2);
+    await Promise.all([ks.stop(), ks.stop()]);
+    expect(ks.threadInfo().map((t) => t.state)).toEqual(['stopped', 'stopped']);
+    expect(() => ks.wakeup(0)).toThrow(
+      expect.objectContaining({ code: 'ERR_KSWAPD_STOPPED', message: 'ks.wakeup: kswapd is stopped' }),
+    );
+    await ks.settled();
+    // The hooks are gone: another instance can attach.
+    const again = attachKswapd(m, { napMs: 1 });
+    await again.settled();
+    await again.stop();
+  });
+
+  it('refuses a wakeup of a node without kswapd or with a bad order, with EINVAL', async () => {
+    m = await tierMachine();
+    const ks = attachKswapd(m, { napMs: 1 });
+    expect(() => ks.wakeup(2)).toThrow(
+      expect.objectContaining({
+        errno: EINVAL,
+        message: 'EINVAL: ks.wakeup: node 2 has no kswapd (no memory, or no such node)',
+      }),
+    );
+    expect(() => ks.wakeup(0, 11)).toThrow(
+      expect.objectContaining({
+        errno: EINVAL,
+        message: 'EINVAL: ks.wakeup: order 11 is not an integer in 0..10',
+      }),
+    );
+    // A balanced node is not woken.
+    await ks.settled();
+    expect(ks.wakeup(0)).toBe(false);
+    await ks.stop();
+  });
+
+  it('is stopped when the machine closes, and cannot attach to a closed machine', async () => {
+    const mm = await tierMachine();
+    const ks = attachKswapd(mm, { napMs: 1 });
+    await mm.close();
+    expect(ks.threadInfo().every((t) => t.state === 'stopped')).toBe(true);
+    expect(() => attachKswapd(mm)).toThrow(expect.objectContaining({ code: 'ERR_MACHINE_CLOSED' }));
+  });
+});
