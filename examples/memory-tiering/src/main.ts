@@ -1,33 +1,37 @@
 /**
- * Memory tiering: DRAM on node 0, a slower CXL memory expander on node 1 (a memory-only node with
- * a larger distance). Pages the process has not used lately are demoted to CXL (reason demotion,
- * as kswapd's demote_folio_list() does); pages on CXL that become hot are promoted back to DRAM
- * (reason numa_misplaced). Both copies run on an emulated PTDMA engine loaded through the registry.
+ * Memory tiering, the kernel's own loop: DRAM on node 0 (the CPUs), a slower CXL memory expander
+ * on node 1 (a CPU-less memory node, the next memory tier). A process writes a region larger than
+ * DRAM; kswapd keeps DRAM above its watermarks by demoting the coldest pages to CXL (reason
+ * demotion, counted as pgdemote_kswapd, or pgdemote_direct when an allocation had to wait). Then
+ * its thread reads a hot set that moves; NUMA balancing in mode 2 (NUMA_BALANCING_MEMORY_TIERING)
+ * promotes the hot CXL pages it faults on back to DRAM (reason numa_misplaced, counted as
+ * pgpromote_success). Both directions are copied by an emulated PTDMA engine with two channels,
+ * loaded through the registry and routed for exactly those two reasons.
  */
 import { pathToFileURL } from 'node:url';
-import { createMachine, type MigrationResult, PAGE_SIZE } from '@pagemig/core';
+import { type AccessResult, createMachine, PAGE_SIZE, type Process } from '@pagemig/core';
+import { attachKswapd } from '@pagemig/kswapd';
+import { attachNumaBalancing } from '@pagemig/numa-balancing';
 import { createRegistry } from '@pagemig/registry';
 
 const COUNTERS = [
   'pgdemote_kswapd',
+  'pgdemote_direct',
+  'pgpromote_candidate',
   'pgpromote_success',
   'numa_pages_migrated',
   'pgmigrate_success',
+  'pgmigrate_fail',
 ] as const;
 type Counter = (typeof COUNTERS)[number];
 
-export interface Step {
-  step: 'demote' | 'promote';
-  pages: number;
-  copiedBy: string | null;
-  foliosCopied: number;
-  /** Pages of the region on [DRAM, CXL] after the step. */
-  placement: [dram: number, cxl: number];
-}
-
 export interface MemoryTieringResult {
   pages: number;
-  steps: Step[];
+  /** Pages of the region on [DRAM, CXL] after the first touch, and after the workload. */
+  placement: { afterFill: [number, number]; afterWorkload: [number, number] };
+  /** The hot set's moves, and its last place: pages, and how many of them ended on DRAM. */
+  hotSet: { moves: number; pages: number; onDram: number };
+  /** Every byte of the region is what the process wrote. */
   verified: boolean;
   counters: Record<Counter, number>;
   /** What the PTDMA migrator reports: batches, folios and the bytes each engine (channel) copied. */
@@ -40,72 +44,58 @@ export interface MemoryTieringResult {
   };
 }
 
+/** The node of each page of `[addr, addr + pages * 4096)`, asked with move_pages(2) and nodes = NULL. */
+async function nodesOf(p: Process, addr: number, pages: number): Promise<number[]> {
+  const addrs = Array.from({ length: pages }, (_, i) => addr + i * PAGE_SIZE);
+  return (await p.movePages(0, addrs, null, 0)).status;
+}
+
+const perTier = (nodes: number[]): [number, number] => [
+  nodes.filter((n) => n === 0).length,
+  nodes.filter((n) => n === 1).length,
+];
+
 export async function runMemoryTiering(): Promise<MemoryTieringResult> {
   const m = await createMachine({
-    nodes: [{ memory: '64MiB' }, { memory: '128MiB', tier: 'cxl' }],
-    distances: [
-      [10, 24],
-      [24, 10],
-    ],
+    nodes: [{ memory: '16MiB' }, { memory: '64MiB', tier: 'cxl', cpus: 0 }],
   });
   // The DMA engine takes the copies of both tiering directions; other migrations stay on the CPU.
   const reg = createRegistry({ root: new URL('..', import.meta.url) });
   const dma = await reg.load('ptdma', { channels: 2 });
   await m.offload.register(dma, 'demotion,numa_misplaced');
+  const ks = attachKswapd(m, { demotion: true });
+  // A demonstration's pace: scan at once and every 50 ms (the kernel: after 1 s, every 1-60 s).
+  const nb = attachNumaBalancing(m, { scanDelayMs: 0, scanPeriodMs: 50 });
+  const v0 = m.vmstat();
 
+  // 24 MiB of 4 KiB pages, more than the DRAM node holds: kswapd demotes while they are written.
+  const pages = 6144;
   const p = m.spawn({ comm: 'app', node: 0 });
-  const pages = 4096; // 16 MiB of 4 KiB pages, all first touched in DRAM
   const a = p.mmap(pages * PAGE_SIZE, { thp: 'never' });
   const data = new Uint8Array(pages * PAGE_SIZE).map((_, i) => (i * 97 + (i >>> 12)) & 255);
   p.write(a, data);
+  await ks.settled();
+  const afterFill = perTier(await nodesOf(p, a, pages));
 
-  // An access sampler stands in for the kernel's page-age tracking and hinting faults: it counts
-  // the accesses of one period per page.
-  const sample = (hot: (page: number) => boolean) => {
-    const hits = new Uint32Array(pages);
-    for (let i = 0; i < pages; i++) {
-      if (!hot(i)) continue;
-      p.touch(a + i * PAGE_SIZE, PAGE_SIZE, 'read');
-      hits[i]!++;
-    }
-    return hits;
+  // The thread reads a 2 MiB hot set that moves every 400 ms; mode 2 promotes what it faults on.
+  m.sysctl.write('kernel.numa_balancing', '2');
+  const workload = {
+    kind: 'access' as const,
+    pattern: 'hotset' as const,
+    addr: a,
+    bytes: pages * PAGE_SIZE,
+    hotBytes: 2 << 20,
+    moveEveryMs: 400,
+    durationMs: 2000,
   };
-  const pageOf = (i: number) => p.pageInfo(a + i * PAGE_SIZE)!;
-  const placement = (): [number, number] => {
-    let dram = 0;
-    for (let i = 0; i < pages; i++) if (pageOf(i).node === 0) dram++;
-    return [dram, pages - dram];
-  };
-  const steps: Step[] = [];
-  const record = (step: Step['step'], r: MigrationResult) =>
-    steps.push({
-      step,
-      pages: r.nrSucceeded,
-      copiedBy: r.offload.migrator,
-      foliosCopied: r.offload.foliosCopied,
-      placement: placement(),
-    });
-  const v0 = m.vmstat();
-
-  // Period 1: the process works on the first quarter of its memory. Reclaim demotes the rest.
-  let hits = sample((i) => i < pages / 4);
-  const cold: number[] = [];
-  for (let i = 0; i < pages; i++) if (hits[i] === 0 && pageOf(i).node === 0) cold.push(pageOf(i).headPfn);
-  record(
-    'demote',
-    await m.migrateFolios(cold, {
-      node: 1,
-      mode: 'MIGRATE_ASYNC',
-      reason: 'demotion',
-      demoteOrigin: 'kswapd',
-    }),
-  );
-
-  // Period 2: its working set moves to the last quarter, now on CXL: promote what it touches.
-  hits = sample((i) => i >= (3 * pages) / 4);
-  const hot: number[] = [];
-  for (let i = 0; i < pages; i++) if (hits[i]! > 0 && pageOf(i).node === 1) hot.push(pageOf(i).headPfn);
-  record('promote', await m.migrateFolios(hot, { node: 0, mode: 'MIGRATE_ASYNC', reason: 'numa_misplaced' }));
+  const t = p.spawnThread<AccessResult>({ workload, node: 0 });
+  const r = await t.join();
+  await nb.settled();
+  await ks.settled();
+  const nodes = await nodesOf(p, a, pages);
+  const last = r.hotRanges.at(-1)!;
+  const first = (last.addr - a) / PAGE_SIZE;
+  const hot = Array.from({ length: last.bytes / PAGE_SIZE }, (_, i) => nodes[(first + i) % pages]);
 
   const v1 = m.vmstat();
   const status = m.offload.status().find((s) => s.name === dma.name)!;
@@ -113,8 +103,9 @@ export async function runMemoryTiering(): Promise<MemoryTieringResult> {
   const dmaStats = status.stats as { channels: { name: string; bytes: number }[] };
   const result: MemoryTieringResult = {
     pages,
-    steps,
-    verified: Buffer.compare(p.read(a, data.length), data) === 0,
+    placement: { afterFill, afterWorkload: perTier(nodes) },
+    hotSet: { moves: r.hotRanges.length - 1, pages: hot.length, onDram: hot.filter((n) => n === 0).length },
+    verified: r.errors === 0 && Buffer.compare(p.read(a, data.length), data) === 0,
     counters: Object.fromEntries(COUNTERS.map((c) => [c, v1[c] - v0[c]])) as Record<Counter, number>,
     dma: {
       name: status.name,
@@ -124,6 +115,8 @@ export async function runMemoryTiering(): Promise<MemoryTieringResult> {
       channels: dmaStats.channels.map((c) => ({ name: c.name, bytes: c.bytes })),
     },
   };
+  await nb.stop();
+  await ks.stop();
   m.checkInvariants();
   await m.close(); // disposes the migrator: the device threads end
   return result;
@@ -131,13 +124,16 @@ export async function runMemoryTiering(): Promise<MemoryTieringResult> {
 
 async function main(): Promise<void> {
   const r = await runMemoryTiering();
-  console.log(`node 0: DRAM 64 MiB, node 1: CXL 128 MiB; the process has ${r.pages} pages, all in DRAM`);
-  for (const s of r.steps) {
-    console.log(
-      `${s.step.padEnd(8)} ${String(s.pages).padStart(5)} pages, ${s.foliosCopied} folios copied by ` +
-        `${s.copiedBy ?? 'the CPU'}; now ${s.placement[0]} pages in DRAM, ${s.placement[1]} on CXL`,
-    );
-  }
+  const [fillDram, fillCxl] = r.placement.afterFill;
+  const [endDram, endCxl] = r.placement.afterWorkload;
+  console.log(`node 0: DRAM 16 MiB, node 1: CXL 64 MiB (no CPUs); the process writes ${r.pages} pages`);
+  console.log(
+    `after the writes:   ${fillDram} pages in DRAM, ${fillCxl} on CXL (kswapd demoted the coldest)`,
+  );
+  console.log(`after the workload: ${endDram} pages in DRAM, ${endCxl} on CXL`);
+  console.log(
+    `the hot set moved ${r.hotSet.moves} times; ${r.hotSet.onDram} of its last ${r.hotSet.pages} pages are in DRAM`,
+  );
   console.log(`bytes ${r.verified ? 'verified' : 'WRONG'}; vmstat deltas:`, r.counters);
   const { channels, ...dma } = r.dma;
   console.log('DMA migrator:', dma);

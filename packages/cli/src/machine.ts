@@ -179,7 +179,12 @@ export async function wireMigrators(
   cfg: PagemigConfig,
   choice: MigratorChoice,
   configName?: string,
-): Promise<{ default: Migrator | null; routes: Record<string, string> }> {
+): Promise<{
+  default: Migrator | null;
+  routes: Record<string, string>;
+  /** The migrator each routed reason got. */
+  migrators: Record<string, Migrator>;
+}> {
   type Spec = { where: string; fileKeys: string[]; idFromFile: boolean; options: Record<string, unknown> };
   const specs = new Map<string, Spec>();
   const config: RegistryConfig = {};
@@ -232,8 +237,13 @@ export async function wireMigrators(
     throw e;
   }
   const names: Record<string, string> = {};
-  for (const [reason, mig] of Object.entries(wired.routes)) if (mig) names[reason] = mig.name;
-  return { default: wired.default, routes: names };
+  const migrators: Record<string, Migrator> = {};
+  for (const [reason, mig] of Object.entries(wired.routes))
+    if (mig) {
+      names[reason] = mig.name;
+      migrators[reason] = mig;
+    }
+  return { default: wired.default, routes: names, migrators };
 }
 
 /** The machine as JSON (bytes per node) and as one line of text. */

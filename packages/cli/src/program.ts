@@ -6,6 +6,7 @@ import { registerMigrateCommand } from './commands/migrate.js';
 import { registerNumaCommand } from './commands/numa.js';
 import { registerProcCommand } from './commands/proc.js';
 import { registerReportCommand } from './commands/report.js';
+import { registerTierCommand } from './commands/tier.js';
 import { registerTraceCommand } from './commands/trace.js';
 import type { CommandContext } from './context.js';
 import { createDrivers, type Drivers } from './drivers.js';
@@ -42,6 +43,7 @@ export function createProgram(opts: ProgramOptions = {}): { program: Command; ex
   registerMigrateCommand(program, ctx);
   registerCompactCommand(program, ctx);
   registerNumaCommand(program, ctx);
+  registerTierCommand(program, ctx);
   registerDriversCommand(program, ctx);
   registerProcCommand(program, ctx);
   registerTraceCommand(program, ctx);
