@@ -21,6 +21,18 @@ import { type CompiledTrace, seededRandom } from './workload_access.js';
  * with `accesses` a accesses each of its pages a times during its record.
  */
 
+/** Typed views of a compiled trace's shared arrays (the thread-side replay builds the same). */
+function traceViews(t: CompiledTrace) {
+  return {
+    startMs: new Float64Array(t.startMs),
+    endMs: new Float64Array(t.endMs),
+    off: new Int32Array(t.regionOffset),
+    first: new Int32Array(t.firstPage),
+    nr: new Int32Array(t.nrPages),
+    acc: new Int32Array(t.accesses),
+  };
+}
+
 /** Compiles `trace` for a replay region of `bytes` (whole pages) — see the mapping above. */
 export function compileAccessTrace(trace: AccessTrace, bytes: number): CompiledTrace {
   if (!trace || !Array.isArray(trace.records))
@@ -82,12 +94,7 @@ export function compileAccessTrace(trace: AccessTrace, bytes: number): CompiledT
     accesses: new SharedArrayBuffer(nrRegions * 4),
     pages,
   };
-  const startMs = new Float64Array(t.startMs);
-  const endMs = new Float64Array(t.endMs);
-  const off = new Int32Array(t.regionOffset);
-  const first = new Int32Array(t.firstPage);
-  const nr = new Int32Array(t.nrPages);
-  const acc = new Int32Array(t.accesses);
+  const { startMs, endMs, off, first, nr, acc } = traceViews(t);
   let g = 0;
   recs.forEach((r, i) => {
     startMs[i] = r.startMs;
@@ -193,12 +200,7 @@ export async function replayAccessTrace(
       EINVAL,
       `replayAccessTrace: the trace was compiled for ${t.pages} pages, the region has ${pages}`,
     );
-  const startMs = new Float64Array(t.startMs);
-  const endMs = new Float64Array(t.endMs);
-  const off = new Int32Array(t.regionOffset);
-  const first = new Int32Array(t.firstPage);
-  const nr = new Int32Array(t.nrPages);
-  const acc = new Int32Array(t.accesses);
+  const { startMs, endMs, off, first, nr, acc } = traceViews(t);
   const carry = new Float64Array(off[t.records]!);
   const passes = new Int32Array(off[t.records]!);
   const rnd = seededRandom(o.seed ?? 1);

@@ -42,8 +42,9 @@ export interface NodeConfig {
    */
   adistance?: number;
   /**
-   * CPUs on the node (numbered across nodes in node order). Default 1; 0 makes a CPU-less node
-   * (memory only, e.g. CXL-attached memory), where no process runs.
+   * CPUs on the node (numbered across nodes in node order). Default 1 on a 'dram' node, 0 on a node
+   * of another tier (a memory expander: a tier holding a node with CPUs is a top tier); 0 makes a
+   * CPU-less node, where no process runs.
    */
   cpus?: number;
   /** Zones from low to high addresses; default one Normal zone with all the node's memory. */
@@ -162,7 +163,8 @@ export function resolveConfig(input: MachineConfig): ResolvedConfig {
       tier: n.tier ?? 'dram',
       ...(n.adistance !== undefined ? { adistance: n.adistance } : {}),
       pages,
-      cpus: n.cpus ?? 1,
+      // A node labelled with a slower tier is a memory expander (CXL, PMEM): CPU-less unless told.
+      cpus: n.cpus ?? ((n.tier ?? 'dram') === 'dram' ? 1 : 0),
       zones,
     };
   });

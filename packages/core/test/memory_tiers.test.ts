@@ -205,6 +205,16 @@ describe('memory tiers (mm/memory-tiers.c)', () => {
     expect(nextDemotionNode(m.kernel, 1)).toBe(2);
   });
 
+  it('a node of a slower tier label is a CPU-less expander by default, so it is not top tier', async () => {
+    const m = await machine({
+      nodes: [{ memory: '4MiB' }, { memory: '4MiB', tier: 'cxl' }, { memory: '4MiB', tier: 'pmem' }],
+    });
+    expect(m.nodes.map((n) => n.cpus)).toEqual([1, 0, 0]);
+    expect(tiersOf(m).map((t) => t.toptier)).toEqual([true, false, false]);
+    expect(nextDemotionNode(m.kernel, 0)).toBe(1);
+    expectErrno(() => m.spawn({ node: 1 }), EINVAL);
+  });
+
   it('a CPU on a CXL node makes every tier down to it top tier', async () => {
     const m = await machine({ nodes: [{ memory: '4MiB' }, { memory: '4MiB', tier: 'cxl', cpus: 1 }] });
     expect(m.kernel.memoryTiers.topTierAdistance).toBe(22 * 256 + 255);
