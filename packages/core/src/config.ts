@@ -43,8 +43,8 @@ export interface NodeConfig {
   adistance?: number;
   /**
    * CPUs on the node (numbered across nodes in node order). Default 1 on a 'dram' node, 0 on a node
-   * of another tier (a memory expander: a tier holding a node with CPUs is a top tier); 0 makes a
-   * CPU-less node, where no process runs.
+   * of another tier when some node has CPUs (a memory expander: a tier holding a node with CPUs is
+   * a top tier), else 1; 0 makes a CPU-less node, where no process runs.
    */
   cpus?: number;
   /** Zones from low to high addresses; default one Normal zone with all the node's memory. */
@@ -142,6 +142,11 @@ export function resolveConfig(input: MachineConfig): ResolvedConfig {
     fail(issue.path.length ? issue.path.join('.') : 'config', issue.message);
   }
   const cfg = parsed.data;
+  // A node labelled with a slower tier is a memory expander (CXL, PMEM): CPU-less unless told,
+  // as long as another node has the CPUs the machine needs.
+  const hasCpuNode = cfg.nodes.some((n) => (n.cpus ?? ((n.tier ?? 'dram') === 'dram' ? 1 : 0)) > 0);
+  const defaultCpus = (n: { tier?: string | undefined }) =>
+    (n.tier ?? 'dram') === 'dram' || !hasCpuNode ? 1 : 0;
   const nodes = cfg.nodes.map((n, i): ResolvedNode => {
     const pages = pagesOf(n.memory, `nodes.${i}.memory`, true);
     if (pages === 0 && n.zones) fail(`nodes.${i}.zones`, 'a memory-less node (memory 0) has no zones');
@@ -163,8 +168,7 @@ export function resolveConfig(input: MachineConfig): ResolvedConfig {
       tier: n.tier ?? 'dram',
       ...(n.adistance !== undefined ? { adistance: n.adistance } : {}),
       pages,
-      // A node labelled with a slower tier is a memory expander (CXL, PMEM): CPU-less unless told.
-      cpus: n.cpus ?? ((n.tier ?? 'dram') === 'dram' ? 1 : 0),
+      cpus: n.cpus ?? defaultCpus(n),
       zones,
     };
   });

@@ -213,6 +213,9 @@ describe('memory tiers (mm/memory-tiers.c)', () => {
     expect(tiersOf(m).map((t) => t.toptier)).toEqual([true, false, false]);
     expect(nextDemotionNode(m.kernel, 0)).toBe(1);
     expectErrno(() => m.spawn({ node: 1 }), EINVAL);
+    // A machine of expanders only keeps its CPUs: some node must run the kernel.
+    const only = await machine({ nodes: [{ memory: '4MiB', tier: 'cxl' }] });
+    expect(only.nodes.map((n) => n.cpus)).toEqual([1]);
   });
 
   it('a CPU on a CXL node makes every tier down to it top tier', async () => {
