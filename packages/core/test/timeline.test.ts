@@ -24,7 +24,8 @@ function pages(m: Machine, n: number) {
 }
 
 /** A migrator that copies every row on the engine's thread, after `delayMs`, and records a span of its own kind. */
-function copier(delayMs = 0) {
+/** A CPU copier that sleeps `delayMs` before each batch, or with `until` until it holds (at most `delayMs`). */
+function copier(delayMs = 0, until?: () => boolean) {
   let ram: Uint8Array[] = [];
   let shift = 0;
   let ctx: MigratorContext | null = null;
@@ -51,7 +52,8 @@ function copier(delayMs = 0) {
     },
     async copyBatch(batch: MigrationBatch) {
       const t0 = performance.now();
-      if (delayMs) await sleep(delayMs);
+      if (until) while (!until() && performance.now() - t0 < delayMs) await sleep(1);
+      else if (delayMs) await sleep(delayMs);
       for (let i = 0; i < batch.rows; i++) {
         view(batch.dst(i), batch.nrPages(i)).set(view(batch.src(i), batch.nrPages(i)));
         batch.markCopied(i);
@@ -157,9 +159,17 @@ describe('timeline recorder', () => {
 
   it('a user thread blocked on a migration entry shows a wait span that ends after its folio moved', async () => {
     const m = await machine();
-    await m.offload.register(copier(30), 'all');
+    // The copy is held until the thread slept on the entry (a loaded host may not run it for a
+    // while), at most 10 s.
+    let slept = () => false;
+    await m.offload.register(
+      copier(10_000, () => slept()),
+      'all',
+    );
     const { p, a, pfns } = pages(m, 16);
     const t = p.spawnThread({ module: FNS, export: 'counter', data: { addr: a } });
+    const waits0 = t.stats().migrationWaits;
+    slept = () => t.stats().migrationWaits > waits0;
     while (t.state !== 'running') await sleep(1);
     await sleep(5);
     m.timeline.start({ folios: true });
