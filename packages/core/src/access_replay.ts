@@ -173,6 +173,8 @@ export async function replayAccessTrace(
     throw kernelError(EINVAL, `replayAccessTrace: writeShare ${show(writeShare)} is not in 0..1`);
   if (o.seed !== undefined && !Number.isInteger(o.seed))
     throw kernelError(EINVAL, `replayAccessTrace: seed ${show(o.seed)} is not an integer`);
+  if (o.onStep !== undefined && typeof o.onStep !== 'function')
+    throw kernelError(EINVAL, `replayAccessTrace: onStep ${show(o.onStep)} is not a function`);
   if (!Number.isSafeInteger(o.addr) || o.addr % 4096 !== 0)
     throw kernelError(EINVAL, `replayAccessTrace: addr ${show(o.addr)} is not page aligned`);
   if (!Number.isSafeInteger(o.bytes) || o.bytes < 4096)

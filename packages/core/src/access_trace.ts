@@ -1,5 +1,6 @@
 import { deflateSync, gunzipSync, inflateSync } from 'node:zlib';
 import { EINVAL, kernelError } from './errno.js';
+import { show } from './show.js';
 
 /**
  * Recorded memory access traces: DAMON's user-space tool damo (`damo record`, default output file
@@ -52,6 +53,23 @@ export interface AccessTrace {
 const fail = (what: string, why: string): never => {
   throw kernelError(EINVAL, `${what}: ${why}`);
 };
+
+/** What the writers accept: a trace as the parsers give one (EINVAL naming the record and field). */
+function checkTrace(trace: AccessTrace, what: string): void {
+  if (!trace || !Array.isArray(trace.records)) fail(what, 'trace has no records list');
+  trace.records.forEach((r, i) => {
+    if (!(Number.isFinite(r?.startMs) && Number.isFinite(r.endMs) && r.endMs >= r.startMs))
+      fail(`${what} record ${i}`, `runs from ${show(r?.startMs)} to ${show(r?.endMs)} ms`);
+    if (!Array.isArray(r.regions)) fail(`${what} record ${i}`, 'regions is not a list');
+    r.regions.forEach((g, j) => {
+      const at = `${what} record ${i} region ${j}`;
+      if (!(Number.isSafeInteger(g?.start) && Number.isSafeInteger(g.end) && g.start >= 0 && g.end > g.start))
+        fail(at, `range ${show(g?.start)}..${show(g?.end)} is not a non-empty address range`);
+      if (!(Number.isInteger(g.accesses) && g.accesses >= 0 && g.accesses <= 0xffffffff))
+        fail(at, `accesses ${show(g.accesses)} is not a count in 0..2^32-1`);
+    });
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // CSV
@@ -146,6 +164,7 @@ export function parseAccessCsv(text: string): AccessTrace {
 
 /** Writes a trace as access CSV (with the end_ms column, so parseAccessCsv gives the same trace back). */
 export function formatAccessCsv(trace: AccessTrace): string {
+  checkTrace(trace, 'formatAccessCsv');
   const out = [`${ACCESS_CSV_HEADER},end_ms`];
   trace.records.forEach((r, i) => {
     if (!r.regions.length) fail(`access CSV record ${i}`, 'a record without regions has no row');
@@ -394,8 +413,20 @@ export interface DamoFormatOptions {
  * the same trace only for contiguous records of equal length.
  */
 export function formatDamoRecord(trace: AccessTrace, options: DamoFormatOptions = {}): Uint8Array {
+  checkTrace(trace, 'formatDamoRecord');
   const format = options.format ?? 'json_compressed';
   const id = options.targetId ?? 0;
+  if (!['json', 'json_compressed', 'record'].includes(format))
+    fail('formatDamoRecord', `format ${show(format)} is not 'json', 'json_compressed' or 'record'`);
+  // Version 1 of the binary format stores int32 target ids; the others unsigned ones.
+  const signedId = format === 'record' && options.version === 1;
+  if (!Number.isSafeInteger(id) || (id < 0 && !signedId))
+    fail(
+      'formatDamoRecord',
+      `targetId ${show(id)} is not an integer >= 0 (negative only in record version 1)`,
+    );
+  if (options.version !== undefined && ![1, 2].includes(options.version))
+    fail('formatDamoRecord', `version ${show(options.version)} is not 1 or 2`);
   const ns = (ms: number) => Math.round(ms * 1e6);
   if (format === 'record') {
     const version = options.version ?? 2;

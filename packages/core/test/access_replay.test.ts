@@ -177,6 +177,10 @@ describe('replayAccessTrace (main thread, manual clock)', () => {
     const run = (o: object) => replayAccessTrace(m, p, trace, { addr: a, bytes: 8 * PAGE_SIZE, ...o });
     await expect(run({ stepMs: 0 })).rejects.toMatchObject({ errno: EINVAL, message: /stepMs 0/ });
     await expect(run({ writeShare: -1 })).rejects.toMatchObject({ errno: EINVAL, message: /writeShare -1/ });
+    await expect(run({ onStep: 5 })).rejects.toMatchObject({
+      errno: EINVAL,
+      message: /onStep 5 is not a function/,
+    });
     await expect(run({ bytes: 16 * PAGE_SIZE })).rejects.toMatchObject({
       errno: EFAULT,
       message: /not mapped/,

@@ -102,6 +102,24 @@ describe('parseDamoRecord', () => {
     );
   });
 
+  it('the writers refuse a malformed trace or option with EINVAL naming it', () => {
+    const rec = (g: object) =>
+      ({ source: 'csv', records: [{ startMs: 0, endMs: 5, regions: [g] }] }) as AccessTrace;
+    const ok = rec({ start: 0, end: 4096, accesses: 1 });
+    const cases: [() => unknown, RegExp][] = [
+      [() => formatDamoRecord(ok, { format: 'zzz' as never }), /formatDamoRecord: format "zzz" is not/],
+      [() => formatDamoRecord(ok, { targetId: -1 }), /targetId -1 is not an integer >= 0/],
+      [() => formatDamoRecord(ok, { format: 'record', version: 3 }), /version 3 is not 1 or 2/],
+      [() => formatDamoRecord(rec({ start: 0, end: 4096, accesses: -1 })), /record 0 region 0: accesses -1/],
+      [
+        () => formatAccessCsv(rec({ start: 8192, end: 4096, accesses: 1 })),
+        /formatAccessCsv record 0 region 0: range/,
+      ],
+      [() => formatAccessCsv(null as never), /formatAccessCsv: trace has no records list/],
+    ];
+    for (const [f, message] of cases) expect(expectErrno(f, EINVAL).message).toMatch(message);
+  });
+
   it('property: parse(format(trace)) gives the trace back (json, json_compressed)', () => {
     fc.assert(
       fc.property(
