@@ -103,6 +103,7 @@ export {
   defineMigrator,
   MIGRATOR_API_VERSION,
   MigrationBatch,
+  type MigrationRunInfo,
   type Migrator,
   type MigratorCapabilities,
   type MigratorContext,

@@ -1390,6 +1390,8 @@ async function runPlan(
   // The timeline (when on) records the run on a lane of the task that called it.
   const lane = k.timeline.on ? k.timeline.acquireLane() : null;
   if (lane) run.lane = lane.lane;
+  // The migrator routed for this reason keeps its copy threads awake until the run ends.
+  const served = k.offload.runStart(plan.reason, plan.mode, plan.node, heads);
   // A closing machine waits for the runs in progress before it tears the processes down.
   const work = run.migratePages(heads);
   k.migrations.add(work);
@@ -1397,6 +1399,7 @@ async function runPlan(
   try {
     ret = await work;
   } finally {
+    if (served) k.offload.runEnd(served);
     k.migrations.delete(work);
     if (lane?.own) k.timeline.releaseLane(lane.lane);
     // A table a migrator was abandoned with was replaced: this one no migrator holds any more.

@@ -1,20 +1,33 @@
 import { EBUSY, EINVAL, ENOMEM, EOPNOTSUPP, kernelError } from './errno.js';
 import type { Kernel } from './kernel.js';
+import type { MigrateModeName, MigrateModeValue, MigrateReasonValue } from './migrate_mode.js';
 import {
   formatReasonMask,
   type MigrateReasonName,
   migrateReasonNames,
   parseReasonMask,
   REASON_MASK_ALL,
+  resolveMode,
   resolveReason,
 } from './migrate_mode.js';
-import { MIGRATOR_API_VERSION, type Migrator, type MigratorContext } from './migrator.js';
+import {
+  MIGRATOR_API_VERSION,
+  type MigrationRunInfo,
+  type Migrator,
+  type MigratorContext,
+} from './migrator.js';
 import { CORE_VERSION, validateMigrator } from './migrator_validate.js';
 import { MAX_PAGE_ORDER, MIGRATE_UNMOVABLE } from './mmzone.js';
 import { PG_reserved } from './page.js';
 
 /** A migrator that keeps failing is disabled after this many consecutive failed batches. */
 export const MIGRATOR_MAX_CONSECUTIVE_FAILURES = 3;
+
+/** A run a migrator was told about (runStart), for its runEnd. */
+export interface ServedRun {
+  readonly migrator: Migrator;
+  readonly info: MigrationRunInfo;
+}
 
 /** Host-side state of one initialised migrator. */
 export interface MigratorEntry {
@@ -237,6 +250,73 @@ export class OffloadHost {
     const d = this.defaultEntry;
     if (d && !d.disabled && this.mask & (1 << reason) & REASON_MASK_ALL) return d;
     return null;
+  }
+
+  /**
+   * A migration run of `reason` begins: the migrator routed for it hears `runStart` (its threads
+   * stay awake for the run). Returns what `runEnd` needs when the run ends, or null when no
+   * migrator serves the reason or it does not listen for runs.
+   */
+  runStart(
+    reason: MigrateReasonValue,
+    mode: MigrateModeValue,
+    node: number,
+    heads: ArrayLike<number>,
+  ): ServedRun | null {
+    const m = this.entryFor(reason)?.migrator;
+    if (!m || (!m.runStart && !m.runEnd)) return null;
+    let pages = 0;
+    for (let i = 0; i < heads.length; i++) pages += 1 << this.k.folioOrder(heads[i]!);
+    return this.announce(m, { reason, mode, node, folios: heads.length, pages });
+  }
+
+  /**
+   * A daemon's pass that makes many runs of `reason` (compact_zone migrates cluster by cluster):
+   * the migrator hears one runStart for the whole pass, with 0 folios and the base pages the pass
+   * may move, so what it keeps awake stays awake between the clusters (each still a run of its own).
+   */
+  passStart(
+    reason: MigrateReasonValue | MigrateReasonName,
+    mode: MigrateModeValue | MigrateModeName,
+    node: number,
+    pages: number,
+  ): ServedRun | null {
+    const r = resolveReason(reason);
+    const md = resolveMode(mode);
+    if (!Number.isInteger(node) || !this.k.nodes[node])
+      throw kernelError(
+        EINVAL,
+        `passStart: node ${String(node)} does not exist (nodes 0..${this.k.nodes.length - 1})`,
+      );
+    if (!Number.isSafeInteger(pages) || pages < 0)
+      throw kernelError(EINVAL, `passStart: pages must be an integer >= 0, got ${String(pages)}`);
+    const m = this.entryFor(r)?.migrator;
+    if (!m || (!m.runStart && !m.runEnd)) return null;
+    return this.announce(m, { reason: r, mode: md, node, folios: 0, pages });
+  }
+
+  private announce(m: Migrator, info: MigrationRunInfo): ServedRun {
+    try {
+      m.runStart?.(info);
+    } catch (e) {
+      this.log.push(`warn: ${m.name}: runStart failed: ${describeError(e)}`);
+    }
+    return { migrator: m, info };
+  }
+
+  /**
+   * The run `runStart` or `passStart` announced ended (however it ended): the same migrator hears
+   * `runEnd`. Null (nothing was announced) does nothing.
+   */
+  runEnd(run: ServedRun | null): void {
+    if (run === null) return;
+    if (typeof run !== 'object' || !run.migrator || !run.info)
+      throw kernelError(EINVAL, 'runEnd: expected what runStart or passStart returned');
+    try {
+      run.migrator.runEnd?.(run.info);
+    } catch (e) {
+      this.log.push(`warn: ${run.migrator.name}: runEnd failed: ${describeError(e)}`);
+    }
   }
 
   /** Records the outcome of a batch; repeated failures disable the migrator with a logged reason. */

@@ -130,6 +130,25 @@ export interface OffloadInfo {
   readonly maxFolioPages: number;
 }
 
+/**
+ * What `runStart` tells a migrator about the migration run that begins: one migrate_pages() call
+ * (a move_pages(2) or migrate_pages(2) call, m.migrateFolios, one compaction cluster, ...) whose
+ * batches of `reason` are offered to this migrator.
+ */
+export interface MigrationRunInfo {
+  readonly reason: MigrateReasonValue;
+  readonly mode: MigrateModeValue;
+  /** The target node. */
+  readonly node: number;
+  /**
+   * Folios the run was given (isolated heads), and their base pages. A daemon's pass (compact_zone,
+   * which migrates cluster by cluster, each a run of its own inside the pass) has 0 folios and the
+   * base pages it may move.
+   */
+  readonly folios: number;
+  readonly pages: number;
+}
+
 export interface Migrator {
   readonly apiVersion: typeof MIGRATOR_API_VERSION;
   readonly name: string;
@@ -147,6 +166,20 @@ export interface Migrator {
   copyBatch(batch: MigrationBatch, options: { signal: AbortSignal }): void | Promise<void>;
   /** Per-batch gate; declining costs nothing (the CPU copies the batch). */
   shouldOffload?(info: OffloadInfo): boolean;
+  /**
+   * Optional, and still pagemig.migrator/v1 (a migrator without it works as before): a run whose
+   * batches this migrator is routed begins. One whose copy threads or devices sleep between batches
+   * keeps them awake (polling for a bounded time) until `runEnd`, so a batch costs a doorbell and a
+   * completion rather than a thread wake-up. Called synchronously before the run's first batch; a
+   * throw is logged and ignored. Runs may overlap (concurrent migrations): count them.
+   */
+  runStart?(info: MigrationRunInfo): void;
+  /**
+   * Optional: the run announced by `runStart` ended; `info` is the object runStart got. Every
+   * runStart gets exactly one runEnd, also when a batch failed, aborted or the run threw; it may
+   * come after `dispose` (the migrator was unregistered during the run), and must then do nothing.
+   */
+  runEnd?(info: MigrationRunInfo): void;
   dispose(): void | Promise<void>;
   [Symbol.asyncDispose]?(): Promise<void>;
   stats?(): Record<string, unknown>;

@@ -74,4 +74,8 @@ export function validateMigrator(m: unknown, coreVersion = CORE_VERSION): assert
     invalid(name, '`shouldOffload` must be a function when present');
   if (o.stats !== undefined && typeof o.stats !== 'function')
     invalid(name, '`stats` must be a function when present');
+  for (const fn of ['runStart', 'runEnd'] as const) {
+    if (o[fn] !== undefined && typeof o[fn] !== 'function')
+      invalid(name, `\`${fn}\` must be a function when present`);
+  }
 }

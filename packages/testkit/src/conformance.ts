@@ -8,6 +8,7 @@ import { disposeCases } from './cases/dispose.js';
 import { faultCases } from './cases/faults.js';
 import { liveCases } from './cases/live.js';
 import { markingCases } from './cases/marking.js';
+import { runCases } from './cases/run.js';
 import type { ExpectLike } from './expect.js';
 import { createSuite } from './suite.js';
 
@@ -48,6 +49,7 @@ export function runMigratorConformance(opts: ConformanceOptions): void {
     copyCases(suite);
     markingCases(suite);
     abortCases(suite);
+    runCases(suite);
     concurrencyCases(suite);
     disposeCases(suite);
     faultCases(suite);

@@ -30,6 +30,8 @@ export interface MockMigratorOptions {
   deviceTimeoutMs?: number;
   /** Per-batch gate. */
   shouldOffload?: (info: OffloadInfo) => boolean;
+  /** Listen for migration runs (runStart/runEnd), counted in `stats()`. Default false. */
+  runHooks?: boolean;
 }
 
 export interface MockMigratorStats {
@@ -41,6 +43,9 @@ export interface MockMigratorStats {
   workerRestarts: number;
   inits: number;
   disposes: number;
+  /** With `runHooks`: runs started and ended. */
+  runsStarted: number;
+  runsEnded: number;
 }
 
 export type MockMigrator = Migrator & {
@@ -107,6 +112,8 @@ export function createMockMigrator(opts: MockMigratorOptions = {}): MockMigrator
     workerRestarts: 0,
     inits: 0,
     disposes: 0,
+    runsStarted: 0,
+    runsEnded: 0,
   };
 
   const plan = (): FaultPlan | null => (opts.faults !== undefined ? opts.faults : (ctx?.faults ?? null));
@@ -237,6 +244,16 @@ export function createMockMigrator(opts: MockMigratorOptions = {}): MockMigrator
     },
 
     ...(opts.shouldOffload ? { shouldOffload: opts.shouldOffload } : {}),
+    ...(opts.runHooks
+      ? {
+          runStart() {
+            stats.runsStarted++;
+          },
+          runEnd() {
+            stats.runsEnded++;
+          },
+        }
+      : {}),
 
     async copyBatch(batch: MigrationBatch, { signal }: { signal: AbortSignal }) {
       if (!ctx) throw new Error(`${name}: copyBatch before init`);

@@ -119,6 +119,27 @@ describe('the suite catches broken migrators', () => {
     }
   });
 
+  it('a migrator with run hooks passes run/*; one that stops copying after its first runEnd fails', async () => {
+    const ids = ['run/paired', 'run/failed-batch', 'run/aborted-batch', 'run/overlap'];
+    const healthy = await outcomes(() => createMockMigrator({ runHooks: true }), ids);
+    expect(healthy).toEqual(Object.fromEntries(ids.map((id) => [id, 'pass'])));
+    // Its "device" powers down for good when a run ends: the next run's batches fail.
+    const sleepy = broken((base) => {
+      let off = false;
+      return {
+        runStart() {},
+        runEnd() {
+          off = true;
+        },
+        copyBatch(batch: MigrationBatch, o: { signal: AbortSignal }) {
+          if (off) throw new Error('powered down');
+          return base.copyBatch(batch, o);
+        },
+      };
+    });
+    expect(await outcomes(sleepy, ['run/paired'])).toEqual({ 'run/paired': 'fail' });
+  });
+
   // The gate spares a migrator only the batches it declines: what it accepts is checked in full.
   it('a gate that declines small folios, and corrupts the large ones it claims to copy', async () => {
     const liar = () => gatedMigrator('gated-liar', atLeast64KiB, { corrupt: 'taken' });
