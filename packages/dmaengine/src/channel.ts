@@ -1,4 +1,5 @@
 import type { IommuDomain } from './iommu.js';
+import type { InterruptLine } from './irq.js';
 
 /**
  * The channel contract a DMA driver provides, after include/linux/dmaengine.h: a client requests a
@@ -138,6 +139,11 @@ export interface DmaChannel {
    * on it; the device thread records its descriptors there.
    */
   readonly timelineTrack?: number;
+  /**
+   * The interrupt line the channel's completions signal, if its driver has one: a client may then
+   * wait for a batch in place (service the line, sleep on it) instead of through the event loop.
+   */
+  readonly irqLine?: InterruptLine;
 }
 
 /** A DMA device: its channels share one IOMMU domain (the device's requester id). */

@@ -3,6 +3,8 @@
 import {
   defineMigrator,
   MIGRATOR_API_VERSION,
+  type MigrateReasonValue,
+  type MigrationRunInfo,
   type Migrator,
   type MigratorContext,
   type OffloadInfo,
@@ -11,7 +13,7 @@ import {
 import { type DmaChannel, type DmaChanStats, DmaEngine } from './channel.js';
 import { dcbmCopyBatch } from './dcbm_copy.js';
 import { type DcbmKnobs, DcbmParams, dcbmKnobKeys, MAX_DMA_CHANNELS } from './dcbm_params.js';
-import { createDcbmState, type DcbmState, type DmaProvider } from './dcbm_state.js';
+import { createDcbmState, type DcbmState, type DeclineReason, type DmaProvider } from './dcbm_state.js';
 import { migratorOptionError } from './driver_options.js';
 
 export interface DmaMigratorConfig extends DcbmKnobs {
@@ -22,6 +24,11 @@ export interface DmaMigratorConfig extends DcbmKnobs {
   provider: DmaProvider;
   /** Extra, JSON-serialisable manifest fields (device model, queue depth, ...). */
   manifest?: Record<string, unknown>;
+  /**
+   * pagemig's own knob (not a module parameter): `shouldOffload` declines batches of fewer base
+   * pages, and runs of fewer keep no device awake; the CPU copies them. Default 0 (offload all).
+   */
+  minBatchPages?: number;
 }
 
 export type DcbmStats = {
@@ -36,6 +43,10 @@ export type DcbmStats = {
   timeouts: number;
   /** Segments whose IOMMU mapping failed (left to the CPU). */
   mapFailures: number;
+  /** Migration runs the devices stayed awake for (runStart .. runEnd). */
+  runs: number;
+  /** Batches and base pages `shouldOffload` declined (the CPU copied them), by why. */
+  declined: Record<DeclineReason, { batches: number; pages: number }>;
   channels: (DmaChanStats & { name: string })[];
 };
 
@@ -71,14 +82,53 @@ async function dcbmInit(state: DcbmState, ctx: MigratorContext): Promise<void> {
   if (!state.taken.length) ctx.logger.warn('no MEMCPY channel; every batch goes to the CPU');
 }
 
+/** Why a batch (or run) of `reason` and `pages` would go to the CPU, or null if the dcbm takes it. */
+function declineReason(state: DcbmState, reason: MigrateReasonValue, pages: number): DeclineReason | null {
+  if (!state.offloading) return 'offloading';
+  if (state.taken.length === 0) return 'no_channel';
+  if ((state.reasonMask & (1 << reason)) === 0) return 'reason_mask';
+  if (pages < state.minBatchPages) return 'small';
+  return null;
+}
+
+/** The per-batch gate: declines cost two comparisons and a count, and show in `stats().declined`. */
 function dcbmShouldOffload(state: DcbmState, info: OffloadInfo): boolean {
-  return state.offloading && state.taken.length > 0 && (state.reasonMask & (1 << info.reason)) !== 0;
+  const why = declineReason(state, info.reason, info.pages);
+  if (why === null) return true;
+  const d = state.declined[why];
+  d.batches++;
+  d.pages += info.pages;
+  return false;
+}
+
+/**
+ * Runs smaller than this (base pages) keep no device awake: waking one costs its driver more than
+ * the run's one batch saves (compaction migrates 32 folios per run). Their batches still go to the
+ * devices, which idle-spin and sleep as outside a run.
+ */
+export const RUN_AWAKE_MIN_PAGES = 512;
+
+/** A run it will offload: the first of overlapping ones keeps the devices polling between batches. */
+function dcbmRunStart(state: DcbmState, info: MigrationRunInfo): void {
+  if (!state.ctx || info.pages < RUN_AWAKE_MIN_PAGES) return;
+  if (declineReason(state, info.reason, info.pages) !== null) return;
+  state.awake.add(info);
+  state.counters.runs++;
+  if (state.awake.size === 1) state.awakeChannels = state.provider.runStart?.() ?? 0;
+}
+
+/** The run ended: once none is left, the devices sleep when idle. Nothing after dispose. */
+function dcbmRunEnd(state: DcbmState, info: MigrationRunInfo): void {
+  if (!state.awake.delete(info) || state.awake.size > 0 || !state.ctx) return;
+  state.awakeChannels = 0;
+  state.provider.runEnd?.();
 }
 
 /** Waits for the batch in progress, releases the channels and removes the devices; idempotent. */
 function dcbmDispose(state: DcbmState): Promise<void> {
   state.disposed ??= (async () => {
     await state.queue;
+    state.awake.clear();
     for (const ch of state.taken) state.dmaengine?.releaseChannel(ch);
     state.taken = [];
     await state.provider.remove();
@@ -98,6 +148,10 @@ function dcbmStats(state: DcbmState): DcbmStats {
     bytes: c.bytes,
     timeouts: c.timeouts,
     mapFailures: c.mapFailures,
+    runs: c.runs,
+    declined: Object.fromEntries(
+      Object.entries(state.declined).map(([k, v]) => [k, { ...v }]),
+    ) as DcbmStats['declined'],
     channels: state.taken.map((ch) => ({ name: ch.name, ...ch.stats() })),
   };
 }
@@ -106,6 +160,8 @@ function dcbmStats(state: DcbmState): DcbmStats {
 const dcbmOps = {
   init: dcbmInit,
   shouldOffload: dcbmShouldOffload,
+  runStart: dcbmRunStart,
+  runEnd: dcbmRunEnd,
   copyBatch: dcbmCopyBatch,
   dispose: dcbmDispose,
   stats: dcbmStats,
@@ -126,7 +182,10 @@ export function createDmaMigrator(config: DmaMigratorConfig): DmaMigrator {
   const provider = config.provider;
   if (!provider || typeof provider.probe !== 'function' || typeof provider.remove !== 'function')
     throw migratorOptionError(who, 'provider must have probe(ctx) and remove()');
-  const state = createDcbmState(who, provider);
+  const minBatchPages = config.minBatchPages ?? 0;
+  if (!Number.isInteger(minBatchPages) || minBatchPages < 0)
+    throw migratorOptionError(who, `minBatchPages must be an integer >= 0, got ${String(minBatchPages)}`);
+  const state = createDcbmState(who, provider, minBatchPages);
   const params = new DcbmParams(state);
   for (const key of dcbmKnobKeys) {
     const v = config[key];
@@ -156,6 +215,8 @@ export function createDmaMigrator(config: DmaMigratorConfig): DmaMigrator {
     },
     init: (ctx: MigratorContext) => dcbmOps.init(state, ctx),
     shouldOffload: (info: OffloadInfo) => dcbmOps.shouldOffload(state, info),
+    runStart: (info: MigrationRunInfo) => dcbmOps.runStart(state, info),
+    runEnd: (info: MigrationRunInfo) => dcbmOps.runEnd(state, info),
     copyBatch: (batch, opts) => dcbmOps.copyBatch(state, batch, opts),
     dispose: () => dcbmOps.dispose(state),
     [Symbol.asyncDispose]: () => dcbmOps.dispose(state),

@@ -21,8 +21,13 @@ import {
 } from './channel.js';
 import type { DcbmState } from './dcbm_state.js';
 import { DMA_FROM_DEVICE, DMA_TO_DEVICE } from './iommu.js';
+import type { InterruptLine } from './irq.js';
 
 const PAGE_SHIFT = 12;
+/** During a run, a batch is cut across more channels than it has folios only into parts this big (256 KiB). */
+const SPLIT_MIN_PAGES = 64;
+/** How long the engine's thread waits for a batch in place before it awaits it instead. */
+const SYNC_WAIT_MS = 20;
 
 /** One batch's descriptors in flight, and what their completions report. */
 interface BatchRun {
@@ -235,9 +240,51 @@ async function waitForCompletion(run: BatchRun, signal: AbortSignal): Promise<bo
     onAbort = () => resolve(true);
     signal.addEventListener('abort', onAbort, { once: true });
     for (const ch of run.used) ch.issuePending();
+    // The last completion may have landed already: after the wait in place gave up, the line's
+    // dispatcher took over and serviced the line before this wait began.
+    if (run.outstanding === 0) resolve(false);
   });
   signal.removeEventListener('abort', onAbort!);
   return aborted;
+}
+
+/** The one interrupt line every used channel signals, or null (then the batch is awaited). */
+function commonLine(run: BatchRun): InterruptLine | null {
+  let line: InterruptLine | null = null;
+  for (const ch of run.used) {
+    const l = ch.irqLine;
+    if (!l || (line && l !== line)) return null;
+    line = l;
+  }
+  return line;
+}
+
+/**
+ * Issues the batch and waits for it in place, as wait_for_completion sleeps in process context:
+ * services the interrupt line and sleeps on it (the engine's thread blocks, as a CPU copy would
+ * block it) for at most SYNC_WAIT_MS. True once every descriptor completed; otherwise the async
+ * dispatcher takes over and the batch is awaited. A batch waited for this way costs the engine a
+ * futex sleep per interrupt, not an event-loop turn, a promise and a timer.
+ */
+function waitInPlace(run: BatchRun): boolean {
+  const line = commonLine(run);
+  if (!line) return false;
+  line.hold();
+  let busy = true;
+  try {
+    for (const ch of run.used) ch.issuePending();
+    const end = performance.now() + SYNC_WAIT_MS;
+    for (;;) {
+      const seen = line.count;
+      busy = line.serviceAll();
+      if (run.outstanding === 0) return true;
+      const left = end - performance.now();
+      if (left <= 0) return false;
+      line.sleep(seen, left);
+    }
+  } finally {
+    line.release(busy);
+  }
 }
 
 /**
@@ -254,6 +301,12 @@ async function quiesceAndUnmap(state: DcbmState, run: BatchRun, nSeg: number, ab
     }
     aborted = true;
   }
+  unmapSegments(state, nSeg);
+  return aborted;
+}
+
+/** Unmaps every segment mapped for the batch. */
+function unmapSegments(state: DcbmState, nSeg: number): void {
   const { plan, taken } = state;
   for (let s = 0; s < nSeg; s++) {
     const st = plan.segState[s]!;
@@ -261,7 +314,6 @@ async function quiesceAndUnmap(state: DcbmState, run: BatchRun, nSeg: number, ab
     if (st & 1) iommu.unmap(plan.segSrc[s]!, plan.segPages[s]!);
     if (st & 2) iommu.unmap(plan.segDst[s]!, plan.segPages[s]!);
   }
-  return aborted;
 }
 
 /** Marks exactly the rows all of whose pieces completed; returns how many. */
@@ -294,7 +346,11 @@ function accountBatch(state: DcbmState, rows: number, run: BatchRun, migrated: n
   }
 }
 
-async function copyBatchNow(state: DcbmState, batch: MigrationBatch, signal: AbortSignal): Promise<void> {
+/**
+ * One batch: returns once it is done when the wait in place saw every completion (the usual case:
+ * no promise), else a promise of the rest.
+ */
+function copyBatchNow(state: DcbmState, batch: MigrationBatch, signal: AbortSignal): void | Promise<void> {
   if (signal.aborted || !state.offloading || !state.ctx) return;
   const nrChan = Math.min(state.nrDmaChan, state.taken.length);
   const rows = batch.rows;
@@ -304,8 +360,15 @@ async function copyBatchNow(state: DcbmState, batch: MigrationBatch, signal: Abo
   plan.rows(rows);
   const total = excludeBadRows(state, batch);
   // As the series: never more channels than folios (a lone folio is not worth two devices' wake-ups),
-  // but parts are balanced by pages, so a big folio next to small ones may be split.
-  const k = Math.min(nrChan, total, countFolios(plan.rowNeed, rows));
+  // but parts are balanced by pages, so a big folio next to small ones may be split. During a run
+  // only the polling channels are used (a sleeping one costs a wake-up per batch), and among them
+  // a large folio is cut into parts of at least SPLIT_MIN_PAGES (as mtcopy cuts one THP across
+  // threads): another polling channel costs only a doorbell.
+  const folios = countFolios(plan.rowNeed, rows);
+  const awake = state.awake.size > 0 && state.awakeChannels > 0 ? state.awakeChannels : 0;
+  const k = awake
+    ? Math.min(nrChan, total, awake, Math.max(folios, Math.floor(total / SPLIT_MIN_PAGES)))
+    : Math.min(nrChan, total, folios);
   const nSeg = k > 0 ? sliceRows(state, batch, total, k) : 0;
   const run: BatchRun = {
     rowOk: plan.rowOk,
@@ -327,25 +390,69 @@ async function copyBatchNow(state: DcbmState, batch: MigrationBatch, signal: Abo
       if (track !== undefined) tl.tag(track, batch.id);
     }
   }
-  let aborted = false;
   try {
     mapSegments(state, nSeg);
     submitSegments(state, nSeg, run);
-    if (run.outstanding > 0) aborted = await waitForCompletion(run, signal);
+    if (run.outstanding > 0 && !waitInPlace(run)) return finishLater(state, batch, run, nSeg, signal);
+  } catch (e) {
+    return quiesceAndUnmap(state, run, nSeg, false).then(() => {
+      throw e;
+    });
+  }
+  // Every descriptor completed: nothing can write any more.
+  unmapSegments(state, nSeg);
+  accountBatch(state, rows, run, markRows(state, batch, run), false);
+}
+
+/** The batch outlived the wait in place: await its completions (or the abort), then finish it. */
+async function finishLater(
+  state: DcbmState,
+  batch: MigrationBatch,
+  run: BatchRun,
+  nSeg: number,
+  signal: AbortSignal,
+): Promise<void> {
+  let aborted = false;
+  try {
+    aborted = await waitForCompletion(run, signal);
   } finally {
     aborted = await quiesceAndUnmap(state, run, nSeg, aborted);
   }
   const migrated = aborted ? 0 : markRows(state, batch, run);
-  accountBatch(state, rows, run, migrated, aborted);
+  accountBatch(state, batch.rows, run, migrated, aborted);
 }
 
-/** The migrator's copyBatch: one batch at a time, so each page is mapped at most once per device. */
+/**
+ * The migrator's copyBatch: one batch at a time, so each page is mapped at most once per device. A
+ * batch that finds none in progress starts at once (and often ends before this returns).
+ */
 export function dcbmCopyBatch(
   state: DcbmState,
   batch: MigrationBatch,
   { signal }: { signal: AbortSignal },
-): Promise<void> {
-  const run = state.queue.then(() => copyBatchNow(state, batch, signal));
-  state.queue = run.catch(() => {});
+): void | Promise<void> {
+  if (state.inFlight === 0) {
+    const r = copyBatchNow(state, batch, signal);
+    if (!r) return;
+    return track(state, r);
+  }
+  return track(
+    state,
+    state.queue.then(() => copyBatchNow(state, batch, signal)),
+  );
+}
+
+/** Counts a batch that did not end synchronously until it settles; later batches queue behind it. */
+function track(state: DcbmState, run: Promise<void>): Promise<void> {
+  state.inFlight++;
+  const settled = run.then(
+    () => {
+      state.inFlight--;
+    },
+    () => {
+      state.inFlight--;
+    },
+  );
+  state.queue = settled;
   return run;
 }

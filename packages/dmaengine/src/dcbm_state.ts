@@ -14,6 +14,15 @@ export interface DmaProvider {
   probe(ctx: MigratorContext): DmaDevice[] | Promise<DmaDevice[]>;
   /** Tears every device down; must be idempotent. */
   remove(): void | Promise<void>;
+  /**
+   * A migration run the dcbm offloads begins (the first of overlapping ones): devices poll for
+   * doorbells between batches instead of sleeping, as hardware does. Returns how many channels
+   * (the first ones probed) poll: no more than the host has cores beside the engine's thread (see
+   * `devicePollers`), since pollers beyond that take the core the engine needs. Optional.
+   */
+  runStart?(): number;
+  /** The last such run ended: the devices may sleep once idle. Optional. */
+  runEnd?(): void;
 }
 
 /** Growable Int32 scratch arrays reused across batches: no per-folio objects on the hot path. */
@@ -65,9 +74,15 @@ function grow(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
   return b;
 }
 
+/** Why `shouldOffload` declined a batch (the CPU copied it), as `stats().declined` keys. */
+export const DECLINE_REASONS = ['offloading', 'no_channel', 'reason_mask', 'small'] as const;
+export type DeclineReason = (typeof DECLINE_REASONS)[number];
+
 /** Counters of `stats()` that are not module parameters. */
 export interface DcbmCounters {
   batches: number;
+  /** Migration runs the devices stayed awake for (runStart of a run the dcbm offloads). */
+  runs: number;
   descriptors: number;
   descriptorFailures: number;
   bytes: number;
@@ -86,13 +101,23 @@ export interface DcbmState extends DcbmParamValues {
   taken: DmaChannel[];
   /** The batch in progress: batches run one at a time, so a page is mapped at most once per device. */
   queue: Promise<unknown>;
+  /** Batches that did not end within their copyBatch call and have not settled yet. */
+  inFlight: number;
+  /** Batches of fewer base pages go to the CPU (pagemig's own knob, not a module parameter). */
+  readonly minBatchPages: number;
+  /** The runs in progress the devices stay awake for (their runStart infos). */
+  readonly awake: Set<object>;
+  /** While runs keep devices awake: how many channels (the first taken) poll. */
+  awakeChannels: number;
+  /** Batches and pages `shouldOffload` declined, by why. */
+  readonly declined: Record<DeclineReason, { batches: number; pages: number }>;
   disposed: Promise<void> | null;
   readonly plan: Plan;
   readonly counters: DcbmCounters;
 }
 
 /** A fresh instance: offloading every reason on every channel the provider offers (at most 16). */
-export function createDcbmState(name: string, provider: DmaProvider): DcbmState {
+export function createDcbmState(name: string, provider: DmaProvider, minBatchPages: number): DcbmState {
   return {
     offloading: true,
     nrDmaChan: Math.min(Math.max(provider.channels, 1), MAX_DMA_CHANNELS),
@@ -106,8 +131,24 @@ export function createDcbmState(name: string, provider: DmaProvider): DcbmState 
     dmaengine: null,
     taken: [],
     queue: Promise.resolve(),
+    inFlight: 0,
+    minBatchPages,
+    awake: new Set(),
+    awakeChannels: 0,
+    declined: Object.fromEntries(DECLINE_REASONS.map((r) => [r, { batches: 0, pages: 0 }])) as Record<
+      DeclineReason,
+      { batches: number; pages: number }
+    >,
     disposed: null,
     plan: new Plan(),
-    counters: { batches: 0, descriptors: 0, descriptorFailures: 0, bytes: 0, timeouts: 0, mapFailures: 0 },
+    counters: {
+      batches: 0,
+      runs: 0,
+      descriptors: 0,
+      descriptorFailures: 0,
+      bytes: 0,
+      timeouts: 0,
+      mapFailures: 0,
+    },
   };
 }

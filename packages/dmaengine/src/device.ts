@@ -16,7 +16,15 @@ export {
   EMU_STATE_EXITED,
   EMU_STATE_READY,
   type EmulatorWords,
+  MIN_POLL_NS,
+  nextPollBudget,
+  POLL_DOORBELL,
+  POLL_PREEMPTED,
+  POLL_TIMEOUT,
+  PREEMPTED_NS,
+  pollWord,
   runDeviceLoop,
+  setDeviceRun,
   wakeDevice,
 } from './device_loop.js';
 export {

@@ -22,16 +22,20 @@ export {
   type DcbmStats,
   type DmaMigrator,
   type DmaMigratorConfig,
+  RUN_AWAKE_MIN_PAGES,
 } from './dcbm.js';
 export { type DcbmKnobs, DcbmParams, dcbmKnobKeys, MAX_DMA_CHANNELS } from './dcbm_params.js';
-export type { DmaProvider } from './dcbm_state.js';
+export { DECLINE_REASONS, type DeclineReason, type DmaProvider } from './dcbm_state.js';
 export type { TimingWords } from './device_clock.js';
-export type { EmulatorWords } from './device_loop.js';
+export { type EmulatorWords, setDeviceRun } from './device_loop.js';
 export { type DeviceThread, type DeviceThreadOptions, startDeviceThread } from './device_thread.js';
 export {
   channelsSpec,
+  DEFAULT_RUN_SPIN_US,
   dcbmKnobSpecs,
+  devicePollers,
   migratorOptionError,
+  minBatchPagesSpec,
   spinNs,
   spinUsSpec,
 } from './driver_options.js';

@@ -42,9 +42,12 @@ export function firstPage(bm: Int32Array, base: number, lo: number, hi: number, 
 export function setPages(bm: Int32Array, base: number, lo: number, hi: number, on: boolean): void {
   const w0 = lo >>> 5;
   const w1 = (hi - 1) >>> 5;
-  for (const w of w0 === w1 ? [w0] : [w0, w1]) {
-    const m = maskOf(w, lo, hi);
-    bm[base + w] = on ? bm[base + w]! | m : bm[base + w]! & ~m;
+  // The two edge words by hand: no array per call (compaction maps a window per 4 KiB page).
+  const m0 = maskOf(w0, lo, hi);
+  bm[base + w0] = on ? bm[base + w0]! | m0 : bm[base + w0]! & ~m0;
+  if (w1 !== w0) {
+    const m1 = maskOf(w1, lo, hi);
+    bm[base + w1] = on ? bm[base + w1]! | m1 : bm[base + w1]! & ~m1;
   }
   if (w1 - w0 > 1) bm.fill(on ? -1 : 0, base + w0 + 1, base + w1);
 }

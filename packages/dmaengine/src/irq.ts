@@ -24,6 +24,9 @@ export class InterruptLine {
   private readonly pin = new Int32Array(this.sab);
   private readonly sources = new Set<IrqSource>();
   private running = false;
+  /** hold() calls not yet released, and whether a source asked for the dispatcher meanwhile. */
+  private held = 0;
+  private wanted = false;
   /** Interrupts (wake-ups or polls that found work) the dispatcher handled. */
   dispatches = 0;
 
@@ -41,8 +44,50 @@ export class InterruptLine {
   /** A source has work outstanding: make sure the dispatcher is waiting for its interrupts. */
   arm(): void {
     if (this.running) return;
+    if (this.held > 0) {
+      this.wanted = true;
+      return;
+    }
     this.running = true;
     void this.loop();
+  }
+
+  /**
+   * The engine's thread waits on the line itself (`sleep`): the dispatcher is not started meanwhile,
+   * so an interrupt costs no event-loop turn and no promise. `release(busy)` hands over to it when a
+   * source still expects interrupts.
+   */
+  hold(): void {
+    this.held++;
+  }
+
+  release(busy: boolean): void {
+    if (--this.held > 0 || !this.wanted) return;
+    this.wanted = false;
+    if (busy) this.arm();
+  }
+
+  /** Runs every source's handler once, as an interrupt would; true while one still expects more. */
+  serviceAll(): boolean {
+    let busy = false;
+    for (const s of this.sources) if (s.service()) busy = true;
+    this.dispatches++;
+    return busy;
+  }
+
+  /**
+   * Blocks the calling thread until the line moves past `seen` or `timeoutMs` passes: a futex
+   * sleep (after polling for `spinNs`), as wait_for_completion sleeps in process context.
+   */
+  sleep(seen: number, timeoutMs: number): void {
+    const pin = this.pin;
+    if (this.spinNs > 0) {
+      const until = performance.now() + Math.min(this.spinNs / 1e6, timeoutMs);
+      for (let i = 0; Atomics.load(pin, PIN) === seen; i++) {
+        if ((i & 63) === 0 && performance.now() >= until) break;
+      }
+    }
+    Atomics.wait(pin, PIN, seen, timeoutMs);
   }
 
   /** The line's current count (wait for a change with `waitChange`). */

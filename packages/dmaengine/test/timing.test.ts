@@ -43,7 +43,17 @@ describe('the timing option', () => {
 });
 
 describe('DeviceClock', () => {
-  const words = { mmioSeq: 0, seenSeq: 1, sleeping: 2, spinNs: 3, state: 4, exit: 5 };
+  const words = {
+    mmioSeq: 0,
+    seenSeq: 1,
+    sleeping: 2,
+    spinNs: 3,
+    state: 4,
+    exit: 5,
+    run: 8,
+    runSpinNs: 9,
+    sleeps: 10,
+  };
   const regs = () => new Int32Array(new SharedArrayBuffer(64));
 
   it('models latency + length / bandwidth, and holds descriptors back to back on a virtual clock', () => {

@@ -3,13 +3,16 @@ import {
   channelsSpec,
   createDmaMigrator,
   type DcbmKnobs,
+  DEFAULT_RUN_SPIN_US,
   type DeviceTiming,
   type DmaMigrator,
   type DmaProvider,
   dcbmKnobSpecs,
+  devicePollers,
   HOST_TIMING,
   InterruptLine,
   migratorOptionError,
+  minBatchPagesSpec,
   parseBandwidth as parseRate,
   type ResolvedTiming,
   spinNs,
@@ -57,6 +60,14 @@ export interface PtdmaOptions extends Omit<DcbmKnobs, 'sg_elems'> {
   timing?: PtdmaTiming | readonly PtdmaTiming[];
   /** How long an idle device thread spins on its doorbell before it sleeps, in µs. Default 50. */
   deviceSpinUs?: number;
+  /**
+   * How long a device polls for the next doorbell after each batch while a migration run goes, in
+   * µs (it stops early when the run ends or when the scheduler gave its core to another thread for
+   * a millisecond). Default 1000.
+   */
+  runSpinUs?: number;
+  /** Batches of fewer base pages are left to the CPU (counted in `stats().declined.small`). Default 0. */
+  minBatchPages?: number;
   /** How long the engine's thread spins on the interrupt word before it awaits, in µs. Default 0. */
   driverSpinUs?: number;
   /** How long terminate waits for a queue to stop before it resets the engine, in ms. Default 20. */
@@ -74,6 +85,8 @@ const optionSpec = {
   },
   ...dcbmKnobSpecs,
   deviceSpinUs: spinUsSpec(50),
+  runSpinUs: spinUsSpec(DEFAULT_RUN_SPIN_US),
+  minBatchPages: minBatchPagesSpec(0),
   driverSpinUs: spinUsSpec(0),
   resetTimeoutMs: { type: 'integer', min: 1, max: 600_000, default: 20, unit: 'ms' },
 } as const satisfies MigratorOptionsSpec;
@@ -99,9 +112,26 @@ class PtdmaProvider implements DmaProvider {
     readonly channels: number,
     private readonly timings: readonly ResolvedTiming[],
     private readonly deviceSpinNs: number,
+    private readonly runSpinNs: number,
     private readonly driverSpinNs: number,
     private readonly resetTimeoutMs: number,
   ) {}
+
+  /** Engines polling for the run in progress (the first ones, as many as devicePollers allows). */
+  private polling: PtdmaEngine[] = [];
+
+  /** A migration run begins: the first engines poll for doorbells between batches. */
+  runStart(): number {
+    this.polling = this.engines.slice(0, devicePollers());
+    for (const e of this.polling) e.setRun(true);
+    return this.polling.length;
+  }
+
+  /** The last run ended: the engines sleep once idle. */
+  runEnd(): void {
+    for (const e of this.polling) e.setRun(false);
+    this.polling = [];
+  }
 
   /** The engines' MSIs all go to one line: N channels finishing together wake the engine once. */
   line: InterruptLine | null = null;
@@ -118,6 +148,7 @@ class PtdmaProvider implements DmaProvider {
             ctx,
             timing: this.timings[i] ?? this.timings[0]!,
             deviceSpinNs: this.deviceSpinNs,
+            runSpinNs: this.runSpinNs,
             line,
             resetTimeoutMs: this.resetTimeoutMs,
           }),
@@ -156,6 +187,7 @@ export function createMigrator(options: PtdmaOptions = {}): PtdmaMigrator {
     channels,
     timings,
     spinNs(o.deviceSpinUs),
+    spinNs(o.runSpinUs),
     spinNs(o.driverSpinUs),
     o.resetTimeoutMs,
   );
@@ -167,6 +199,7 @@ export function createMigrator(options: PtdmaOptions = {}): PtdmaMigrator {
     offloading: o.offloading,
     nr_dma_chan: o.nr_dma_chan,
     reason_mask: o.reason_mask,
+    minBatchPages: o.minBatchPages,
     manifest: {
       device: 'AMD PTDMA (emulated)',
       pciId: '1022:1498',

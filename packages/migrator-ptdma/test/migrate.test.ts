@@ -193,6 +193,8 @@ describe('the ptdma migrator object', () => {
       'nr_dma_chan',
       'reason_mask',
       'deviceSpinUs',
+      'runSpinUs',
+      'minBatchPages',
       'driverSpinUs',
       'resetTimeoutMs',
     ]);

@@ -1,4 +1,5 @@
 import { checkChromeTrace, type Machine } from '@pagemig/core';
+import { devicePollers } from '@pagemig/dmaengine';
 import { createTestMachine, populateRegion } from '@pagemig/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMigrator } from '../dist/index.js';
@@ -10,7 +11,7 @@ afterEach(async () => {
 });
 
 describe('timeline of a migration on emulated PTDMA engines', () => {
-  it('one dma_desc span per descriptor on each channel, inside its batch copy, with a flow from the batch', async () => {
+  it('one dma_desc span per descriptor on each channel used, inside its batch copy, with a flow from the batch', async () => {
     m = await createTestMachine({ migrationBatchPages: 256 });
     const mig = createMigrator({ channels: 2 });
     await m.offload.register(mig, 'all');
@@ -26,7 +27,10 @@ describe('timeline of a migration on emulated PTDMA engines', () => {
     expect(copies).toHaveLength(r.offload.batches);
     expect(copies).toHaveLength(4);
     let descs = 0;
-    for (const dev of mig.devices) {
+    // The run's batches go to the engines that poll during it (one per core beside the engine's).
+    const used = mig.devices.filter((d) => d.channels[0].stats().completed > 0);
+    expect(used).toHaveLength(Math.min(2, devicePollers()));
+    for (const dev of used) {
       const ch = dev.channels[0];
       const spans = cap.find('dma_desc', ch.name);
       expect(spans).toHaveLength(ch.stats().completed);

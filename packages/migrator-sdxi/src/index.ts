@@ -3,6 +3,7 @@ import {
   channelsSpec,
   createDmaMigrator,
   type DcbmKnobs,
+  DEFAULT_RUN_SPIN_US,
   type DeviceTiming,
   type DmaMigrator,
   type DmaProvider,
@@ -10,6 +11,7 @@ import {
   HOST_TIMING,
   InterruptLine,
   migratorOptionError,
+  minBatchPagesSpec,
   type ResolvedTiming,
   spinNs,
   spinUsSpec,
@@ -43,6 +45,14 @@ export interface SdxiOptions extends Omit<DcbmKnobs, 'sg_elems'> {
   timing?: SdxiTiming;
   /** How long the idle function thread spins on its doorbells before it sleeps, in µs. Default 50. */
   deviceSpinUs?: number;
+  /**
+   * How long the function polls for the next doorbell after each batch while a migration run goes,
+   * in µs (it stops early when the run ends or when the scheduler gave its core to another thread
+   * for a millisecond). Default 1000.
+   */
+  runSpinUs?: number;
+  /** Batches of fewer base pages are left to the CPU (counted in `stats().declined.small`). Default 0. */
+  minBatchPages?: number;
   /** How long the engine's thread spins on the interrupt word before it awaits, in µs. Default 0. */
   driverSpinUs?: number;
 }
@@ -64,6 +74,8 @@ const optionSpec = {
   },
   ...dcbmKnobSpecs,
   deviceSpinUs: spinUsSpec(50),
+  runSpinUs: spinUsSpec(DEFAULT_RUN_SPIN_US),
+  minBatchPages: minBatchPagesSpec(0),
   driverSpinUs: spinUsSpec(0),
 } as const satisfies MigratorOptionsSpec;
 
@@ -88,8 +100,24 @@ class SdxiProvider implements DmaProvider {
     readonly channels: number,
     private readonly timing: ResolvedTiming,
     private readonly deviceSpinNs: number,
+    private readonly runSpinNs: number,
     private readonly driverSpinNs: number,
   ) {}
+
+  /**
+   * A migration run begins: the function polls between batches. It runs its contexts one window at
+   * a time on one data mover (one thread), so a batch cut across contexts is copied no sooner: the
+   * run's batches go to the first context only.
+   */
+  runStart(): number {
+    this.fn?.setRun(true);
+    return this.fn ? 1 : 0;
+  }
+
+  /** The last run ended: the function sleeps once idle. */
+  runEnd(): void {
+    this.fn?.setRun(false);
+  }
 
   async probe(ctx: MigratorContext): Promise<SdxiContext[]> {
     const fn = new SdxiFunction({
@@ -100,6 +128,7 @@ class SdxiProvider implements DmaProvider {
       line: new InterruptLine(this.driverSpinNs),
       timing: this.timing,
       deviceSpinNs: this.deviceSpinNs,
+      runSpinNs: this.runSpinNs,
     });
     try {
       await fn.start();
@@ -127,7 +156,13 @@ class SdxiProvider implements DmaProvider {
 export function createMigrator(options: SdxiOptions = {}): SdxiMigrator {
   const o = checkMigratorOptions('sdxi', options, optionSpec);
   const { channels, timing } = o;
-  const provider = new SdxiProvider(channels, timing, spinNs(o.deviceSpinUs), spinNs(o.driverSpinUs));
+  const provider = new SdxiProvider(
+    channels,
+    timing,
+    spinNs(o.deviceSpinUs),
+    spinNs(o.runSpinUs),
+    spinNs(o.driverSpinUs),
+  );
   const mig = createDmaMigrator({
     name: 'sdxi',
     version: __PACKAGE_VERSION__,
@@ -136,6 +171,7 @@ export function createMigrator(options: SdxiOptions = {}): SdxiMigrator {
     offloading: o.offloading,
     nr_dma_chan: o.nr_dma_chan,
     reason_mask: o.reason_mask,
+    minBatchPages: o.minBatchPages,
     manifest: {
       device: 'SNIA SDXI 1.0 function (emulated)',
       pciClass: '0x120100',

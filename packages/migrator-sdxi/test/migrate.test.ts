@@ -244,6 +244,8 @@ describe('the sdxi migrator object', () => {
       'nr_dma_chan',
       'reason_mask',
       'deviceSpinUs',
+      'runSpinUs',
+      'minBatchPages',
       'driverSpinUs',
     ]);
     expect(mig.function).toBeNull(); // nothing starts before init

@@ -10,7 +10,7 @@ afterEach(async () => {
 });
 
 describe('timeline of a migration on an emulated SDXI function', () => {
-  it('one dma_desc span per copy descriptor on each context, inside its batch copy, and its completion', async () => {
+  it('one dma_desc span per copy descriptor on the context used, inside its batch copy, and its completion', async () => {
     m = await createTestMachine({ migrationBatchPages: 256 });
     const mig = createMigrator({ channels: 2 });
     await m.offload.register(mig, 'all');
@@ -24,7 +24,10 @@ describe('timeline of a migration on an emulated SDXI function', () => {
     const copies = cap.find('batch_copy');
     expect(copies).toHaveLength(r.offload.batches);
     let descs = 0;
-    for (const c of mig.function!.contexts) {
+    // During a run the function's one data mover takes the run's batches on its first context.
+    const used = mig.function!.contexts.filter((c) => c.channels[0].stats().completed > 0);
+    expect(used.map((c) => c.id)).toEqual([1]);
+    for (const c of used) {
       const ch = c.channels[0];
       const spans = cap.find('dma_desc', ch.name);
       expect(spans).toHaveLength(ch.stats().completed);

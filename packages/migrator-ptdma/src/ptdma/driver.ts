@@ -15,6 +15,7 @@ import {
   IommuDomain,
   type IrqSource,
   type ResolvedTiming,
+  setDeviceRun,
   startDeviceThread,
   VirtDmaChannel,
   type VirtDmaTx,
@@ -47,6 +48,9 @@ import {
   EMU_INJECT,
   EMU_INJECT_WEDGE,
   EMU_LATENCY_NS,
+  EMU_RUN_SPIN_NS,
+  EMU_SLEEPING,
+  EMU_SLEEPS,
   EMU_SPIN_NS,
   EMU_WORDS,
   INT_ERROR,
@@ -90,6 +94,8 @@ export interface LaunchOptions {
   timing?: ResolvedTiming;
   /** Idle spin of the device thread before it sleeps (ns). */
   spinNs?: number;
+  /** How long the device polls after each batch while a migration run goes (ns). */
+  runSpinNs?: number;
   /** The host interrupt line the device signals its MSI on. */
   irqLine?: InterruptLine;
   /** The machine's timeline and the channel's track: the device records its descriptors there. */
@@ -105,6 +111,7 @@ export function launchDevice(o: LaunchOptions): LaunchedDevice {
   i32[EMU_BW_MBPS >>> 2] = o.timing?.bandwidthMBps ?? 0;
   i32[EMU_LATENCY_NS >>> 2] = o.timing?.latencyNs ?? 0;
   i32[EMU_SPIN_NS >>> 2] = o.spinNs ?? 0;
+  i32[EMU_RUN_SPIN_NS >>> 2] = o.runSpinNs ?? 0;
   const init: PtdmaDeviceInit = {
     kind: 'pagemig.ptdma',
     name: o.name,
@@ -132,6 +139,8 @@ export interface PtdmaEngineOptions {
   timing: ResolvedTiming;
   /** Device idle spin before sleeping (ns). */
   deviceSpinNs: number;
+  /** Device poll after each batch while a migration run goes (ns). */
+  runSpinNs: number;
   /** The interrupt line all engines of the driver signal (its dispatcher runs on the engine's thread). */
   line: InterruptLine;
   /** How long terminateAll waits for the device to stop before it resets it. */
@@ -147,6 +156,8 @@ export interface PtdmaDeviceCounters {
   bytes: number;
   /** Time the device spent moving bytes, in seconds. */
   copySeconds: number;
+  /** Times the device thread went to sleep; each costs the next doorbell a thread wake-up. */
+  sleeps: number;
 }
 
 /** One emulated PTDMA engine (PCI function 1022:1498) with its driver state: a DmaDevice with one channel. */
@@ -224,6 +235,7 @@ export class PtdmaEngine implements DmaDevice {
       iommu: this.iommu,
       timing: this.timing,
       spinNs: this.o.deviceSpinNs,
+      runSpinNs: this.o.runSpinNs,
       irqLine: this.o.line,
       ...(this.timelineTrack !== undefined && ctx.timeline
         ? { timeline: { buffer: ctx.timeline.buffer, track: this.timelineTrack } }
@@ -236,6 +248,22 @@ export class PtdmaEngine implements DmaDevice {
     dev.worker.on('error', (e) => this.lost(dev, `failed: ${e.message}`));
     if (this.refs > 0) dev.worker.ref();
     this.bringUp();
+    // A reset during a run: the new device polls between batches as the old one did.
+    if (this.runActive) setDeviceRun(this.mmio.i32, EMU_WORDS, true);
+  }
+
+  /** A migration run is going: the device polls for doorbells between batches instead of sleeping. */
+  private runActive = false;
+
+  /** The driver's side of a migration run: on at its start (wakes a sleeping device), off at its end. */
+  setRun(on: boolean): void {
+    this.runActive = on;
+    if (this.dev && this.state !== 'removed') setDeviceRun(this.mmio.i32, EMU_WORDS, on);
+  }
+
+  /** Whether the device thread sleeps (or is about to) on its doorbell. */
+  get sleeping(): boolean {
+    return Atomics.load(this.mmio.i32, EMU_SLEEPING >>> 2) !== 0;
   }
 
   /** pt_core_init: global init, queue reset, ring base into head/tail/control, interrupts on. */
@@ -358,6 +386,12 @@ export class PtdmaEngine implements DmaDevice {
     this.mmio.write(EMU_SPIN_NS, ns);
   }
 
+  /** Changes how long the device polls after each batch while a run goes. */
+  setRunSpin(ns: number): void {
+    this.o.runSpinNs = ns;
+    this.mmio.write(EMU_RUN_SPIN_NS, ns);
+  }
+
   deviceCounters(): PtdmaDeviceCounters {
     const i32 = this.mmio.i32;
     return {
@@ -365,6 +399,7 @@ export class PtdmaEngine implements DmaDevice {
       errors: Atomics.load(i32, EMU_ERRORS >>> 2) >>> 0,
       bytes: Number(Atomics.load(new BigInt64Array(this.mmio.bar, EMU_BYTES, 1), 0)),
       copySeconds: Number(Atomics.load(new BigInt64Array(this.mmio.bar, EMU_COPY_NS, 1), 0)) / 1e9,
+      sleeps: Atomics.load(i32, EMU_SLEEPS >>> 2) >>> 0,
     };
   }
 }
@@ -399,6 +434,11 @@ export class PtdmaChannel extends VirtDmaChannel implements IrqSource {
   /** The channel's timeline track: its engine's. */
   get timelineTrack(): number | undefined {
     return this.device.timelineTrack;
+  }
+
+  /** Completions signal the driver's interrupt line. */
+  get irqLine(): InterruptLine {
+    return this.device.line;
   }
 
   /** After bring-up: head = tail = slot 0. */

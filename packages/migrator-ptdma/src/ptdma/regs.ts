@@ -140,6 +140,12 @@ export const EMU_BYTES = EMU_BASE + 0x30;
 export const EMU_SLEEPING = EMU_BASE + 0x38;
 /** Nanoseconds the device spent moving bytes (BigInt64): its busy time, for the benchmark. */
 export const EMU_COPY_NS = EMU_BASE + 0x40;
+/** Nonzero while the driver has a migration run going: the device polls between batches. */
+export const EMU_RUN = EMU_BASE + 0x48;
+/** How long the device polls after each batch while a run goes, in nanoseconds. */
+export const EMU_RUN_SPIN_NS = EMU_BASE + 0x4c;
+/** Times the device thread went to sleep (each costs the next doorbell a wake-up). */
+export const EMU_SLEEPS = EMU_BASE + 0x50;
 
 export { EMU_STATE_BOOT, EMU_STATE_EXITED, EMU_STATE_READY } from '@pagemig/dmaengine/device';
 
@@ -151,6 +157,9 @@ export const EMU_WORDS: EmulatorWords = {
   spinNs: EMU_SPIN_NS >>> 2,
   state: EMU_STATE >>> 2,
   exit: EMU_EXIT >>> 2,
+  run: EMU_RUN >>> 2,
+  runSpinNs: EMU_RUN_SPIN_NS >>> 2,
+  sleeps: EMU_SLEEPS >>> 2,
 };
 
 /** Registers whose writes the device must see: they bump EMU_MMIO_SEQ and wake it. */
@@ -164,6 +173,7 @@ const DOORBELL_REGS = new Set([
   EMU_BW_MBPS,
   EMU_LATENCY_NS,
   EMU_SPIN_NS,
+  EMU_RUN_SPIN_NS,
 ]);
 const READ_ONLY = new Set([CMD_PT_VERSION, Q_STATUS, Q_INT_STATUS, Q_DMA_STATUS]);
 const W1C = new Set([Q_INTERRUPT_STATUS]);

@@ -100,6 +100,11 @@ export class SdxiChannel extends VirtDmaChannel implements IrqSource {
     return this.device.host.trackOf?.(this.device.id);
   }
 
+  /** Completions signal the function's interrupt line. */
+  get irqLine(): InterruptLine {
+    return this.device.host.line;
+  }
+
   private get ring(): ContextRing {
     return this.device.ring;
   }

@@ -12,6 +12,7 @@ import {
   IommuDomain,
   type IrqSource,
   type ResolvedTiming,
+  setDeviceRun,
 } from '@pagemig/dmaengine';
 import { AdminQueue } from './admin.js';
 import { type ContextHost, DATA_AKEY, SdxiContext } from './channel.js';
@@ -28,6 +29,9 @@ import {
   EMU_ERRORS,
   EMU_EXIT,
   EMU_LATENCY_NS,
+  EMU_SLEEPING,
+  EMU_SLEEPS,
+  EMU_WORDS,
   ERR_CFG_EN,
   ERR_CTL_INTR,
   ERR_STS_ERR,
@@ -83,6 +87,8 @@ export interface SdxiFunctionOptions {
   timing?: ResolvedTiming;
   /** Idle spin of the function thread before it sleeps (ns). */
   deviceSpinNs: number;
+  /** How long the function polls after each batch while a migration run goes (ns). Default 0. */
+  runSpinNs?: number;
 }
 
 type FunctionState = 'down' | 'up' | 'dead' | 'removed';
@@ -98,6 +104,8 @@ export interface SdxiDeviceCounters {
   bytes: number;
   /** Time the function spent moving bytes, in seconds. */
   copySeconds: number;
+  /** Times the function thread went to sleep; each costs the next doorbell a thread wake-up. */
+  sleeps: number;
 }
 
 export class SdxiFunction implements ContextHost, IrqSource {
@@ -162,6 +170,7 @@ export class SdxiFunction implements ContextHost, IrqSource {
       addressSpaces: [null, ...this.spaces],
       timing: this.o.timing,
       spinNs: this.o.deviceSpinNs,
+      runSpinNs: this.o.runSpinNs ?? 0,
       irqLine: this.o.line,
       ...(ctx.timeline ? { timeline: { buffer: ctx.timeline.buffer, tracks: this.tracks } } : {}),
     });
@@ -346,6 +355,16 @@ export class SdxiFunction implements ContextHost, IrqSource {
     if (--this.refs === 0) this.dev?.worker.unref();
   }
 
+  /** The driver's side of a migration run: on at its start (wakes a sleeping function), off at its end. */
+  setRun(on: boolean): void {
+    if (this.dev && this.state === 'up') setDeviceRun(this.mmio.i32, EMU_WORDS, on);
+  }
+
+  /** Whether the function thread sleeps (or is about to) on its doorbells. */
+  get sleeping(): boolean {
+    return Atomics.load(this.mmio.i32, EMU_SLEEPING >>> 2) !== 0;
+  }
+
   /** Changes the function's timing profile (its contexts share it). */
   setTiming(t: ResolvedTiming): void {
     this.mmio.write(EMU_BW_MBPS, t.bandwidthMBps);
@@ -359,6 +378,7 @@ export class SdxiFunction implements ContextHost, IrqSource {
       errors: Atomics.load(m.i32, EMU_ERRORS >>> 2) >>> 0,
       bytes: Number(Atomics.load(m.r64, EMU_BYTES >>> 3)),
       copySeconds: Number(Atomics.load(m.r64, EMU_COPY_NS >>> 3)) / 1e9,
+      sleeps: Atomics.load(m.i32, EMU_SLEEPS >>> 2) >>> 0,
     };
   }
 

@@ -10,7 +10,16 @@ import {
   startDeviceThread,
 } from '@pagemig/dmaengine';
 import type { SdxiDeviceInit } from './device.js';
-import { BAR0_BYTES, BAR2_BYTES, EMU_BW_MBPS, EMU_LATENCY_NS, EMU_SPIN_NS, EMU_WORDS, Mmio } from './regs.js';
+import {
+  BAR0_BYTES,
+  BAR2_BYTES,
+  EMU_BW_MBPS,
+  EMU_LATENCY_NS,
+  EMU_RUN_SPIN_NS,
+  EMU_SPIN_NS,
+  EMU_WORDS,
+  Mmio,
+} from './regs.js';
 
 /** The function model's worker module, next to this file in dist/. */
 export const deviceUrl: URL = new URL('./sdxi-device.js', import.meta.url);
@@ -35,6 +44,8 @@ export interface LaunchOptions {
   timing?: ResolvedTiming;
   /** Idle spin of the function thread before it sleeps (ns). */
   spinNs?: number;
+  /** How long the function polls after each batch while a migration run goes (ns). */
+  runSpinNs?: number;
   /** The host interrupt line its MSIs go to. */
   irqLine?: InterruptLine;
   /** The machine's timeline and each context's track (by context id; -1: none). */
@@ -48,6 +59,7 @@ export function launchFunction(o: LaunchOptions): LaunchedFunction {
   mmio.i32[EMU_BW_MBPS >>> 2] = o.timing?.bandwidthMBps ?? 0;
   mmio.i32[EMU_LATENCY_NS >>> 2] = o.timing?.latencyNs ?? 0;
   mmio.i32[EMU_SPIN_NS >>> 2] = o.spinNs ?? 0;
+  mmio.i32[EMU_RUN_SPIN_NS >>> 2] = o.runSpinNs ?? 0;
   const init: SdxiDeviceInit = {
     kind: 'pagemig.sdxi',
     name: o.name,

@@ -132,6 +132,12 @@ export const EMU_BW_MBPS = EMU_BASE + 0x38;
 export const EMU_LATENCY_NS = EMU_BASE + 0x3c;
 /** Int32 × 2: one doorbell-pending bit per context (the bus's record of doorbell writes). */
 export const EMU_DB_PENDING = EMU_BASE + 0x40;
+/** Int32: nonzero while the driver has a migration run going: the function polls between batches. */
+export const EMU_RUN = EMU_BASE + 0x48;
+/** Int32: how long the function polls after each batch while a run goes, in nanoseconds. */
+export const EMU_RUN_SPIN_NS = EMU_BASE + 0x4c;
+/** Int32: times the function thread went to sleep (each costs the next doorbell a wake-up). */
+export const EMU_SLEEPS = EMU_BASE + 0x50;
 /** Int32 × 64: MSIs sent per vector. */
 export const EMU_MSI_VECTORS = EMU_BASE + 0x80;
 
@@ -145,6 +151,9 @@ export const EMU_WORDS: EmulatorWords = {
   spinNs: EMU_SPIN_NS >>> 2,
   state: EMU_STATE >>> 2,
   exit: EMU_EXIT >>> 2,
+  run: EMU_RUN >>> 2,
+  runSpinNs: EMU_RUN_SPIN_NS >>> 2,
+  sleeps: EMU_SLEEPS >>> 2,
 };
 
 /** Bytes of the emulated BAR 0. */
@@ -160,6 +169,7 @@ const WAKES = new Set([
   MMIO_ERR_CFG,
   EMU_EXIT,
   EMU_SPIN_NS,
+  EMU_RUN_SPIN_NS,
   EMU_ORDER,
   EMU_BW_MBPS,
   EMU_LATENCY_NS,
