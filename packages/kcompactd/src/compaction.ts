@@ -833,85 +833,91 @@ async function compactZoneLocked(
   const alloc = (_src: number, o: number) => compactionAlloc(cc, o);
   const free = (dst: number) => compactionFree(cc, dst);
   let ret: CompactResultValue;
-  out: for (;;) {
-    ret = compactFinished(cc);
-    if (ret !== CompactResult.COMPACT_CONTINUE) break;
-    if (opts.shouldAbort?.()) {
-      ret = CompactResult.COMPACT_CONTENDED;
-      break;
-    }
-    const iterationStartPfn = cc.migratePfn;
-    // A pageblock that had a failure is rescanned once whole, then marked skip.
-    // (last_migrated_pfn starts at 0, so a zone starting at pfn 0 finishes its first block at once,
-    // exactly as the kernel's test does.)
-    cc.finishPageblock = pageblockStart(lastMigratedPfn) === pageblockStart(iterationStartPfn);
-    for (;;) {
-      // rescan:
-      if (isolateMigratepages(cc) === ISOLATE_NONE) {
-        if (updateCached) state.cachedMigratePfn[1] = state.cachedMigratePfn[0];
+  // The pass is announced to the compaction migrator once, so its devices or threads stay awake
+  // from one cluster to the next instead of being woken for each.
+  const pass = k.offload.passStart(MigrateReason.MR_COMPACTION, mode, zone.nid, zone.present);
+  try {
+    out: for (;;) {
+      ret = compactFinished(cc);
+      if (ret !== CompactResult.COMPACT_CONTINUE) break;
+      if (opts.shouldAbort?.()) {
+        ret = CompactResult.COMPACT_CONTENDED;
         break;
       }
-      updateCached = false;
-      lastMigratedPfn = Math.max(zone.startPfn, pageblockStart(cc.migratePfn - 1));
-      const nrMigratepages = cc.nrMigratepages;
-      const heads = cc.migratepages;
-      cc.migratepages = [];
-      // One engine call per cluster; the zone run is the measured unit, so the call does not
-      // read CPU time or emit its own phase event.
-      const run = await migratePages(k, heads, {
-        node: zone.nid,
-        mode,
-        reason: MigrateReason.MR_COMPACTION,
-        copyTimeoutMs,
-        alloc,
-        free,
-        account: false,
-      });
-      const err = run.ret;
-      traceMigratepages(k, run.nrSucceeded, Math.max(nrMigratepages - run.nrSucceeded, 0));
-      result.migrateCalls++;
-      result.pagesMigrated += run.nrSucceeded;
-      result.pagesFailed += run.nrFailed;
-      const ph = result.phases;
-      ph.unmap += run.phases.unmap;
-      ph.flush += run.phases.flush;
-      ph.batchCopy += run.phases.batchCopy;
-      ph.fallbackCopy += run.phases.fallbackCopy;
-      ph.move += run.phases.move;
-      const off = result.offload;
-      if (run.offload.migrator) off.migrator = run.offload.migrator;
-      off.batches += run.offload.batches;
-      off.foliosOffered += run.offload.foliosOffered;
-      off.foliosCopied += run.offload.foliosCopied;
-      off.failures += run.offload.failures;
-      cc.nrMigratepages = 0;
-      if (err) {
-        // migrate_pages() may return -ENOMEM when the scanners meet: compact_finished sees that.
-        if (err === -ENOMEM && !compactScannersMet(cc)) {
-          ret = CompactResult.COMPACT_CONTENDED;
-          break out;
+      const iterationStartPfn = cc.migratePfn;
+      // A pageblock that had a failure is rescanned once whole, then marked skip.
+      // (last_migrated_pfn starts at 0, so a zone starting at pfn 0 finishes its first block at once,
+      // exactly as the kernel's test does.)
+      cc.finishPageblock = pageblockStart(lastMigratedPfn) === pageblockStart(iterationStartPfn);
+      for (;;) {
+        // rescan:
+        if (isolateMigratepages(cc) === ISOLATE_NONE) {
+          if (updateCached) state.cachedMigratePfn[1] = state.cachedMigratePfn[0];
+          break;
         }
-        // ASYNC/SYNC_LIGHT: a failure inside a partly scanned block rescans the rest of it once.
-        if (
-          !pageblockAligned(cc.migratePfn) &&
-          !cc.ignoreSkipHint &&
-          !cc.finishPageblock &&
-          cc.mode < MigrateMode.MIGRATE_SYNC
-        ) {
-          cc.finishPageblock = true;
-          if (cc.order === COMPACTION_HPAGE_ORDER) lastMigratedPfn = 0;
-          continue;
+        updateCached = false;
+        lastMigratedPfn = Math.max(zone.startPfn, pageblockStart(cc.migratePfn - 1));
+        const nrMigratepages = cc.nrMigratepages;
+        const heads = cc.migratepages;
+        cc.migratepages = [];
+        // One engine call per cluster; the zone run is the measured unit, so the call does not
+        // read CPU time or emit its own phase event.
+        const run = await migratePages(k, heads, {
+          node: zone.nid,
+          mode,
+          reason: MigrateReason.MR_COMPACTION,
+          copyTimeoutMs,
+          alloc,
+          free,
+          account: false,
+        });
+        const err = run.ret;
+        traceMigratepages(k, run.nrSucceeded, Math.max(nrMigratepages - run.nrSucceeded, 0));
+        result.migrateCalls++;
+        result.pagesMigrated += run.nrSucceeded;
+        result.pagesFailed += run.nrFailed;
+        const ph = result.phases;
+        ph.unmap += run.phases.unmap;
+        ph.flush += run.phases.flush;
+        ph.batchCopy += run.phases.batchCopy;
+        ph.fallbackCopy += run.phases.fallbackCopy;
+        ph.move += run.phases.move;
+        const off = result.offload;
+        if (run.offload.migrator) off.migrator = run.offload.migrator;
+        off.batches += run.offload.batches;
+        off.foliosOffered += run.offload.foliosOffered;
+        off.foliosCopied += run.offload.foliosCopied;
+        off.failures += run.offload.failures;
+        cc.nrMigratepages = 0;
+        if (err) {
+          // migrate_pages() may return -ENOMEM when the scanners meet: compact_finished sees that.
+          if (err === -ENOMEM && !compactScannersMet(cc)) {
+            ret = CompactResult.COMPACT_CONTENDED;
+            break out;
+          }
+          // ASYNC/SYNC_LIGHT: a failure inside a partly scanned block rescans the rest of it once.
+          if (
+            !pageblockAligned(cc.migratePfn) &&
+            !cc.ignoreSkipHint &&
+            !cc.finishPageblock &&
+            cc.mode < MigrateMode.MIGRATE_SYNC
+          ) {
+            cc.finishPageblock = true;
+            if (cc.order === COMPACTION_HPAGE_ORDER) lastMigratedPfn = 0;
+            continue;
+          }
         }
+        break;
       }
-      break;
     }
-  }
-
-  // out: release what is still isolated; the free cache only moves back.
-  if (cc.migratepages.length) putbackMovablePages(cc);
-  if (cc.nrFreepages > 0 || cc.freepages.some((l) => l.length)) {
-    const freePfn = pageblockStart(releaseFreeList(cc));
-    if (freePfn > state.cachedFreePfn) state.cachedFreePfn = freePfn;
+  } finally {
+    // out: release what is still isolated (also when a hook threw); the free cache only moves back.
+    if (cc.migratepages.length) putbackMovablePages(cc);
+    if (cc.nrFreepages > 0 || cc.freepages.some((l) => l.length)) {
+      const freePfn = pageblockStart(releaseFreeList(cc));
+      if (freePfn > state.cachedFreePfn) state.cachedFreePfn = freePfn;
+    }
+    if (pass) k.offload.runEnd(pass);
   }
   k.count('compact_migrate_scanned', cc.totalMigrateScanned);
   k.count('compact_free_scanned', cc.totalFreeScanned);

@@ -3,7 +3,10 @@ import {
   defineMigrator,
   type Machine,
   MIGRATOR_API_VERSION,
+  MigrateMode,
+  MigrateReason,
   type MigrationBatch,
+  type MigrationRunInfo,
   type Migrator,
   type MigratorContext,
 } from '@pagemig/core';
@@ -122,6 +125,87 @@ describe('compaction through the copy-offload migrators', () => {
     expect(r.offload.foliosCopied).toBe(0);
     expect(m.offload.status()[0]!.disabled).toMatch(/consecutive failed batches/);
     expect(verifyBytes(f)).toBe(f.kept.length * 16);
+    m.checkInvariants();
+  });
+
+  it('a compaction pass is one run for the migrator: its clusters are runs inside it, each paired', async () => {
+    m = await createMachine({ nodes: [{ memory: '32MiB' }] });
+    const serial = cpuSerial();
+    const log: [string, MigrationRunInfo][] = [];
+    const mig = defineMigrator({
+      ...serial,
+      name: 'run-recorder',
+      init: (ctx: MigratorContext) => serial.init(ctx),
+      copyBatch: (b: MigrationBatch, o: { signal: AbortSignal }) => serial.copyBatch(b, o),
+      dispose: () => serial.dispose(),
+      runStart: (info: MigrationRunInfo) => {
+        log.push(['start', info]);
+      },
+      runEnd: (info: MigrationRunInfo) => {
+        log.push(['end', info]);
+      },
+    });
+    await m.offload.register(mig, 'compaction');
+    const f = fragment(m, { fill: 0.96 });
+    const r = (await compactNode(m.kernel, 0)).zones[0]!;
+    expect(r.migrateCalls).toBeGreaterThan(10);
+    const zone = m.kernel.nodes[0]!.zones.find((z) => z.present > 0)!;
+    // The pass first, with no folios and the pages it may move; its end last.
+    const pass = log[0]![1];
+    expect(log[0]![0]).toBe('start');
+    expect(pass).toEqual({
+      reason: MigrateReason.MR_COMPACTION,
+      mode: MigrateMode.MIGRATE_SYNC,
+      node: 0,
+      folios: 0,
+      pages: zone.present,
+    });
+    expect(log.at(-1)).toEqual(['end', pass]);
+    // Inside it, one run per migrate_pages() call (cluster), each with its own runEnd.
+    const inner = log.slice(1, -1);
+    expect(inner.length).toBe(2 * r.migrateCalls);
+    for (let i = 0; i < inner.length; i += 2) {
+      expect(inner[i]![0]).toBe('start');
+      expect(inner[i + 1]).toEqual(['end', inner[i]![1]]);
+      expect(inner[i]![1].folios).toBeGreaterThan(0);
+    }
+    expect(verifyBytes(f)).toBe(f.kept.length * 16);
+    m.checkInvariants();
+  });
+
+  it('the pass still ends (runEnd) when compaction throws inside it', async () => {
+    m = await createMachine({ nodes: [{ memory: '32MiB' }] });
+    const serial = cpuSerial();
+    const log: string[] = [];
+    const mig = defineMigrator({
+      ...serial,
+      name: 'run-recorder',
+      init: (ctx: MigratorContext) => serial.init(ctx),
+      copyBatch: (b: MigrationBatch, o: { signal: AbortSignal }) => serial.copyBatch(b, o),
+      dispose: () => serial.dispose(),
+      runStart: (info: MigrationRunInfo) => {
+        log.push(`start ${info.folios}`);
+      },
+      runEnd: (info: MigrationRunInfo) => {
+        log.push(`end ${info.folios}`);
+      },
+    });
+    await m.offload.register(mig, 'compaction');
+    fragment(m, { fill: 0.96 });
+    let calls = 0;
+    await expect(
+      compactNode(m.kernel, 0, {
+        shouldAbort: () => {
+          if (++calls === 3) throw new Error('abort check broke');
+          return false;
+        },
+      }),
+    ).rejects.toThrow(/abort check broke/);
+    expect(log[0]).toBe('start 0');
+    expect(log.at(-1)).toBe('end 0');
+    expect(log.filter((l) => l.startsWith('start')).length).toBe(
+      log.filter((l) => l.startsWith('end')).length,
+    );
     m.checkInvariants();
   });
 });
