@@ -1,7 +1,9 @@
 // copyBatch: a small batch is copied inline (a worker round trip costs more than it saves), a large
 // one on the pool. The inline path stays synchronous, so the engine arms no timeout for it.
 import { type MigrationBatch, PagemigError } from '@pagemig/core';
+import { AWAKE, chooseMode, INLINE } from './adaptive.js';
 import { copyPooled } from './copy_pooled.js';
+import { copyInSession, keepAwake, sessionFor } from './run_session.js';
 import { account, type MtState, PAGE_SIZE } from './state.js';
 
 /** The largest folio (order 9, HPAGE_PMD_NR base pages). */
@@ -86,6 +88,32 @@ export function mtCopyBatch(
   if (signal.aborted) {
     state.stats.incompleteBatches++;
     return;
+  }
+  if (state.runs.size > 0) {
+    // A run keeps the workers awake: a batch costs a doorbell, so much smaller ones are split.
+    const { runInlineBelow, runMinChunk } = state.options;
+    const pages = batchPages(batch.table, batch.rows);
+    const bytes = pages * PAGE_SIZE;
+    const n = Math.min(state.lanes, Math.floor(bytes / runMinChunk));
+    if (bytes < runInlineBelow || n <= 1) {
+      copyInline(state, batch, signal);
+      return;
+    }
+    const a = state.adapt;
+    // A batch of inlineBelow or more wins on the workers even when they must be woken for it;
+    // smaller ones go whichever way measured faster.
+    const mode =
+      state.options.adaptive && bytes < inlineBelow ? chooseMode(a, performance.now(), bytes) : AWAKE;
+    // Workers poll only while their batches come: inline batches let them sleep (ACTIVE off), but
+    // not a one-batch look at inline, after which they are wanted again.
+    keepAwake(state, mode === AWAKE || a.probing);
+    if (mode === INLINE) {
+      if (!a.probing) state.stats.adaptiveInlineBatches++;
+      copyInline(state, batch, signal);
+      return;
+    }
+    const s = sessionFor(state, batch.table);
+    if (s) return copyInSession(state, s, batch, pages, n, signal);
   }
   // A folio has at most 512 base pages: a batch with few rows is inline without counting.
   const pages = batch.rows * MAX_FOLIO_BYTES < inlineBelow ? 0 : batchPages(batch.table, batch.rows);

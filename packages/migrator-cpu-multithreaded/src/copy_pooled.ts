@@ -2,10 +2,10 @@
 // calling thread with `callerCopies`); a row is marked only once every share covering it finished.
 import type { MigrationBatch } from '@pagemig/core';
 import { copyRange } from './copy_range.js';
-import { workerUrl } from './pool.js';
 import type { CopyResult } from './protocol.js';
 import { markCutRows, type Share, splitBatch } from './split.js';
 import { account, type MtState, PAGE_SIZE } from './state.js';
+import { workerUrl } from './worker_url.js';
 
 /** After a task fails, time for a terminated worker to leave its last piece (at most 1 MiB). */
 const QUIESCE_MS = 5;

@@ -4,6 +4,7 @@ import {
   defineMigrator,
   MIGRATOR_API_VERSION,
   type MigrationBatch,
+  type MigrationRunInfo,
   type Migrator,
   type MigratorCapabilities,
   type MigratorContext,
@@ -11,6 +12,7 @@ import {
 } from '@pagemig/core';
 import { mtCopyBatch } from './copy_batch.js';
 import { mtDispose, mtInit } from './pool.js';
+import { mtRunEnd, mtRunStart } from './run_session.js';
 import {
   type CopyPool,
   type CpuMultithreadedStats,
@@ -21,11 +23,11 @@ import {
 } from './state.js';
 
 export type { ShareRange } from './copy_range.js';
-export { workerUrl } from './pool.js';
-export type { CopyResult, CopyTask } from './protocol.js';
+export type { CopyResult, CopyTask, ServeResult, ServeTask } from './protocol.js';
 export type { Share } from './split.js';
 export { markCutRows, splitBatch } from './split.js';
 export type { CopyPool, CpuMultithreadedStats, ThreadStats } from './state.js';
+export { workerUrl } from './worker_url.js';
 
 /**
  * Defaults measured on the project's machine (2 vCPU AMD EPYC VM, Node 20.20) with
@@ -37,6 +39,16 @@ export type { CopyPool, CpuMultithreadedStats, ThreadStats } from './state.js';
 export const DEFAULT_MIN_CHUNK = 4 << 20;
 export const DEFAULT_INLINE_BELOW = 64 << 20;
 export const DEFAULT_INLINE_BELOW_CALLER_COPIES = 8 << 20;
+/**
+ * While a migration run keeps the workers awake (runStart .. runEnd) a batch costs a doorbell and a
+ * completion instead of wake-ups, so the defaults drop: shares of at least 256 KiB, and only
+ * batches below 512 KiB inline; one 2 MiB folio (the default batch) is split across the threads.
+ * Explicit `minChunk` and `inlineBelow` apply to both.
+ */
+export const DEFAULT_RUN_MIN_CHUNK = 256 << 10;
+export const DEFAULT_RUN_INLINE_BELOW = 512 << 10;
+/** How long an awake worker polls for the next batch of its run before it sleeps, in µs. */
+export const DEFAULT_RUN_SPIN_US = 1000;
 
 const optionSpec = {
   // Defaults that depend on other options are filled in by createMigrator.
@@ -49,6 +61,8 @@ const optionSpec = {
     parse: (v: unknown) => (typeof (v as { run?: unknown }).run === 'function' ? (v as CopyPool) : undefined),
   },
   callerCopies: { type: 'boolean', default: false },
+  runSpinUs: { type: 'number', min: 0, max: 1e6, default: DEFAULT_RUN_SPIN_US, unit: 'µs' },
+  adaptive: { type: 'boolean', default: true },
 } as const satisfies MigratorOptionsSpec;
 
 /** Option names `createMigrator` accepts (a registry convention). */
@@ -79,6 +93,19 @@ export interface CpuMultithreadedOptions {
    * Default false.
    */
   callerCopies?: boolean;
+  /**
+   * During a migration run the workers stay awake between batches: after each one a worker polls
+   * for the next this long (µs) before it sleeps, and stops earlier when the run ends or when the
+   * scheduler gave its core to another thread for a millisecond (the core is needed). Default 1000.
+   */
+  runSpinUs?: number;
+  /**
+   * During a run, copy each batch inline or on the awake workers, whichever measured faster (inline
+   * first; a look of three batches at the workers from the run's fourth batch, then now and then):
+   * on a host whose other core is busy the workers lose and the engine copies alone. False: every
+   * batch of a run big enough to split goes to the workers. Default true.
+   */
+  adaptive?: boolean;
 }
 
 export type CpuMultithreadedMigrator = Omit<Migrator, 'stats'> & {
@@ -89,6 +116,10 @@ export type CpuMultithreadedMigrator = Omit<Migrator, 'stats'> & {
     minChunk: number;
     inlineBelow: number;
     callerCopies: boolean;
+    runInlineBelow: number;
+    runMinChunk: number;
+    runSpinNs: number;
+    adaptive: boolean;
   }>;
 };
 
@@ -101,6 +132,8 @@ function defaultThreads(pool: CopyPool | undefined): number {
 /** The ops every instance shares; each takes the instance's state first (as DPDK's skeldma_ops). */
 const mtOps = {
   init: mtInit,
+  runStart: mtRunStart,
+  runEnd: mtRunEnd,
   copyBatch: mtCopyBatch,
   dispose: mtDispose,
   stats: mtStats,
@@ -121,6 +154,10 @@ export function createMigrator(options: CpuMultithreadedOptions = {}): CpuMultit
     minChunk: o.minChunk,
     inlineBelow: o.inlineBelow ?? (callerCopies ? DEFAULT_INLINE_BELOW_CALLER_COPIES : DEFAULT_INLINE_BELOW),
     callerCopies,
+    runInlineBelow: o.inlineBelow ?? DEFAULT_RUN_INLINE_BELOW,
+    runMinChunk: options.minChunk === undefined ? DEFAULT_RUN_MIN_CHUNK : o.minChunk,
+    runSpinNs: Math.round(o.runSpinUs * 1000),
+    adaptive: o.adaptive,
   };
   const state: MtState = createState(resolved, o.pool);
   const capabilities: MigratorCapabilities = {
@@ -131,6 +168,8 @@ export function createMigrator(options: CpuMultithreadedOptions = {}): CpuMultit
     minFolioBytes: PAGE_SIZE,
     inlineBelowBytes: resolved.inlineBelow,
     minChunkBytes: resolved.minChunk,
+    runMinChunkBytes: resolved.runMinChunk,
+    runInlineBelowBytes: resolved.runInlineBelow,
     ...(o.pool ? { injectedPool: true } : {}),
   };
   const migrator: CpuMultithreadedMigrator = {
@@ -141,6 +180,8 @@ export function createMigrator(options: CpuMultithreadedOptions = {}): CpuMultit
     capabilities,
     options: { ...resolved },
     init: (ctx: MigratorContext) => mtOps.init(state, ctx),
+    runStart: (info: MigrationRunInfo) => mtOps.runStart(state, info),
+    runEnd: (info: MigrationRunInfo) => mtOps.runEnd(state, info),
     copyBatch: (batch: MigrationBatch, opts: { signal: AbortSignal }) => mtOps.copyBatch(state, batch, opts),
     dispose: () => mtOps.dispose(state),
     [Symbol.asyncDispose]: () => mtOps.dispose(state),

@@ -1,13 +1,10 @@
 // init and dispose: the worker pool's lifetime and the machine the migrator copies for.
 import { type MigratorContext, PagemigError } from '@pagemig/core';
 import { Piscina } from 'piscina';
+import { retireSession } from './run_session.js';
+import { STOP } from './session_words.js';
 import type { CopyPool, MtState } from './state.js';
-
-/**
- * The worker module, resolved next to the built package's entry (dist/copy_worker.js). Pass it
- * as `filename` when you build a pool to inject, or let `run` name it (this migrator always does).
- */
-export const workerUrl: string = new URL('./copy_worker.js', import.meta.url).href;
+import { workerUrl } from './worker_url.js';
 
 /** A pool of exactly `threads` threads, each started and with the worker module loaded. */
 async function startPool(threads: number): Promise<Piscina> {
@@ -54,6 +51,12 @@ export async function mtInit(state: MtState, ctx: MigratorContext): Promise<void
 async function disposeNow(state: MtState): Promise<void> {
   for (const stop of state.inFlight.values()) Atomics.store(stop, 0, 1);
   await Promise.allSettled([...state.inFlight.keys()]);
+  // Workers kept for runs go back to the pool before it is destroyed.
+  state.runs.clear();
+  if (state.session) Atomics.store(state.session.ctl, STOP, 1);
+  retireSession(state);
+  await Promise.allSettled([...state.ending]);
+  state.ending.clear();
   const own = state.ownPool;
   state.ownPool = null;
   state.pool = null;

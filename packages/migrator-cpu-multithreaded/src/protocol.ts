@@ -24,3 +24,24 @@ export interface CopyResult extends RangeResult {
   /** The worker's `threadId`. */
   readonly threadId: number;
 }
+
+/**
+ * The task that keeps a worker awake for a migration run (`serve`): the machine's RAM, the batch
+ * table the run's batches use, and the session's control block (session_words.ts).
+ */
+export interface ServeTask {
+  readonly ramId: number;
+  readonly sections: readonly SharedArrayBuffer[];
+  readonly sectionPfnShift: number;
+  readonly table: Int32Array;
+  readonly ctl: Int32Array;
+  /** While the machine's timeline records: its buffer and the workers' track. */
+  readonly tl?: { readonly buffer: SharedArrayBuffer; readonly track: number };
+}
+
+/** What a worker did in a session: shares copied, and the times it slept waiting for a batch. */
+export interface ServeResult {
+  readonly threadId: number;
+  readonly shares: number;
+  readonly sleeps: number;
+}

@@ -120,7 +120,7 @@ describe('cpu-multithreaded: migrator conformance', () => {
     const mig = make({ threads: 2, ...opts });
     await m.offload.register(mig, 'all');
     const p = m.spawn();
-    const len = 8 << 20;
+    const len = 16 << 20;
     const a = p.mmap(len, { thp, node: 0 });
     const data = fill(folio, len);
     p.write(a, data);
@@ -132,10 +132,19 @@ describe('cpu-multithreaded: migrator conformance', () => {
     expect(r.offload.failures).toBe(0);
     const st = mig.stats();
     expect(st).toMatchObject({ folios: pfns.length, bytes: len, failedTasks: 0, incompleteBatches: 0 });
-    // 8 MiB in batches of 512 base pages: 4 batches, inline by default, on the pool when inlineBelow is 0.
-    expect(st.batches).toBe(4);
-    if ('inlineBelow' in opts) expect(st).toMatchObject({ pooledBatches: 4, inlineBatches: 0 });
-    else expect(st).toMatchObject({ pooledBatches: 0, inlineBatches: 4 });
+    // 16 MiB in batches of 512 base pages: 8 batches of 2 MiB, on the workers the run keeps awake
+    // (woken once, for the run). With inlineBelow 0 every batch goes to them; by default the run
+    // copies inline until its fourth batch starts a look of three at the workers, and whichever
+    // measured faster takes the last two.
+    expect(st.batches).toBe(8);
+    expect(st).toMatchObject({ runs: 1, sessions: 1 });
+    expect(st.inlineBatches + st.pooledBatches).toBe(8);
+    if ('inlineBelow' in opts) expect(st.pooledBatches).toBe(8);
+    else {
+      expect(st.inlineBatches).toBeGreaterThanOrEqual(3);
+      expect(st.pooledBatches).toBeGreaterThanOrEqual(3);
+    }
+    expect(st.awakeBatches).toBe(st.pooledBatches);
     expect(p.pageInfo(a)!.node).toBe(1);
     expect(Buffer.compare(p.read(a, len), data)).toBe(0);
     m.checkInvariants();
@@ -203,7 +212,15 @@ describe('cpu-multithreaded: migrator conformance', () => {
   });
 
   it('rejects unknown and invalid options with a coded error, and lists its option keys', () => {
-    expect(optionKeys).toEqual(['threads', 'minChunk', 'inlineBelow', 'pool', 'callerCopies']);
+    expect(optionKeys).toEqual([
+      'threads',
+      'minChunk',
+      'inlineBelow',
+      'pool',
+      'callerCopies',
+      'runSpinUs',
+      'adaptive',
+    ]);
     expect(() => createMigrator({ thread: 2 } as never)).toThrow(/unknown option "thread"/);
     for (const bad of [
       { threads: 0 },
@@ -212,6 +229,8 @@ describe('cpu-multithreaded: migrator conformance', () => {
       { inlineBelow: -1 },
       { callerCopies: 'yes' },
       { pool: {} },
+      { runSpinUs: -1 },
+      { adaptive: 'no' },
     ]) {
       try {
         createMigrator(bad as never);
@@ -525,7 +544,7 @@ describe('cpu-multithreaded: pools, stats and handles', () => {
         (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
       );
     });
-    // Two 2 MiB folios are two batches of 512 base pages.
+    // Two 2 MiB folios are two batches of 512 base pages, both on the workers (inlineBelow 0).
     expect(JSON.parse(out)).toEqual({ ret: 0, copied: 2, pooled: 2 });
     expect(Date.now() - t0).toBeLessThan(20_000);
   });
