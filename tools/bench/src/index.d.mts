@@ -53,7 +53,10 @@ export declare function rawCopy(opts: { bytes: number; chunk: number; minMs?: nu
  * The ceiling for multi-threaded copies: the calling thread and `threads - 1` workers (spinning
  * when the clock starts) copy contiguous runs of the pieces of two pre-faulted buffers of `bytes`;
  * `pass(chunk, n = threads)` returns the seconds of one warm copy of all of them in pieces of
- * `chunk` bytes on `n` threads (`n = 1`: the one-thread reference). `close()` ends the workers.
+ * `chunk` bytes on `n` threads (`n = 1`: the one-thread reference); `passBatched(batch, n)` copies
+ * one batch of `batch` bytes at a time, each cut into `n` parts copied at once, all threads meeting
+ * at the end of each batch (the ceiling of a pool splitting one batch at a time). `close()` ends
+ * the workers.
  */
 export declare function parallelRawCopier(
   bytes: number,
@@ -62,6 +65,7 @@ export declare function parallelRawCopier(
   readonly bytes: number;
   readonly threads: number;
   pass(chunk: number, n?: number): number;
+  passBatched(batch: number, n?: number): number;
   close(): Promise<void>;
 }>;
 

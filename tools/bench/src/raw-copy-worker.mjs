@@ -1,13 +1,13 @@
 // A worker of parallelRawCopier: sleeps until a pass is announced, reports ready and spins until
 // go (so the timed copy excludes its wake-up), copies its run of pieces if the pass uses it,
-// reports done.
+// reports done. A batched pass (passBatched) copies its part of each batch in step with the others.
 import { workerData } from 'node:worker_threads';
-import { copyShare } from './raw-copy-share.mjs';
+import { copyBatchedShare, copyShare } from './raw-copy-share.mjs';
 
 const { src: srcBuf, dst: dstBuf, ctl, index } = workerData;
 const src = new Uint8Array(srcBuf);
 const dst = new Uint8Array(dstBuf);
-const [CMD, GO, READY, DONE, CHUNK, THREADS] = [0, 1, 2, 3, 4, 5];
+const [CMD, GO, READY, DONE, CHUNK, THREADS, BATCHED, SEQ, BDONE] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
 
 let seen = 0;
 for (;;) {
@@ -19,6 +19,10 @@ for (;;) {
   while (Atomics.load(ctl, GO) !== cmd);
   const threads = Atomics.load(ctl, THREADS);
   // Outside this pass's threads: nothing to copy, but it still reports done.
-  if (index < threads) copyShare(src, dst, Atomics.load(ctl, CHUNK), index, threads);
+  const chunk = Atomics.load(ctl, CHUNK);
+  if (index < threads) {
+    if (Atomics.load(ctl, BATCHED)) copyBatchedShare(src, dst, chunk, index, threads, ctl, SEQ, BDONE);
+    else copyShare(src, dst, chunk, index, threads);
+  }
   Atomics.add(ctl, DONE, 1);
 }

@@ -15,7 +15,7 @@ async function copier(bytes: number, threads: number) {
 }
 
 describe('parallelRawCopier', () => {
-  it('copies every piece with 1..threads threads, for pieces that do not divide the bytes evenly', async () => {
+  it('copies every piece with 1..threads threads, whole or batch by batch, for pieces that do not divide the bytes evenly', async () => {
     // 5 MiB + 3 pages: the last piece is short, and the runs of 3 threads are uneven.
     const bytes = (5 << 20) + 3 * 4096;
     const c = await copier(bytes, 3);
@@ -23,9 +23,10 @@ describe('parallelRawCopier', () => {
     for (const chunk of [4096, 65536, 1 << 20, bytes]) {
       for (const n of [1, 2, 3]) {
         // pass() throws if any page did not land, so a finite time means every page was copied.
-        const seconds = c.pass(chunk, n);
-        expect(seconds).toBeGreaterThan(0);
-        expect(seconds).toBeLessThan(10);
+        for (const seconds of [c.pass(chunk, n), c.passBatched(chunk, n)]) {
+          expect(seconds).toBeGreaterThan(0);
+          expect(seconds).toBeLessThan(10);
+        }
       }
     }
   });
@@ -38,6 +39,8 @@ describe('parallelRawCopier', () => {
     expect(() => c.pass((1 << 20) + 1)).toThrow(RangeError);
     expect(() => c.pass(4096, 3)).toThrow(/n must be an integer in 1..2/);
     expect(() => c.pass(4096, 0)).toThrow(RangeError);
+    expect(() => c.passBatched(0)).toThrow(/chunk must be an integer in 1..bytes/);
+    expect(() => c.passBatched(4096, 3)).toThrow(/n must be an integer in 1..2/);
   });
 
   it('close() ends its worker threads', async () => {
