@@ -62,6 +62,7 @@ export class InterruptLine {
   }
 
   release(busy: boolean): void {
+    if (this.held === 0) throw new RangeError('InterruptLine.release() without a hold()');
     if (--this.held > 0 || !this.wanted) return;
     this.wanted = false;
     if (busy) this.arm();
@@ -80,6 +81,9 @@ export class InterruptLine {
    * sleep (after polling for `spinNs`), as wait_for_completion sleeps in process context.
    */
   sleep(seen: number, timeoutMs: number): void {
+    // (Atomics.wait would take NaN for no timeout at all.)
+    if (!(timeoutMs >= 0 && timeoutMs < Number.POSITIVE_INFINITY))
+      throw new RangeError(`InterruptLine.sleep(): timeoutMs must be a finite number >= 0, got ${timeoutMs}`);
     const pin = this.pin;
     if (this.spinNs > 0) {
       const until = performance.now() + Math.min(this.spinNs / 1e6, timeoutMs);

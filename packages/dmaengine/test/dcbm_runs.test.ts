@@ -419,3 +419,41 @@ describe('dcbm: waiting for a batch in place', () => {
     }
   });
 });
+
+describe('InterruptLine: waiting in place', () => {
+  it('sleep() returns on a raise or at its timeout; bad timeouts and an unmatched release() are refused', () => {
+    const line = new InterruptLine();
+    const pin = new Int32Array(line.sab);
+    const t0 = performance.now();
+    line.sleep(line.count, 5);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(4);
+    InterruptLine.raise(pin);
+    const t1 = performance.now();
+    line.sleep(line.count - 1, 1000); // the line moved past `seen`: no sleep at all
+    expect(performance.now() - t1).toBeLessThan(500);
+    for (const bad of [Number.NaN, -1, Number.POSITIVE_INFINITY])
+      expect(() => line.sleep(line.count, bad)).toThrow(/timeoutMs must be a finite number >= 0/);
+    expect(() => line.release(true)).toThrow(/release\(\) without a hold\(\)/);
+  });
+
+  it('hold() keeps the dispatcher off until release(busy) hands over to it', async () => {
+    const line = new InterruptLine();
+    let pending = 1;
+    let services = 0;
+    line.register({
+      service: () => {
+        services++;
+        return pending > 0;
+      },
+    });
+    line.hold();
+    line.arm(); // held: not started
+    expect(services).toBe(0);
+    line.release(true); // a source still expects interrupts: the dispatcher starts and services
+    expect(services).toBe(1);
+    pending = 0;
+    InterruptLine.raise(new Int32Array(line.sab));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(services).toBe(2);
+  });
+});
