@@ -6,7 +6,7 @@
 //
 // Only warm batches are learned: the first awake batch after inline ones (or of a run) finds the
 // workers asleep and pays their wake-up, which is the price of switching, not of the mode. So a
-// look at the awake mode is a streak of AWAKE_PROBE_BATCHES, whose first is not counted.
+// look at the awake mode is a streak of AWAKE_PROBE_BATCHES (2), whose first is not counted.
 import type { AdaptiveCopy } from './state.js';
 
 /**
@@ -14,12 +14,12 @@ import type { AdaptiveCopy } from './state.js';
  * the interval (up to MAX_PROBE_EVERY), so a host where one mode keeps winning pays for the other
  * almost never, and a flip starts over.
  */
-const PROBE_EVERY = 32;
+const PROBE_EVERY = 64;
 const MAX_PROBE_EVERY = 1024;
 /** The first look at the awake workers: from the fourth batch of the migrator's runs. */
 const FIRST_PROBE = 4;
 /** A look at the awake mode: a wake-up batch, then batches that are measured. */
-const AWAKE_PROBE_BATCHES = 3;
+const AWAKE_PROBE_BATCHES = 2;
 /** A gap longer than this between two batches is not a batch's cost (the run ended, or waited). */
 const MAX_CYCLE_MS = 50;
 
@@ -38,11 +38,25 @@ function learn(a: AdaptiveCopy, mode: number, nsPerByte: number, fresh: boolean)
 }
 
 /**
- * The mode that measured faster: inline until the workers were measured and beat it, so a host
- * whose other core is busy pays for a look now and then, never for a run of slow batches.
+ * The mode the measurements chose: inline until the workers were measured and beat it by
+ * SWITCH_MARGIN, so a host whose other core is busy pays for a look now and then, never for a run
+ * of slow batches.
  */
 export function preferredMode(a: AdaptiveCopy): number {
-  return a.awakeNsPerByte > 0 && a.awakeNsPerByte < a.inlineNsPerByte ? AWAKE : INLINE;
+  return a.chosen === AWAKE ? AWAKE : INLINE;
+}
+
+/** Switches only to a mode that measured this much faster: one noisy look flips nothing. */
+const SWITCH_MARGIN = 0.1;
+
+/** The mode to keep or switch to, from both rates (unchanged while one is not measured). */
+function decide(a: AdaptiveCopy): number {
+  const cur = preferredMode(a);
+  if (a.awakeNsPerByte === 0 || a.inlineNsPerByte === 0) return cur;
+  const mine = cur === INLINE ? a.inlineNsPerByte : a.awakeNsPerByte;
+  const other = cur === INLINE ? a.awakeNsPerByte : a.inlineNsPerByte;
+  if (other >= mine * (1 - SWITCH_MARGIN)) return cur;
+  return cur === INLINE ? AWAKE : INLINE;
 }
 
 /**
@@ -51,7 +65,6 @@ export function preferredMode(a: AdaptiveCopy): number {
  * one. `a.probing` is true while the mode returned is a look at the slower one.
  */
 export function chooseMode(a: AdaptiveCopy, now: number, bytes: number): number {
-  const before = preferredMode(a);
   // The previous batch was warm: inline always; awake when the batch before it was awake too.
   if (a.lastMode !== 0 && now - a.lastAt < MAX_CYCLE_MS && (a.lastMode === INLINE || a.streak > 1))
     learn(a, a.lastMode, ((now - a.lastAt) * 1e6) / a.lastBytes, a.lastFresh);
@@ -61,7 +74,9 @@ export function chooseMode(a: AdaptiveCopy, now: number, bytes: number): number 
     a.probeLeft--;
     mode = a.probeMode;
   } else {
-    const faster = preferredMode(a);
+    const before = preferredMode(a);
+    a.chosen = decide(a);
+    const faster = a.chosen;
     if (a.probing) {
       // A look ended: did it change the choice?
       a.probing = false;

@@ -101,7 +101,7 @@ export interface CpuMultithreadedOptions {
   runSpinUs?: number;
   /**
    * During a run, copy each batch inline or on the awake workers, whichever measured faster (inline
-   * first; a look of three batches at the workers from the run's fourth batch, then now and then):
+   * first; a look of two batches at the workers from the run's fourth batch, then now and then):
    * on a host whose other core is busy the workers lose and the engine copies alone. False: every
    * batch of a run big enough to split goes to the workers. Default true.
    */

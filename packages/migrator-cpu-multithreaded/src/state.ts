@@ -80,6 +80,8 @@ export interface AdaptiveCopy {
   sinceProbe: number;
   /** Batches between two looks. */
   probeEvery: number;
+  /** The mode the measurements chose (0: none yet, inline). */
+  chosen: number;
 }
 
 /** The options after defaults (the pool excepted). */
@@ -162,7 +164,8 @@ export function createState(options: ResolvedOptions, injected: CopyPool | undef
       probeMode: 0,
       probeLeft: 0,
       sinceProbe: 0,
-      probeEvery: 32,
+      probeEvery: 64,
+      chosen: 0,
     },
     stats: {
       batches: 0,
