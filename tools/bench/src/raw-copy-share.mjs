@@ -44,16 +44,21 @@ export function copyBatchedShare(src, dst, batch, index, threads, ctl, seq, done
 }
 
 /**
- * Spins until word `at` reaches `target`; past a few thousand looks it sleeps a millisecond at a
- * time instead, so a host with fewer free cores than threads (a loaded CI) is slowed, not stalled.
+ * Spins until word `at` reaches `target` (the other threads' parts of a batch end within
+ * microseconds of each other on an idle host); after half a millisecond it sleeps 0.2 ms at a time
+ * instead, so a host with fewer free cores than threads (a loaded CI) is slowed, not stalled.
  * @param {Int32Array} ctl
  * @param {number} at
  * @param {number} target
  */
 function atLeast(ctl, at, target) {
+  let until = 0;
   for (let i = 0; ; i++) {
     const v = Atomics.load(ctl, at);
     if (v >= target) return;
-    if (i > 4096) Atomics.wait(ctl, at, v, 1);
+    if ((i & 255) !== 255) continue;
+    const now = performance.now();
+    if (until === 0) until = now + 0.5;
+    else if (now > until) Atomics.wait(ctl, at, v, 0.2);
   }
 }
