@@ -26,6 +26,25 @@ const MAX_CYCLE_MS = 50;
 export const INLINE = 1;
 export const AWAKE = 2;
 
+/** A migrator's state before its first batch: nothing measured, inline chosen. */
+export function newAdaptiveCopy(): AdaptiveCopy {
+  return {
+    inlineNsPerByte: 0,
+    awakeNsPerByte: 0,
+    lastMode: 0,
+    lastAt: 0,
+    lastBytes: 1,
+    lastFresh: false,
+    streak: 0,
+    probing: false,
+    probeMode: 0,
+    probeLeft: 0,
+    sinceProbe: 0,
+    probeEvery: PROBE_EVERY,
+    chosen: 0,
+  };
+}
+
 /**
  * Adds a cost per byte to the mode's rate: an exponentially weighted mean over the batches that go
  * that way, but the first of a look (after the mode was not used for a while) replaces it.

@@ -137,8 +137,8 @@ export function serve(task: ServeTask): ServeResult {
   let seen = 0;
   let shares = 0;
   let sleeps = 0;
-  // The poll learned as an adaptive mutex spins: it starts short, doubles after an idle period no
-  // longer than `max`, halves after a longer one or when the scheduler took the core away.
+  // The poll learned as an adaptive mutex spins: the whole budget to start with and after an idle
+  // period no longer than `max`, half of it after a longer one or when the scheduler took the core.
   let budget = -1;
   // Holding one of the MAX_POLLERS slots: awake (polling, or copying what it found), so the engine
   // counts on this thread and wakes nobody for its batches.

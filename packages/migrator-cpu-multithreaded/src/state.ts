@@ -2,6 +2,7 @@
 // initialised on, its pool and its counters. Every op takes it as its first argument.
 import type { MigratorContext } from '@pagemig/core';
 import type { Piscina } from 'piscina';
+import { newAdaptiveCopy } from './adaptive.js';
 import type { CopyResult, CopyTask } from './protocol.js';
 import type { RunSession } from './run_session.js';
 import { SERVING, SLEEPERS, SLEEPS } from './session_words.js';
@@ -152,21 +153,7 @@ export function createState(options: ResolvedOptions, injected: CopyPool | undef
     ending: new Set(),
     lastCtl: null,
     linger: undefined,
-    adapt: {
-      inlineNsPerByte: 0,
-      awakeNsPerByte: 0,
-      lastMode: 0,
-      lastAt: 0,
-      lastBytes: 1,
-      lastFresh: false,
-      streak: 0,
-      probing: false,
-      probeMode: 0,
-      probeLeft: 0,
-      sinceProbe: 0,
-      probeEvery: 64,
-      chosen: 0,
-    },
+    adapt: newAdaptiveCopy(),
     stats: {
       batches: 0,
       inlineBatches: 0,

@@ -12,7 +12,7 @@ import {
 } from '@pagemig/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type CpuMultithreadedMigrator, createMigrator } from '../dist/index.js';
-import { AWAKE, chooseMode, endCycle, INLINE, preferredMode } from '../src/adaptive.js';
+import { AWAKE, chooseMode, endCycle, INLINE, newAdaptiveCopy, preferredMode } from '../src/adaptive.js';
 import type { AdaptiveCopy } from '../src/state.js';
 
 let m: Machine | undefined;
@@ -170,21 +170,7 @@ describe('cpu-multithreaded: workers awake for a migration run', () => {
 });
 
 describe('cpu-multithreaded: awake workers or inline, whichever is faster', () => {
-  const fresh = (): AdaptiveCopy => ({
-    inlineNsPerByte: 0,
-    awakeNsPerByte: 0,
-    lastMode: 0,
-    lastAt: 0,
-    lastBytes: 1,
-    lastFresh: false,
-    streak: 0,
-    probing: false,
-    probeMode: 0,
-    probeLeft: 0,
-    sinceProbe: 0,
-    probeEvery: 64,
-    chosen: 0,
-  });
+  const fresh = (): AdaptiveCopy => newAdaptiveCopy();
   const MiB = 1 << 20;
   /** `n` batches of 1 MiB, each costing `costMs(mode)` until the next: the modes chosen. */
   const batches = (a: AdaptiveCopy, n: number, costMs: (mode: number) => number, t0 = 0) => {
