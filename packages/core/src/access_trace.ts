@@ -240,14 +240,13 @@ function damoNumber(v: unknown, what: string): number {
   else if (typeof v === 'string' && /^-?[0-9]+(\.[0-9]+)?$/.test(v.replaceAll(',', '')))
     n = Number(v.replaceAll(',', ''));
   if (!Number.isFinite(n) || Math.abs(n) > Number.MAX_SAFE_INTEGER)
-    fail('damo record', `${what} ${JSON.stringify(v)} is not a number`);
+    fail('damo record', `${what} ${show(v)} is not a number`);
   return n;
 }
 
 function damoAddr(v: unknown, what: string): number {
   const n = damoNumber(v, what);
-  if (!Number.isSafeInteger(n) || n < 0)
-    fail('damo record', `${what} ${JSON.stringify(v)} is not an address`);
+  if (!Number.isSafeInteger(n) || n < 0) fail('damo record', `${what} ${show(v)} is not an address`);
   return n;
 }
 

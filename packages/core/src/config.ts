@@ -3,6 +3,7 @@ import type { MachineClockMode } from './clock.js';
 import { PagemigError } from './errno.js';
 import { PAGE_SIZE, PAGEBLOCK_NR_PAGES, type ZoneName, zoneNames } from './mmzone.js';
 import { MAX_PTE_PFN } from './pagetable.js';
+import { show } from './show.js';
 import { type ClockKind, type ProfileRef, resolveProfile } from './timing/clock.js';
 import { parseSize, type Size } from './units.js';
 
@@ -128,7 +129,7 @@ function pagesOf(value: Size, path: string, zeroOk = false): number {
   if ((bytes === 0 && !zeroOk) || bytes % (PAGEBLOCK_NR_PAGES * PAGE_SIZE) !== 0) {
     fail(
       path,
-      `${JSON.stringify(value)} must be a positive multiple of 2MiB (one pageblock)${zeroOk ? ', or 0 for a memory-less node' : ''}`,
+      `${show(value)} must be a positive multiple of 2MiB (one pageblock)${zeroOk ? ', or 0 for a memory-less node' : ''}`,
     );
   }
   return bytes / PAGE_SIZE;

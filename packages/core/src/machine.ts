@@ -87,7 +87,7 @@ export class Machine {
       if (err) {
         throw new PagemigError(
           'ERR_INVALID_CONFIG',
-          `createMachine: sysctl.${name}: ${JSON.stringify(value)} was refused (${errnoNames[err] ?? err})`,
+          `createMachine: sysctl.${name}: ${show(value)} was refused (${errnoNames[err] ?? err})`,
           { errno: err },
         );
       }

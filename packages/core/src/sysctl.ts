@@ -10,6 +10,7 @@ import {
 } from './kernel.js';
 import { resetMemoryTiering } from './numa_promotion.js';
 import type { Process } from './process.js';
+import { show } from './show.js';
 import { NUMA_BALANCING_MEMORY_TIERING } from './task_numa.js';
 
 /**
@@ -186,7 +187,7 @@ export class Sysctl {
     if (knob?.work)
       throw new PagemigError(
         'ERR_SYSCTL_ASYNC',
-        `sysctl.write(${JSON.stringify(name)}): the kernel's handler works inside the write (it returns when done); write it with await m.sysctl.writeAsync(${JSON.stringify(name)}, ${JSON.stringify(value)})`,
+        `sysctl.write(${JSON.stringify(name)}): the kernel's handler works inside the write (it returns when done); write it with await m.sysctl.writeAsync(${JSON.stringify(name)}, ${show(value)})`,
       );
     const { errno, v } = this.prepare(name, knob, value, opts, 'write');
     if (errno) return errno;

@@ -1,4 +1,5 @@
 import { PagemigError } from './errno.js';
+import { show } from './show.js';
 
 const UNITS: Readonly<Record<string, number>> = {
   '': 1,
@@ -36,15 +37,12 @@ export function parseSize(value: Size, field = 'size'): number {
   if (!m || unit === undefined) {
     throw new PagemigError(
       'ERR_INVALID_SIZE',
-      `${field}: cannot parse ${JSON.stringify(value)}; use a byte count or a number with one of B, KiB, MiB, GiB, TiB (e.g. '512MiB')`,
+      `${field}: cannot parse ${show(value)}; use a byte count or a number with one of B, KiB, MiB, GiB, TiB (e.g. '512MiB')`,
     );
   }
   const bytes = Number(m[1]) * unit;
   if (!Number.isSafeInteger(bytes)) {
-    throw new PagemigError(
-      'ERR_INVALID_SIZE',
-      `${field}: ${JSON.stringify(value)} is not a whole number of bytes`,
-    );
+    throw new PagemigError('ERR_INVALID_SIZE', `${field}: ${show(value)} is not a whole number of bytes`);
   }
   return bytes;
 }

@@ -325,6 +325,10 @@ describe('sysctl', () => {
       expect(await s.writeAsync('vm.compact_memory', 0)).toBe(EINVAL);
       // A plain write would return before the handler's work: refused, the action not called.
       expect(catchPagemig(() => s.write('vm.compact_memory', 1)).code).toBe('ERR_SYSCTL_ASYNC');
+      // Whatever the value: a BigInt in the message was a TypeError from JSON.stringify.
+      const big = catchPagemig(() => s.write('vm.compact_memory', 10n as never));
+      expect(big.code).toBe('ERR_SYSCTL_ASYNC');
+      expect(big.message).toMatch(/writeAsync\("vm\.compact_memory", 10n\)/);
       expect(calls).toEqual([1]);
       undo();
       expect(await s.writeAsync('vm.compact_memory', 1)).toBe(ENOENT);
