@@ -19,6 +19,7 @@ import {
 import { CORE_VERSION, validateMigrator } from './migrator_validate.js';
 import { MAX_PAGE_ORDER, MIGRATE_UNMOVABLE } from './mmzone.js';
 import { PG_reserved } from './page.js';
+import { show } from './show.js';
 
 /** A migrator that keeps failing is disabled after this many consecutive failed batches. */
 export const MIGRATOR_MAX_CONSECUTIVE_FAILURES = 3;
@@ -258,16 +259,25 @@ export class OffloadHost {
    * migrator serves the reason or it does not listen for runs.
    */
   runStart(
-    reason: MigrateReasonValue,
-    mode: MigrateModeValue,
+    reason: MigrateReasonValue | MigrateReasonName,
+    mode: MigrateModeValue | MigrateModeName,
     node: number,
     heads: ArrayLike<number>,
   ): ServedRun | null {
-    const m = this.entryFor(reason)?.migrator;
+    const r = this.checkRun('runStart', reason, mode, node);
+    if (heads === null || typeof heads !== 'object' || !Number.isSafeInteger(heads.length))
+      throw kernelError(EINVAL, 'runStart: heads must be an array of folio head pfns');
+    const nrPages = this.k.nrPages;
+    for (let i = 0; i < heads.length; i++) {
+      const h = heads[i]!;
+      if (!Number.isInteger(h) || h < 0 || h >= nrPages)
+        throw kernelError(EINVAL, `runStart: heads[${i}] = ${show(h)} is not a pfn of this machine`);
+    }
+    const m = this.entryFor(r)?.migrator;
     if (!m || (!m.runStart && !m.runEnd)) return null;
     let pages = 0;
     for (let i = 0; i < heads.length; i++) pages += 1 << this.k.folioOrder(heads[i]!);
-    return this.announce(m, { reason, mode, node, folios: heads.length, pages });
+    return this.announce(m, { reason: r, mode: resolveMode(mode), node, folios: heads.length, pages });
   }
 
   /**
@@ -281,18 +291,29 @@ export class OffloadHost {
     node: number,
     pages: number,
   ): ServedRun | null {
+    const r = this.checkRun('passStart', reason, mode, node);
+    if (!Number.isSafeInteger(pages) || pages < 0)
+      throw kernelError(EINVAL, `passStart: pages must be an integer >= 0, got ${show(pages)}`);
+    const m = this.entryFor(r)?.migrator;
+    if (!m || (!m.runStart && !m.runEnd)) return null;
+    return this.announce(m, { reason: r, mode: resolveMode(mode), node, folios: 0, pages });
+  }
+
+  /** The reason of a run or pass to announce, its mode and node checked (EINVAL naming `what`). */
+  private checkRun(
+    what: string,
+    reason: MigrateReasonValue | MigrateReasonName,
+    mode: MigrateModeValue | MigrateModeName,
+    node: number,
+  ): MigrateReasonValue {
     const r = resolveReason(reason);
-    const md = resolveMode(mode);
+    resolveMode(mode);
     if (!Number.isInteger(node) || !this.k.nodes[node])
       throw kernelError(
         EINVAL,
-        `passStart: node ${String(node)} does not exist (nodes 0..${this.k.nodes.length - 1})`,
+        `${what}: node ${show(node)} does not exist (nodes 0..${this.k.nodes.length - 1})`,
       );
-    if (!Number.isSafeInteger(pages) || pages < 0)
-      throw kernelError(EINVAL, `passStart: pages must be an integer >= 0, got ${String(pages)}`);
-    const m = this.entryFor(r)?.migrator;
-    if (!m || (!m.runStart && !m.runEnd)) return null;
-    return this.announce(m, { reason: r, mode: md, node, folios: 0, pages });
+    return r;
   }
 
   private announce(m: Migrator, info: MigrationRunInfo): ServedRun {

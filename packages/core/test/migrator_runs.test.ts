@@ -157,6 +157,17 @@ describe('migrator run hooks', () => {
     expect(() => m.offload.runEnd({} as never)).toThrow(
       /runEnd: expected what runStart or passStart returned/,
     );
+    // runStart (the engine's call, public on m.offload) checks its input the same way, and its heads.
+    for (const [args, msg] of [
+      [['compaction', 'MIGRATE_SYNC', 9, []], /runStart: node 9 does not exist/],
+      [['compaction', 'MIGRATE_SYNC', 0, 'heads'], /heads must be an array of folio head pfns/],
+      [['compaction', 'MIGRATE_SYNC', 0, [0, -1]], /heads\[1\] = -1 is not a pfn of this machine/],
+      [['compaction', 'MIGRATE_SYNC', 0, [1e12]], /heads\[0\] = 1000000000000 is not a pfn/],
+    ] as const) {
+      expect(() => (m.offload.runStart as (...a: unknown[]) => unknown)(...args)).toThrow(
+        expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(msg) }),
+      );
+    }
     expect(r.log).toEqual(['start', 'end']);
   });
 });
