@@ -174,7 +174,13 @@ describe('timeline recorder', () => {
     await sleep(5);
     m.timeline.start({ folios: true });
     const r = await p.movePages(0, [a], [1], MPOL_MF_MOVE_ALL);
-    await sleep(5);
+    // The thread records its wait span when it wakes: stop the capture only once it has (its wait
+    // time is counted, then it accesses memory again), at most 10 s on a loaded host.
+    const accesses = () => t.stats().accessesByNode.reduce((x, y) => x + y, 0);
+    const until = performance.now() + 10_000;
+    while (t.stats().migrationWaitMs === 0 && performance.now() < until) await sleep(1);
+    const after = accesses();
+    while (accesses() === after && performance.now() < until) await sleep(1);
     const cap = m.timeline.stop();
     t.stop();
     await t.join();
