@@ -12,7 +12,7 @@ import {
   PagemigError,
 } from '@pagemig/core';
 import { Piscina } from 'piscina';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   type CpuMultithreadedMigrator,
   type CpuMultithreadedOptions,
@@ -27,12 +27,12 @@ let m: Machine | undefined;
 const migrators: CpuMultithreadedMigrator[] = [];
 const pools: Piscina[] = [];
 
+// Pools a test injects are destroyed after it: an idle worker they retire later would change
+// the handle count the next test measures.
 afterEach(async () => {
   await m?.close();
   m = undefined;
   for (const mig of migrators.splice(0)) await mig.dispose();
-});
-afterAll(async () => {
   for (const pool of pools.splice(0)) await pool.destroy();
 });
 
