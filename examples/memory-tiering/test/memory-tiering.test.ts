@@ -21,6 +21,8 @@ it('kswapd demotes, mode-2 NUMA balancing promotes, every copy on the DMA engine
   // Nothing else migrated; the DMA engine copied every folio that moved (all 4 KiB) and never failed.
   const moved = c.pgdemote_kswapd + c.pgdemote_direct + c.pgpromote_success;
   expect(c.pgmigrate_success).toBe(moved);
+  // A promotion is started only while DRAM has room for it and every promotion in flight.
+  expect(c.pgmigrate_fail).toBe(0);
   expect(r.dma).toMatchObject({ name: 'ptdma', foliosCopied: moved, failures: 0 });
   // Both engines took a share of the bytes (demotions come in batches sliced across channels).
   expect(r.dma.channels).toHaveLength(2);

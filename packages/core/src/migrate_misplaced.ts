@@ -28,6 +28,8 @@ export interface MisplacedMigration {
 
 interface MisplacedState {
   readonly inFlight: Set<Promise<boolean>>;
+  /** Pages of the migrations in flight, by target node: already promised to that node. */
+  readonly pendingPages: Map<number, number>;
   readonly listeners: Set<(m: MisplacedMigration) => void>;
   /** The kernel thread's CPU time when the current busy period (some migration in flight) began. */
   busyCpu0: number;
@@ -43,7 +45,7 @@ const ZONE_MOVABLE = zoneNames.indexOf('Movable');
 function state(k: Kernel): MisplacedState {
   let s = states.get(k);
   if (!s) {
-    s = { inFlight: new Set(), listeners: new Set(), busyCpu0: 0, cpuSeconds: 0 };
+    s = { inFlight: new Set(), pendingPages: new Map(), listeners: new Set(), busyCpu0: 0, cpuSeconds: 0 };
     states.set(k, s);
   }
   return s;
@@ -101,7 +103,11 @@ function migrateBalancedPgdat(k: Kernel, nid: number, nr: number): boolean {
  */
 export function migrateMisplacedFolioPrepare(k: Kernel, head: number, node: number): number {
   const order = k.folioOrder(head);
-  if (!migrateBalancedPgdat(k, node, 1 << order)) {
+  // The kernel's fault migrates before it returns, so the next fault's check sees those pages
+  // taken; here the migration runs after the fault, so the pages promised to the node count as
+  // taken (otherwise a burst of faults all pass the check and their allocations fail).
+  const pending = states.get(k)?.pendingPages.get(node) ?? 0;
+  if (!migrateBalancedPgdat(k, node, (1 << order) + pending)) {
     if (!(k.kern.numa_balancing & NUMA_BALANCING_MEMORY_TIERING)) return -EAGAIN;
     const zones = k.nodes[node]!.zones;
     let z = zones.length - 1;
@@ -163,9 +169,13 @@ export function migrateMisplacedFolio(k: Kernel, head: number, node: number): Pr
     );
   if (s.inFlight.size === 0) s.busyCpu0 = threadCpuSeconds();
   s.inFlight.add(run);
+  s.pendingPages.set(node, (s.pendingPages.get(node) ?? 0) + (1 << order));
   k.migrations.add(run);
   void run.then(() => {
     s.inFlight.delete(run);
+    const left = s.pendingPages.get(node)! - (1 << order);
+    if (left) s.pendingPages.set(node, left);
+    else s.pendingPages.delete(node);
     k.migrations.delete(run);
     if (s.inFlight.size === 0) s.cpuSeconds += threadCpuSeconds() - s.busyCpu0;
   });

@@ -359,4 +359,42 @@ describe('memory tiering: a full top tier', () => {
     expect(p.pageInfo(a + PAGE_SIZE)!.node).toBe(1);
     expect(sameBytes(p.read(a, 2 * PAGE_SIZE), data)).toBe(true);
   });
+
+  it('a burst of faults promotes what the same faults promote one by one: migrations in flight count as taken, none fails', async () => {
+    // The kernel's fault migrates before it returns; here the migration runs after the fault, so
+    // a burst of faults must see the pages already promised to the top tier as taken.
+    const promoted = async (burst: boolean) => {
+      const m = await tiered(2);
+      const p = m.spawn({ node: 0 });
+      const pages = 64;
+      const { a, data } = await pagesOn(p, 1, pages);
+      const zone = m.kernel.nodes[0]!.zones.find((z) => z.present > 0)!;
+      // Room for 20 pages above node 0's high watermark.
+      const fillPages = zone.freePages - zone.watermark[WMARK_HIGH]! - 20;
+      const fill = p.mmap(fillPages * PAGE_SIZE, { thp: 'never' });
+      p.touch(fill, fillPages * PAGE_SIZE, 'write');
+      scan(m, p, a);
+      m.clock.advance(10);
+      const c0 = counters(m);
+      const fail0 = m.vmstat().pgmigrate_fail;
+      if (burst) {
+        p.touch(a, pages * PAGE_SIZE, 'read'); // 64 hinting faults before any migration runs
+        await misplacedSettled(m.kernel);
+      } else for (let i = 0; i < pages; i++) await touch(m, p, a, i);
+      const d = delta(m, c0);
+      expect(m.vmstat().pgmigrate_fail - fail0).toBe(0);
+      expect(d.pgpromote_candidate).toBe(pages);
+      expect(zone.freePages).toBeGreaterThanOrEqual(zone.watermark[WMARK_HIGH]!);
+      const onDram = Array.from({ length: pages }, (_, i) => p.pageInfo(a + i * PAGE_SIZE)!.node).filter(
+        (n) => n === 0,
+      ).length;
+      expect(onDram).toBe(d.pgpromote_success);
+      expect(sameBytes(p.read(a, pages * PAGE_SIZE), data)).toBe(true);
+      return d.pgpromote_success;
+    };
+    const oneByOne = await promoted(false);
+    expect(oneByOne).toBeGreaterThan(10);
+    expect(oneByOne).toBeLessThanOrEqual(20);
+    expect(await promoted(true)).toBe(oneByOne);
+  });
 });
