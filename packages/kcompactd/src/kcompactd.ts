@@ -1,7 +1,6 @@
 import {
   checkMachine,
   describeKnownKeys,
-  EBUSY,
   EINVAL,
   kernelError,
   type Machine,
@@ -12,7 +11,7 @@ import {
   suggestKey,
   TL_KCOMPACTD,
 } from '@pagemig/core';
-import type { Kernel, PgData } from '@pagemig/core/internal';
+import { MachineDaemon, type PgData } from '@pagemig/core/internal';
 import {
   type CompactZoneOptions,
   type CompactZoneResult,
@@ -45,9 +44,6 @@ function optionError(message: string): PagemigError {
 function stoppedError(): PagemigError {
   return new PagemigError('ERR_KCOMPACTD_STOPPED', 'kcompactd is stopped');
 }
-
-/** The instance attached to each machine (one compaction subsystem per machine). */
-const attached = new WeakMap<Machine, Kcompactd>();
 
 /** HPAGE_FRAG_CHECK_INTERVAL_MSEC: how often kcompactd checks the fragmentation score. */
 export const HPAGE_FRAG_CHECK_INTERVAL_MSEC = 500;
@@ -296,18 +292,9 @@ class NodeDaemon {
  * vm.compact_memory and vm.compaction_proactiveness sysctl actions, manual per-node compaction,
  * and an allocation path with direct compaction. Create it with `attachKcompactd(m, opts)`.
  */
-export class Kcompactd {
-  readonly kernel: Kernel;
+export class Kcompactd extends MachineDaemon {
   readonly checkIntervalMs: number;
-  /** Set once stop() began: daemons exit, running compactions end at the next batch. */
-  stopping = false;
-  /** Errors a daemon loop died of (should stay empty). */
-  readonly errors: unknown[] = [];
   private readonly daemons = new Map<number, NodeDaemon>();
-  private readonly undo: (() => void)[] = [];
-  private readonly inFlight = new Set<Promise<unknown>>();
-  private idleWaiters: (() => void)[] = [];
-  private stopped: Promise<void> | null = null;
   private readonly totals: Record<CompactTrigger, CompactTotals> = {
     direct: emptyTotals(),
     kcompactd: emptyTotals(),
@@ -318,10 +305,10 @@ export class Kcompactd {
   private readonly clusterMax: number | undefined;
   private readonly copyTimeoutMs: number | undefined;
 
-  constructor(
-    readonly machine: Machine,
-    opts: KcompactdOptions = {},
-  ) {
+  constructor(machine: Machine, opts: KcompactdOptions = {}) {
+    // One kcompactd per machine; stopping (daemons exit, running compactions end at the next
+    // batch) and errors (what a daemon loop died of) come from MachineDaemon.
+    super(machine, 'kcompactd');
     const known = ['proactiveness', 'checkIntervalMs', 'clusterMax', 'copyTimeoutMs'];
     for (const key of Object.keys(opts)) {
       if (known.includes(key)) continue;
@@ -330,14 +317,6 @@ export class Kcompactd {
         `unknown option ${JSON.stringify(key)}; ${hint ? `did you mean ${JSON.stringify(hint)}?` : describeKnownKeys(known)}`,
       );
     }
-    const other = attached.get(machine);
-    if (other && !other.stopping)
-      throw new PagemigError(
-        'EBUSY',
-        'EBUSY: attachKcompactd: this machine already has kcompactd attached; stop() it first',
-        { errno: EBUSY },
-      );
-    this.kernel = machine.kernel;
     this.checkIntervalMs = opts.checkIntervalMs ?? HPAGE_FRAG_CHECK_INTERVAL_MSEC;
     if (!(this.checkIntervalMs > 0) || !Number.isFinite(this.checkIntervalMs))
       throw optionError(`checkIntervalMs must be a positive number of ms, got ${opts.checkIntervalMs}`);
@@ -350,13 +329,12 @@ export class Kcompactd {
     )
       throw optionError(`copyTimeoutMs must be a positive number of ms, got ${String(opts.copyTimeoutMs)}`);
     this.copyTimeoutMs = opts.copyTimeoutMs;
-    if (opts.proactiveness !== undefined) {
-      // Before the action is installed, so the initial value does not trigger a pass.
-      const err = machine.sysctl.write('vm.compaction_proactiveness', opts.proactiveness);
-      if (err) throw optionError(`proactiveness must be an integer in 0..100, got ${opts.proactiveness}`);
-    }
-    // Options are checked; nothing starts on a closed machine (ERR_MACHINE_CLOSED).
-    machine.assertOpen('attachKcompactd');
+    const p = opts.proactiveness;
+    if (p !== undefined && !(typeof p === 'number' && Number.isInteger(p) && p >= 0 && p <= 100))
+      throw optionError(`proactiveness must be an integer in 0..100, got ${String(p)}`);
+    this.checkAttachable('attachKcompactd');
+    // Before the action is installed, so the initial value does not trigger a pass.
+    if (p !== undefined) machine.sysctl.write('vm.compaction_proactiveness', p);
     this.undo.push(machine.sysctl.setAction('vm.compact_memory', (v) => this.compactMemorySysctl(v)));
     // The allocator's slow path (core) calls these: kswapd's sleep steps wake kcompactd after any
     // failed high-order allocation, and direct compaction runs this package's compaction.
@@ -372,14 +350,13 @@ export class Kcompactd {
         return r;
       }),
     );
-    this.undo.push(this.kernel.onClose(() => this.stop()));
     this.undo.push(
       machine.sysctl.setAction('vm.compaction_proactiveness', (v) => this.proactivenessSysctl(v)),
     );
     for (const node of this.kernel.nodes) {
       if (node.nrPages > 0 && node.zones.length) this.daemons.set(node.nid, new NodeDaemon(this, node));
     }
-    attached.set(machine, this);
+    this.attached();
   }
 
   /** Options every compact_zone of this instance gets. */
@@ -543,19 +520,9 @@ export class Kcompactd {
     return 0;
   }
 
-  private track<T>(p: Promise<T>): Promise<T> {
-    this.inFlight.add(p);
-    const done = () => {
-      this.inFlight.delete(p);
-      this.notifyIdle();
-    };
-    p.then(done, done);
-    return p;
-  }
-
   /** True when no compaction is running or requested. */
   isSettled(): boolean {
-    if (this.inFlight.size) return false;
+    if (this.tracked.size) return false;
     for (const d of this.daemons.values()) {
       if (this.stopping) continue;
       if (!d.sleeping || d.workRequested()) return false;
@@ -563,42 +530,22 @@ export class Kcompactd {
     return true;
   }
 
-  notifyIdle(): void {
-    const w = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const r of w) r();
-  }
-
   /**
    * Resolves once every kcompactd sleeps with nothing requested and no manual or sysctl-started
    * compaction is running (e.g. after `m.sysctl.write('vm.compact_memory', 1)`).
    */
-  async settled(): Promise<void> {
-    while (!this.isSettled()) {
-      await new Promise<void>((r) => this.idleWaiters.push(r));
-    }
+  settled(): Promise<void> {
+    return this.untilIdle(() => this.isSettled());
   }
 
   /**
-   * Stops every kcompactd (kthread_stop): running compactions end at their next batch, the
-   * sysctl actions are removed (vm.compact_memory answers ENOENT again). Idempotent.
+   * stop() (idempotent) has removed the sysctl actions (vm.compact_memory answers ENOENT again) and
+   * the allocator hooks: every kcompactd is woken to exit (kthread_stop), and stop() then waits for
+   * the running compactions, which end at their next batch.
    */
-  stop(): Promise<void> {
-    if (!this.stopped) this.stopped = this.doStop();
-    return this.stopped;
-  }
-
-  private async doStop(): Promise<void> {
-    this.stopping = true;
-    for (const u of this.undo) u();
+  protected async shutdown(): Promise<void> {
     for (const d of this.daemons.values()) d.wake();
     await Promise.allSettled([...this.daemons.values()].map((d) => d.done));
-    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
-    this.notifyIdle();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop();
   }
 }
 

@@ -228,6 +228,11 @@ describe('kcompactd', () => {
     expect(kd.errors).toEqual([]);
     expect(() => attachKcompactd(m!)).toThrow(/already has kcompactd attached/);
     expect(() => attachKcompactd(m!)).toThrow(expect.objectContaining({ code: 'EBUSY', errno: EBUSY }));
+    // A refused attach changes nothing: its proactiveness is not written.
+    expect(() => attachKcompactd(m!, { proactiveness: 55 })).toThrow(
+      expect.objectContaining({ code: 'EBUSY' }),
+    );
+    expect(m.sysctl.read('vm.compaction_proactiveness')).toBe('20\n');
     await m.close();
     const stopped = kd.stop();
     expect(kd.stop()).toBe(stopped);

@@ -1,7 +1,6 @@
 import {
   checkMachine,
   describeKnownKeys,
-  EBUSY,
   EINVAL,
   kernelError,
   MAX_PAGE_ORDER,
@@ -9,7 +8,7 @@ import {
   PagemigError,
   suggestKey,
 } from '@pagemig/core';
-import { type AllocRequest, DEMOTION_ENABLED_PATH, type Kernel } from '@pagemig/core/internal';
+import { type AllocRequest, DEMOTION_ENABLED_PATH, MachineDaemon } from '@pagemig/core/internal';
 import { balancePgdat, pgdatBalanced } from './balance.js';
 import { tryToFreePages } from './direct_reclaim.js';
 import { type DemotionTotals, emptyDemotionTotals, emptyNodeStats, type NodeReclaimStats } from './stats.js';
@@ -25,9 +24,6 @@ import { MAX_RECLAIM_RETRIES, type ReclaimEnv } from './vmscan.js';
 function optionError(message: string): PagemigError {
   return new PagemigError('ERR_KSWAPD_OPTION', `attachKswapd: ${message}`, { errno: EINVAL });
 }
-
-/** The instance attached to each machine (one reclaim subsystem per machine). */
-const attached = new WeakMap<Machine, Kswapd>();
 
 /** kswapd_try_to_sleep's short nap before it sleeps for good: schedule_timeout(HZ/10). */
 export const KSWAPD_NAP_MS = 100;
@@ -214,27 +210,18 @@ class KswapdThread {
  * (there is no swap) is reclaimed by demoting it to the next memory tier. Create it with
  * `attachKswapd(m, opts)`.
  */
-export class Kswapd implements ReclaimEnv {
-  readonly kernel: Kernel;
-  /** Set once stop() began: kswapd threads exit, reclaim ends after the migration in progress. */
-  stopping = false;
-  /** Errors a kswapd loop died of (should stay empty). */
-  readonly errors: unknown[] = [];
+export class Kswapd extends MachineDaemon implements ReclaimEnv {
   readonly napMs: number;
   readonly copyTimeoutMs: number | undefined;
   readonly directReclaim: boolean;
   readonly demotion: DemotionTotals = emptyDemotionTotals();
   private readonly threads = new Map<number, KswapdThread>();
   private readonly perNode: NodeReclaimStats[];
-  private readonly undo: (() => void)[] = [];
-  private readonly inFlight = new Set<Promise<unknown>>();
-  private idleWaiters: (() => void)[] = [];
-  private stopped: Promise<void> | null = null;
 
-  constructor(
-    readonly machine: Machine,
-    opts: KswapdOptions,
-  ) {
+  constructor(machine: Machine, opts: KswapdOptions) {
+    // One kswapd per machine; stopping (reclaim ends after the migration in progress) and errors
+    // (what a kswapd loop died of) come from MachineDaemon.
+    super(machine, 'kswapd');
     if (typeof opts !== 'object' || opts === null)
       throw optionError(`options must be an object like { demotion: true }, got ${String(opts)}`);
     for (const key of Object.keys(opts)) {
@@ -254,16 +241,7 @@ export class Kswapd implements ReclaimEnv {
     const ct = opts.copyTimeoutMs;
     if (ct !== undefined && (typeof ct !== 'number' || !(ct > 0) || !Number.isFinite(ct)))
       throw optionError(`copyTimeoutMs must be a positive number of ms, got ${String(ct)}`);
-    const other = attached.get(machine);
-    if (other && !other.stopping)
-      throw new PagemigError(
-        'EBUSY',
-        'EBUSY: attachKswapd: this machine already has kswapd attached; stop() it first',
-        { errno: EBUSY },
-      );
-    // Options are checked; nothing starts on a closed machine (ERR_MACHINE_CLOSED).
-    machine.assertOpen('attachKswapd');
-    this.kernel = machine.kernel;
+    this.checkAttachable('attachKswapd');
     this.napMs = napMs;
     this.copyTimeoutMs = ct;
     this.directReclaim = opts.directReclaim ?? true;
@@ -285,11 +263,10 @@ export class Kswapd implements ReclaimEnv {
     this.undo.push(...off);
     if (opts.demotion !== undefined)
       machine.sysfs.write(DEMOTION_ENABLED_PATH, opts.demotion ? 'true' : 'false');
-    this.undo.push(k.onClose(() => this.stop()));
     for (const node of k.nodes) {
       if (node.nrPages > 0 && node.zones.length) this.threads.set(node.nid, new KswapdThread(this, node.nid));
     }
-    attached.set(machine, this);
+    this.attached();
   }
 
   nodeStats(nid: number): NodeReclaimStats {
@@ -348,17 +325,6 @@ export class Kswapd implements ReclaimEnv {
     return this.track(tryToFreePages(this, req, () => this.stopping));
   }
 
-  /** Tracks a direct reclaim in flight, for settled() and stop(). */
-  private track<T>(p: Promise<T>): Promise<T> {
-    this.inFlight.add(p);
-    const done = () => {
-      this.inFlight.delete(p);
-      this.notifyIdle();
-    };
-    p.then(done, done);
-    return p;
-  }
-
   /** The knobs in force now. */
   knobs(): KswapdKnobs {
     const k = this.kernel;
@@ -412,15 +378,9 @@ export class Kswapd implements ReclaimEnv {
 
   /** True when every kswapd sleeps for good and no direct reclaim runs. */
   isSettled(): boolean {
-    if (this.inFlight.size) return false;
+    if (this.tracked.size) return false;
     for (const t of this.threads.values()) if (!t.stopped && t.wait !== 'sleep') return false;
     return true;
-  }
-
-  notifyIdle(): void {
-    const w = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const r of w) r();
   }
 
   /**
@@ -432,33 +392,21 @@ export class Kswapd implements ReclaimEnv {
     const alive = setInterval(() => undefined, 1 << 30);
     try {
       await new Promise<void>((r) => setImmediate(r));
-      while (!this.isSettled()) await new Promise<void>((r) => this.idleWaiters.push(r));
+      await this.untilIdle(() => this.isSettled());
     } finally {
       clearInterval(alive);
     }
   }
 
   /**
-   * Stops every kswapd (kthread_stop) and removes the allocator hooks, so a failed allocation
-   * wakes nothing and reclaims nothing; waits for the reclaim in progress, which puts back what it
-   * isolated. /sys/kernel/mm/numa/demotion_enabled keeps its value. Idempotent.
+   * stop() (idempotent) has removed the allocator hooks, so a failed allocation wakes nothing and
+   * reclaims nothing: every kswapd is woken to exit (kthread_stop), and stop() then waits for the
+   * direct reclaim in progress, which puts back what it isolated.
+   * /sys/kernel/mm/numa/demotion_enabled keeps its value.
    */
-  stop(): Promise<void> {
-    if (!this.stopped) this.stopped = this.doStop();
-    return this.stopped;
-  }
-
-  private async doStop(): Promise<void> {
-    this.stopping = true;
-    for (const u of this.undo) u();
+  protected async shutdown(): Promise<void> {
     for (const t of this.threads.values()) t.wake();
     await Promise.allSettled([...this.threads.values()].map((t) => t.done));
-    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
-    this.notifyIdle();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop();
   }
 }
 

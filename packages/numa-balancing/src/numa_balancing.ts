@@ -1,7 +1,6 @@
 import {
   checkMachine,
   describeKnownKeys,
-  EBUSY,
   EINVAL,
   type Machine,
   type MigrationPhases,
@@ -11,7 +10,7 @@ import {
 } from '@pagemig/core';
 import {
   flushProtNuma,
-  type Kernel,
+  MachineDaemon,
   type MisplacedMigration,
   misplacedCpuSeconds,
   misplacedInFlight,
@@ -122,9 +121,6 @@ function shown(v: unknown): string {
   return typeof v === 'string' ? JSON.stringify(v) : Array.isArray(v) ? 'an array' : String(v);
 }
 
-/** The instance attached to each machine. */
-const attached = new WeakMap<Machine, NumaBalancing>();
-
 function checkOptions(opts: unknown): NumaBalancingOptions {
   if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
     throw optionError(`options must be an object like { scanDelayMs: 10 }, got ${shown(opts)}`);
@@ -155,13 +151,9 @@ function checkOptions(opts: unknown): NumaBalancingOptions {
  * core's (do_numa_page); this instance scans, adapts each process's scan period and accounts for
  * the migrations. Create it with `attachNumaBalancing(m, options)`.
  */
-export class NumaBalancing {
-  readonly kernel: Kernel;
-  /** Errors the scanner loop died of, and migrations the engine threw on (should stay empty). */
-  readonly errors: unknown[] = [];
+export class NumaBalancing extends MachineDaemon {
   private readonly opts: NumaBalancingOptions;
   private readonly tasks = new Map<Process, TaskScan>();
-  private readonly undo: (() => void)[] = [];
   private readonly counters0: Record<string, number>;
   private readonly cpu0: number;
   private readonly totals = {
@@ -174,35 +166,23 @@ export class NumaBalancing {
     foliosCopied: 0,
     migrator: null as string | null,
   };
-  private stopping = false;
-  private stopped: Promise<void> | null = null;
   private wakeFn: (() => void) | null = null;
   /** A pass in progress (its TLB shootdown), for settled(). */
   private scanning: Promise<void> | null = null;
   private readonly done: Promise<void>;
 
-  constructor(
-    readonly machine: Machine,
-    options: NumaBalancingOptions = {},
-  ) {
+  constructor(machine: Machine, options: NumaBalancingOptions = {}) {
+    // One per machine; errors (what the scanner loop died of, migrations the engine threw on)
+    // come from MachineDaemon.
+    super(machine, 'NUMA balancing');
     this.opts = checkOptions(options);
-    const other = attached.get(machine);
-    if (other && !other.stopping)
-      throw new PagemigError(
-        'EBUSY',
-        'EBUSY: attachNumaBalancing: this machine already has NUMA balancing attached; stop() it first',
-        { errno: EBUSY },
-      );
-    // Options are checked; nothing starts on a closed machine (ERR_MACHINE_CLOSED).
-    machine.assertOpen('attachNumaBalancing');
-    this.kernel = machine.kernel;
+    this.checkAttachable('attachNumaBalancing');
     const v = machine.vmstat();
     this.cpu0 = misplacedCpuSeconds(machine.kernel);
     this.counters0 = Object.fromEntries([...NUMA_COUNTERS, ...PROMOTION_COUNTERS].map((c) => [c, v[c]]));
     this.undo.push(machine.sysctl.setAction('kernel.numa_balancing', () => this.wake()));
     this.undo.push(onMisplacedMigration(this.kernel, (m) => this.record(m)));
-    this.undo.push(this.kernel.onClose(() => this.stop()));
-    attached.set(machine, this);
+    this.attached();
     this.done = this.loop().catch((e: unknown) => {
       this.errors.push(e);
     });
@@ -417,27 +397,17 @@ export class NumaBalancing {
   }
 
   /**
-   * Stops the scanner, waits for the migrations in flight, and makes every PROT_NONE entry the
-   * scanner left accessible again, so the machine is as if NUMA balancing had never been attached
-   * but for where the folios now are. (The kernel leaves them when kernel.numa_balancing goes to
-   * 0: they fault once each, harmlessly; writing 0 here does the same.) Idempotent.
+   * stop() (idempotent) has removed the sysctl action and the listener: the scanner is woken to
+   * exit, the migrations in flight end, and every PROT_NONE entry the scanner left is made
+   * accessible again, so the machine is as if NUMA balancing had never been attached but for where
+   * the folios now are. (The kernel leaves them when kernel.numa_balancing goes to 0: they fault
+   * once each, harmlessly; writing 0 here does the same.)
    */
-  stop(): Promise<void> {
-    if (!this.stopped) this.stopped = this.doStop();
-    return this.stopped;
-  }
-
-  private async doStop(): Promise<void> {
-    this.stopping = true;
-    for (const u of this.undo) u();
+  protected async shutdown(): Promise<void> {
     this.wakeFn?.();
     await this.done;
     await this.settled();
     for (const proc of this.kernel.processes.values()) restoreProtections(proc);
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop();
   }
 }
 
