@@ -5,6 +5,7 @@
  * authors use the public entry, `@pagemig/core`.
  */
 export { MachineDaemon } from './daemon.js';
+export { show } from './show.js';
 export {
   deferredSplitFolio,
   folioTestPartiallyMapped,

@@ -3,6 +3,7 @@ import {
   describeKnownKeys,
   EINVAL,
   kernelError,
+  MAX_PAGE_ORDER,
   type Machine,
   MIGRATE_UNMOVABLE,
   MigrateMode,
@@ -10,8 +11,9 @@ import {
   type Process,
   suggestKey,
   TL_KCOMPACTD,
+  zoneNames,
 } from '@pagemig/core';
-import { MachineDaemon, type PgData } from '@pagemig/core/internal';
+import { MachineDaemon, type PgData, show } from '@pagemig/core/internal';
 import {
   type CompactZoneOptions,
   type CompactZoneResult,
@@ -309,6 +311,8 @@ export class Kcompactd extends MachineDaemon {
     // One kcompactd per machine; stopping (daemons exit, running compactions end at the next
     // batch) and errors (what a daemon loop died of) come from MachineDaemon.
     super(machine, 'kcompactd');
+    if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
+      throw optionError(`options must be an object like { proactiveness: 20 }, got ${show(opts)}`);
     const known = ['proactiveness', 'checkIntervalMs', 'clusterMax', 'copyTimeoutMs'];
     for (const key of Object.keys(opts)) {
       if (known.includes(key)) continue;
@@ -428,17 +432,39 @@ export class Kcompactd extends MachineDaemon {
   private daemon(nid: number): NodeDaemon {
     const d = this.daemons.get(nid);
     if (!d)
-      throw kernelError(EINVAL, `node ${nid} has no kcompactd (nodes 0..${this.kernel.nodes.length - 1})`);
+      throw kernelError(
+        EINVAL,
+        `node ${show(nid)} has no kcompactd (nodes 0..${this.kernel.nodes.length - 1} with memory)`,
+      );
     return d;
   }
 
   /**
-   * wakeup_kcompactd: asks node `nid`'s kcompactd to compact for `order` (order 0 is ignored).
-   * The order and zone index are recorded; the thread is woken only if it sleeps and some zone
-   * would benefit. Returns whether it was woken.
+   * wakeup_kcompactd: asks node `nid`'s kcompactd to compact for `order` (0..MAX_PAGE_ORDER; order
+   * 0 is ignored) below zone `highestZoneidx` (default the node's highest). The order and zone
+   * index are recorded; the thread is woken only if it sleeps and some zone would benefit. Returns
+   * whether it was woken. EINVAL for a bad node, order or zone index; ERR_KCOMPACTD_STOPPED after
+   * stop().
    */
   wakeup(nid: number, order: number, highestZoneidx?: number): boolean {
-    if (this.stopping) return false;
+    if (this.stopping) throw stoppedError();
+    if (!Number.isInteger(nid)) throw kernelError(EINVAL, `kd.wakeup: node ${show(nid)} is not a node id`);
+    this.daemon(nid);
+    if (!Number.isInteger(order) || order < 0 || order > MAX_PAGE_ORDER)
+      throw kernelError(EINVAL, `kd.wakeup: order ${show(order)} is not an integer in 0..${MAX_PAGE_ORDER}`);
+    if (
+      highestZoneidx !== undefined &&
+      (!Number.isInteger(highestZoneidx) || highestZoneidx < 0 || highestZoneidx >= zoneNames.length)
+    )
+      throw kernelError(
+        EINVAL,
+        `kd.wakeup: highestZoneidx ${show(highestZoneidx)} is not a zone index 0..${zoneNames.length - 1}`,
+      );
+    return this.wakeupKcompactd(nid, order, highestZoneidx);
+  }
+
+  /** wakeup_kcompactd as kswapd's sleep steps call it: the checked request of `wakeup`. */
+  private wakeupKcompactd(nid: number, order: number, highestZoneidx?: number): boolean {
     const d = this.daemon(nid);
     if (!order) return false;
     const hz = highestZoneidx ?? d.nrZones - 1;
@@ -454,7 +480,7 @@ export class Kcompactd extends MachineDaemon {
   /** The kswapd steps that concern compaction when it goes back to sleep. */
   private kswapdSleep(nid: number, order: number, highestZoneidx: number): void {
     for (const zone of this.kernel.nodes[nid]!.zones) resetIsolationSuitable(this.kernel, zone);
-    if (this.daemons.has(nid)) this.wakeup(nid, order, highestZoneidx);
+    if (this.daemons.has(nid)) this.wakeupKcompactd(nid, order, highestZoneidx);
   }
 
   /**

@@ -391,6 +391,46 @@ describe("core's allocator and machine hooks", () => {
     await expect(kd.allocFolio({ order: 9, nid: 0 })).rejects.toMatchObject({
       code: 'ERR_KCOMPACTD_STOPPED',
     });
+    expect(() => kd!.wakeup(0, 9)).toThrow(expect.objectContaining({ code: 'ERR_KCOMPACTD_STOPPED' }));
     expect(kd.errors).toEqual([]);
+  });
+
+  it('kd.wakeup refuses a bad node, order or zone index with EINVAL, and the thread still compacts', async () => {
+    m = await createMachine({ nodes: [{ memory: '64MiB' }] });
+    const f = fragment(m, { fill: 0.98 });
+    kd = attachKcompactd(m, { proactiveness: 0 });
+    await kd.settled();
+    m.trace.clear();
+    const bad: [unknown[], string][] = [
+      [[0, 3.5], 'kd.wakeup: order 3.5 is not an integer in 0..10'],
+      [[0, 11], 'kd.wakeup: order 11 is not an integer in 0..10'],
+      [[0, -1], 'kd.wakeup: order -1 is not an integer in 0..10'],
+      [[0, Number.NaN], 'kd.wakeup: order NaN is not an integer in 0..10'],
+      [[0, '2'], 'kd.wakeup: order "2" is not an integer in 0..10'],
+      [['0', 9], 'kd.wakeup: node "0" is not a node id'],
+      [[1, 9], 'node 1 has no kcompactd (nodes 0..0 with memory)'],
+      [[0, 9, 4], 'kd.wakeup: highestZoneidx 4 is not a zone index 0..3'],
+      [[0, 9, 1.5], 'kd.wakeup: highestZoneidx 1.5 is not a zone index 0..3'],
+    ];
+    for (const [args, message] of bad)
+      expect(() => (kd!.wakeup as (...a: unknown[]) => boolean)(...args)).toThrow(
+        expect.objectContaining({ errno: EINVAL, message: `EINVAL: ${message}` }),
+      );
+    // Nothing was recorded or traced, and the thread was not hurt: a good request still runs.
+    expect(m.trace.events('compaction')).toEqual([]);
+    expect(kd.threads()[0]).toMatchObject({ sleeping: true, maxOrder: 0 });
+    const done = nextRun(kd, (r) => r.trigger === 'kcompactd');
+    expect(kd.wakeup(0, 9)).toBe(true);
+    expect(await done).toMatchObject({ order: 9, status: 'success' });
+    await kd.settled();
+    expect(kd.errors).toEqual([]);
+    expect(verifyBytes(f)).toBeGreaterThan(0);
+    // Options that are not an object are refused the same way.
+    await kd.stop();
+    for (const opts of [null, [], 'x', 5])
+      expect(() => attachKcompactd(m!, opts as never)).toThrow(
+        expect.objectContaining({ code: 'ERR_KCOMPACTD_OPTION', errno: EINVAL }),
+      );
+    m.checkInvariants();
   });
 });

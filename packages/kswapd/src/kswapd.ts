@@ -8,7 +8,7 @@ import {
   PagemigError,
   suggestKey,
 } from '@pagemig/core';
-import { type AllocRequest, DEMOTION_ENABLED_PATH, MachineDaemon } from '@pagemig/core/internal';
+import { type AllocRequest, DEMOTION_ENABLED_PATH, MachineDaemon, show } from '@pagemig/core/internal';
 import { balancePgdat, pgdatBalanced } from './balance.js';
 import { tryToFreePages } from './direct_reclaim.js';
 import { type DemotionTotals, emptyDemotionTotals, emptyNodeStats, type NodeReclaimStats } from './stats.js';
@@ -222,8 +222,8 @@ export class Kswapd extends MachineDaemon implements ReclaimEnv {
     // One kswapd per machine; stopping (reclaim ends after the migration in progress) and errors
     // (what a kswapd loop died of) come from MachineDaemon.
     super(machine, 'kswapd');
-    if (typeof opts !== 'object' || opts === null)
-      throw optionError(`options must be an object like { demotion: true }, got ${String(opts)}`);
+    if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
+      throw optionError(`options must be an object like { demotion: true }, got ${show(opts)}`);
     for (const key of Object.keys(opts)) {
       if (KNOWN_OPTIONS.includes(key)) continue;
       const hint = suggestKey(key, KNOWN_OPTIONS);

@@ -34,6 +34,7 @@ describe('attachKswapd options', () => {
       [{ napMS: 1 }, 'unknown option "napMS"; did you mean "napMs"?'],
       [{ bogus: 1 }, 'unknown option "bogus"; known options: demotion, directReclaim, napMs, copyTimeoutMs'],
       [null, 'options must be an object like { demotion: true }, got null'],
+      [[], 'options must be an object like { demotion: true }, got []'],
       [{ demotion: 'yes' }, 'demotion must be true or false, got yes'],
       [{ directReclaim: 1 }, 'directReclaim must be true or false, got 1'],
       [{ napMs: -1 }, 'napMs must be a number of ms >= 0, got -1'],
