@@ -1070,7 +1070,7 @@ export class MigrationRun {
   /**
    * Waits for an asynchronous batch copy: aborts it after copyTimeoutMs, and abandons (and
    * disables) a migrator that has not settled abortGraceMs after its abort; its marks are never
-   * read again and the run gets a fresh table. Returns the error, if any.
+   * read again and the run gets a fresh table. Resolves to the error, if any, boxed.
    */
   private async settle(
     entry: MigratorEntry,
@@ -1078,7 +1078,7 @@ export class MigrationRun {
     ac: AbortController,
     table: Int32Array,
     what: string,
-  ) {
+  ): Promise<{ error: unknown }> {
     const m = entry.migrator;
     let error: unknown;
     const o = this.opts;
@@ -1127,7 +1127,9 @@ export class MigrationRun {
     } else if (error === undefined && ac.signal.aborted) {
       error = ac.signal.reason;
     }
-    return error;
+    // Boxed: an async function's result is read for a `then`, and a migrator's rejection value
+    // may be a thenable or a Proxy that throws on it.
+    return { error };
   }
 
   /**
@@ -1206,8 +1208,8 @@ export class MigrationRun {
             );
     }
     if (run)
-      return this.settle(entry, run, ac, table, `${rows} folios (${pages} pages)`).then((e) =>
-        this.batchCopied(entry, table, rows, pages, partial, t, e),
+      return this.settle(entry, run, ac, table, `${rows} folios (${pages} pages)`).then(({ error }) =>
+        this.batchCopied(entry, table, rows, pages, partial, t, error),
       );
     this.batchCopied(entry, table, rows, pages, partial, t, error);
     return undefined;

@@ -172,6 +172,35 @@ describe('a throw inside move_pages / the engine leaves nothing isolated', () =>
     }
   });
 
+  it('a migrator whose promise rejects with a thenable or a Proxy that throws on every read: the CPU copies, the failure is counted', async () => {
+    const hostile = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error('trap');
+        },
+      },
+    );
+    const reasons: [string, () => unknown][] = [
+      ['a Proxy', () => Promise.reject(hostile)],
+      ['a thenable', () => Promise.reject({ then: () => {} })],
+      ['a Proxy, through a thenable', () => ({ then: (_: unknown, rej: (e: unknown) => void) => rej(hostile) })],
+    ];
+    for (const [what, copyBatch] of reasons) {
+      const m = await machine();
+      const p = m.spawn();
+      const r = region(p, 8);
+      const { migrator } = gateMigrator('rejecter', { copyBatch: copyBatch as never });
+      await m.offload.register(migrator);
+      const res = await p.movePages(0, r.addrs, new Array(8).fill(1), MPOL_MF_MOVE);
+      expect(res, what).toEqual({ ret: 0, status: new Array(8).fill(1) });
+      expect(m.offload.status()[0]!.failures, what).toBe(1);
+      expect(m.offload.log.at(-1)).toMatch(/^warn: rejecter: batch failed, copied on the CPU instead: /);
+      expectSettled(m);
+      expect(sameBytes(p.read(r.a, r.bytes), r.data), what).toBe(true);
+    }
+  });
+
   it('a trace listener that throws cannot break a migration: the event goes on, the error is kept', async () => {
     const m = await machine();
     const p = m.spawn();
