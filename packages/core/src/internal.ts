@@ -5,7 +5,6 @@
  * authors use the public entry, `@pagemig/core`.
  */
 export { MachineDaemon } from './daemon.js';
-export { show } from './show.js';
 export {
   deferredSplitFolio,
   folioTestPartiallyMapped,
@@ -117,6 +116,7 @@ export * as pagetable from './pagetable.js';
 export { entryPfn, type MmWalkOps, pageEntry, walkPageRange } from './pagewalk.js';
 export { findTarget, ptraceMayAccess } from './ptrace.js';
 export { folioMaybeMappedShared, Mapping, type RmapHit, rmapWalk } from './rmap.js';
+export { show } from './show.js';
 export {
   NUMA_BALANCING_DISABLED,
   NUMA_BALANCING_MEMORY_TIERING,

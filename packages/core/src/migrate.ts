@@ -918,6 +918,7 @@ export class MigrationRun {
         if (state[i]) continue;
         const from = src[i]!;
         const to = dst[i]!;
+        if (to < 0) continue; // its destination went with an abandoned batch copy
         // The content-copied mark is consumed on first read: a retried pair is copied afresh.
         const copied = (p.flags[to]! & PG_content_copied) !== 0;
         p.flags[to]! &= ~PG_content_copied;
@@ -954,9 +955,12 @@ export class MigrationRun {
       vTo = from;
       const mapping = owners[i];
       if (mapping) rmapWalk(mapping, p.index[from]!, from, 1 << k.folioOrder(from), remapOne);
-      p.isolatedBy[dst[i]!] = 0;
-      if (this.opts.free) this.opts.free(dst[i]!);
-      else k.folioPut(dst[i]!);
+      const to = dst[i]!;
+      if (to >= 0) {
+        p.isolatedBy[to] = 0;
+        if (this.opts.free) this.opts.free(to);
+        else k.folioPut(to);
+      }
       if (this.bKeep) L.left.push(from);
       else this.fail(from);
     }
@@ -1078,6 +1082,7 @@ export class MigrationRun {
     ac: AbortController,
     table: Int32Array,
     what: string,
+    rows: number,
   ): Promise<{ error: unknown }> {
     const m = entry.migrator;
     let error: unknown;
@@ -1120,6 +1125,7 @@ export class MigrationRun {
         `batch copy did not settle ${graceMs} ms (${o.graceSource}) after its signal aborted (${String((ac.signal.reason as Error)?.message ?? ac.signal.reason)}); abandoned`,
       );
       this.table = new Int32Array(new SharedArrayBuffer(table.byteLength));
+      this.quarantine(entry, run, table, rows);
       if (!entry.disabled) {
         entry.disabled = 'disabled: a batch copy never settled after its abort';
         this.host.log.push(`error: ${m.name}: ${entry.disabled}`);
@@ -1130,6 +1136,32 @@ export class MigrationRun {
     // Boxed: an async function's result is read for a `then`, and a migrator's rejection value
     // may be a thenable or a Proxy that throws on it.
     return { error };
+  }
+
+  /**
+   * The destinations of an abandoned batch copy stay out of use: the migrator still holds them
+   * (as a DMA engine that never completed still owns its buffers). Their pairs lose them (-1: the
+   * folio is restored, or retried with a new destination), and the frames are freed once `run`
+   * settles or the migrator is disposed. Only the batch in progress holds destinations.
+   */
+  private quarantine(entry: MigratorEntry, run: Promise<unknown>, table: Int32Array, rows: number): void {
+    const k = this.k;
+    const held = new Set<number>();
+    for (let i = 0; i < rows; i++) held.add(table[i * BATCH_ROW_INTS + 1]!);
+    const L = this.lists;
+    for (let i = 0; i < L.nu; i++) {
+      const d = L.dst[i]!;
+      if (!held.has(d)) continue;
+      // No longer this run's to give back (unwind) or move into (movePhase).
+      k.pages.isolatedBy[d] = 0;
+      L.dst[i] = -1;
+    }
+    const release = () => {
+      if (!entry.held.delete(release)) return;
+      for (const d of held) k.folioPut(d);
+    };
+    entry.held.add(release);
+    void run.then(release, release);
   }
 
   /**
@@ -1208,7 +1240,7 @@ export class MigrationRun {
             );
     }
     if (run)
-      return this.settle(entry, run, ac, table, `${rows} folios (${pages} pages)`).then(({ error }) =>
+      return this.settle(entry, run, ac, table, `${rows} folios (${pages} pages)`, rows).then(({ error }) =>
         this.batchCopied(entry, table, rows, pages, partial, t, error),
       );
     this.batchCopied(entry, table, rows, pages, partial, t, error);

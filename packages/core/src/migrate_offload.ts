@@ -34,6 +34,11 @@ export interface ServedRun {
 export interface MigratorEntry {
   readonly migrator: Migrator;
   inFlight: Set<Promise<unknown>>;
+  /**
+   * Frees the destinations its abandoned batch copies still hold, each once: when that copy
+   * settles, or when the migrator is disposed (it may write no more), whichever comes first.
+   */
+  readonly held: Set<() => void>;
   batches: number;
   foliosOffered: number;
   foliosCopied: number;
@@ -128,6 +133,7 @@ export class OffloadHost {
     const entry: MigratorEntry = {
       migrator: m,
       inFlight: new Set(),
+      held: new Set(),
       batches: 0,
       foliosOffered: 0,
       foliosCopied: 0,
@@ -156,6 +162,7 @@ export class OffloadHost {
     this.entries.delete(entry.migrator);
     const m = entry.migrator;
     await (m[Symbol.asyncDispose] ? m[Symbol.asyncDispose]!() : m.dispose());
+    for (const free of [...entry.held]) free();
   }
 
   /** migrate_offload_register: EBUSY while another default migrator is registered. */

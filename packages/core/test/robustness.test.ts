@@ -184,7 +184,10 @@ describe('a throw inside move_pages / the engine leaves nothing isolated', () =>
     const reasons: [string, () => unknown][] = [
       ['a Proxy', () => Promise.reject(hostile)],
       ['a thenable', () => Promise.reject({ then: () => {} })],
-      ['a Proxy, through a thenable', () => ({ then: (_: unknown, rej: (e: unknown) => void) => rej(hostile) })],
+      [
+        'a Proxy, through a thenable',
+        () => ({ then: (_: unknown, rej: (e: unknown) => void) => rej(hostile) }),
+      ],
     ];
     for (const [what, copyBatch] of reasons) {
       const m = await machine();
@@ -645,6 +648,60 @@ describe("the batch copy timeout is a sysctl (vm.migrate_copy_timeout_ms, pagemi
     expect(performance.now() - t1).toBeLessThan(2000);
     expect(r.addrs.every((x) => p.pageInfo(x)!.node === 0)).toBe(true);
     expect(sameBytes(p.read(r.a, r.bytes), r.data)).toBe(true);
+    expectSettled(m);
+  });
+
+  it('an abandoned copy that writes late never reaches the process: its destinations stay out of use until it settles', async () => {
+    const m = await machine();
+    expect(m.sysctl.write('vm.migrate_copy_timeout_ms', 40)).toBe(0);
+    expect(m.sysctl.write('vm.migrate_abort_grace_ms', 20)).toBe(0);
+    const p = m.spawn({ privileged: true });
+    const r = region(p, 8);
+    const free0 = freeTotal(m);
+    let ram: Uint8Array[] = [];
+    let shift = 0;
+    const dsts: number[] = [];
+    let writeLate!: () => void;
+    const late = defineMigrator({
+      apiVersion: 'pagemig.migrator/v1' as const,
+      name: 'late',
+      version: '1.0.0',
+      engines: { core: '^0.1.0' },
+      capabilities: { offloadsCpu: true, channels: 1, maxInFlightBatches: 1, needsSharedMemory: true },
+      init(ctx) {
+        ram = ctx.sections.map((b) => new Uint8Array(b));
+        shift = ctx.sectionPfnShift;
+      },
+      // Ignores its abort; when told, fills every destination it was given and settles.
+      copyBatch(batch) {
+        for (let i = 0; i < batch.rows; i++) dsts.push(batch.dst(i));
+        return new Promise<void>((resolve) => {
+          writeLate = () => {
+            for (const d of dsts) {
+              const off = (d & ((1 << shift) - 1)) * PG;
+              ram[d >>> shift]!.fill(0xee, off, off + PG);
+            }
+            resolve();
+          };
+        });
+      },
+      dispose() {},
+    });
+    await m.offload.register(late);
+    const res = await p.movePages(0, r.addrs, new Array(8).fill(1), MPOL_MF_MOVE);
+    // The first (async) pass gave its pairs up with the abandoned copy; the retry moved them with
+    // new destinations, copied on the CPU.
+    expect(res).toEqual({ ret: 0, status: new Array(8).fill(1) });
+    expect(m.offload.status()[0]!.disabled).toBe('disabled: a batch copy never settled after its abort');
+    expect(dsts).toHaveLength(8);
+    for (const x of r.addrs) expect(dsts).not.toContain(p.pageInfo(x)!.pfn);
+    // The abandoned copy still holds its 8 frames.
+    expect(freeTotal(m)).toBe(free0 - 8);
+    writeLate();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(sameBytes(p.read(r.a, r.bytes), r.data)).toBe(true);
+    // Settled: the frames are free again.
+    expect(freeTotal(m)).toBe(free0);
     expectSettled(m);
   });
 
