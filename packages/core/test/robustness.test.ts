@@ -183,9 +183,11 @@ describe('a throw inside move_pages / the engine leaves nothing isolated', () =>
     );
     const reasons: [string, () => unknown][] = [
       ['a Proxy', () => Promise.reject(hostile)],
+      // biome-ignore lint/suspicious/noThenProperty: a thenable rejection value is the case under test
       ['a thenable', () => Promise.reject({ then: () => {} })],
       [
         'a Proxy, through a thenable',
+        // biome-ignore lint/suspicious/noThenProperty: a migrator returning a thenable is the case under test
         () => ({ then: (_: unknown, rej: (e: unknown) => void) => rej(hostile) }),
       ],
     ];
