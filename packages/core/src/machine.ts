@@ -14,6 +14,7 @@ import {
 } from './migrate.js';
 import type { OffloadHost } from './migrate_offload.js';
 import { PAGE_SIZE } from './mmzone.js';
+import { checkOptionKeys } from './option_keys.js';
 import { PG_head, STRUCT_PAGE_BYTES } from './page.js';
 import { checkSpawnOptions, Process, type SpawnOptions } from './process.js';
 import { buddyinfo, numaMaps, pagetypeinfo, vmstat, vmstatValues, zoneinfo } from './procfs.js';
@@ -23,6 +24,18 @@ import { Sysfs } from './sysfs.js';
 import type { Timeline } from './timeline.js';
 import type { Tracer } from './trace.js';
 import type { VmstatName } from './vmstat.js';
+
+/** migrateFolios' options (MigrateOptions): a misspelt one is refused, never ignored. */
+const MIGRATE_OPTIONS = [
+  'node',
+  'mode',
+  'reason',
+  'demoteOrigin',
+  'copyTimeoutMs',
+  'abortGraceMs',
+  'clock',
+  'profile',
+];
 
 export interface NodeInfo {
   nid: number;
@@ -125,6 +138,7 @@ export class Machine {
    */
   async migrateFolios(pfns: ArrayLike<number>, opts: MigrateOptions): Promise<MigrationResult> {
     this.kernel.assertOpen('migrateFolios');
+    if (typeof opts === 'object' && opts !== null) checkOptionKeys('migrateFolios', opts, MIGRATE_OPTIONS);
     return migrateFolios(this.kernel, pfns, opts);
   }
 

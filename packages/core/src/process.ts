@@ -29,6 +29,7 @@ import { FAULT_KILLED, FAULT_RETRY, FAULT_SIGBUS } from './mmu.js';
 import { HPAGE_PMD_ORDER, PAGE_SIZE } from './mmzone.js';
 import { type MovePagesResult, movePages } from './move_pages.js';
 import { N_CPU, N_MEMORY, nodeState, nodesInState } from './nodemask.js';
+import { checkOptionKeys } from './option_keys.js';
 import {
   PMD_HUGE,
   PMD_TABLE,
@@ -119,10 +120,13 @@ function segv(addr: number, why: string): never {
 
 const isBool = (v: unknown) => v === undefined || typeof v === 'boolean';
 
+const SPAWN_OPTIONS = ['uid', 'gid', 'capabilities', 'privileged', 'memsAllowed', 'node', 'comm'];
+const MMAP_OPTIONS = ['shared', 'thp', 'node', 'policy', 'mlock', 'migratable', 'hugetlb'];
+
 /**
- * The checks of spawn()'s options (EINVAL naming the option): uid and gid ids (0..2^32-2),
- * capabilities a list of CAP_* names or privileged a boolean (not both), memsAllowed a list of
- * existing nodes, node one of them, comm a string.
+ * The checks of spawn()'s options (EINVAL naming the option): no unknown key, uid and gid ids
+ * (0..2^32-2), capabilities a list of CAP_* names or privileged a boolean (not both), memsAllowed
+ * a list of existing nodes, node one of them, comm a string.
  */
 export function checkSpawnOptions(opts: unknown, nrNodes: number): asserts opts is SpawnOptions {
   if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
@@ -130,6 +134,7 @@ export function checkSpawnOptions(opts: unknown, nrNodes: number): asserts opts 
       EINVAL,
       `spawn options must be an object like { uid: 1000 }, got ${opts === null ? 'null' : typeof opts}`,
     );
+  checkOptionKeys('spawn', opts, SPAWN_OPTIONS);
   const o = opts as Record<string, unknown>;
   if (
     o.uid !== undefined &&
@@ -263,6 +268,7 @@ export class Process implements MempolicyTask {
         EINVAL,
         `mmap options must be an object like { thp: 'never' }, got ${opts === null ? 'null' : typeof opts}`,
       );
+    checkOptionKeys('mmap', opts, MMAP_OPTIONS);
     for (const key of ['shared', 'mlock', 'migratable', 'hugetlb'] as const)
       if (!isBool(opts[key]))
         throw kernelError(EINVAL, `mmap ${key} must be a boolean, got ${show(opts[key])}`);
