@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { run, tempDir } from './helpers.js';
@@ -71,5 +71,19 @@ describe('pagemig compact', () => {
     const isDir = await run(['compact', '--svg', '.'], { cwd: dir });
     expect(isDir.code).toBe(2);
     expect(isDir.stderr).toBe(`pagemig compact: --svg .: ${dir} is a directory\n`);
+    // access(2) lets root write anywhere, even into /proc: only opening the file tells.
+    const proc = await run(['compact', '--svg', '/proc/x.svg', '--json']);
+    expect(proc.code).toBe(2);
+    expect(JSON.parse(proc.stdout).error.message).toMatch(
+      /^--svg \/proc\/x\.svg: \/proc\/x\.svg cannot be written \(E[A-Z]+\)$/,
+    );
+    // The probe leaves nothing behind, and an existing file is not truncated.
+    const kept = tempDir({ 'zone.svg': 'old' });
+    const ok = await run(['compact', '--svg', 'zone.svg', '--timeline', '/proc/t.json', '--json'], {
+      cwd: kept,
+    });
+    expect(ok.code).toBe(2);
+    expect(readFileSync(path.join(kept, 'zone.svg'), 'utf8')).toBe('old');
+    expect(readdirSync(kept)).toEqual(['zone.svg']);
   });
 });

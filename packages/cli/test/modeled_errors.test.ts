@@ -52,7 +52,14 @@ describe('pagemig predict / calibrate errors', () => {
       '--free: profile zen3-epyc-ptdma has no numeric parameter "bogus.param"',
     ],
     [['calibrate'], 'ERR_USAGE', "required option '--profile <name|file.json>' not specified"],
-    [['predict', '--threads', '0'], 'ERR_USAGE', '--threads must be an integer >= 1'],
+    [['predict', '--threads', '0'], 'ERR_USAGE', '--threads must be an integer from 1 to 1024'],
+    // Ten million modeled threads ran the heap out of memory (a V8 abort, no JSON at all).
+    [
+      ['predict', '--copier', 'threads', '--threads', '10000000'],
+      'ERR_USAGE',
+      '--threads must be an integer from 1 to 1024',
+    ],
+    [['predict', '--channels', '1e9'], 'ERR_USAGE', '--channels must be an integer from 1 to 1024'],
   ])('%j exits 2 with one JSON error document', async (args, code, message) => {
     const r = await run([...args, '--json']);
     expect(r.code).toBe(ExitCode.USAGE);

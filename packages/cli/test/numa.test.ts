@@ -89,6 +89,17 @@ describe('pagemig numa', () => {
     );
   });
 
+  it('exits 2 when the machine is too small for the run (ENOMEM building it)', async () => {
+    const r = await run(['numa', '--node-memory', '8MiB', '--json']);
+    expect(r.code).toBe(2);
+    const { error } = JSON.parse(r.stdout);
+    expect(error).toMatchObject({ code: 'ERR_MACHINE_TOO_SMALL', exitCode: 2 });
+    expect(error.message).toMatch(
+      /^the machine is too small for this run: ENOMEM: out of memory faulting in page at/,
+    );
+    expect(error.message).toMatch(/give its nodes more memory \(--node-memory/);
+  });
+
   it('exits 1 when the hot memory does not move in time', async () => {
     const r = await run(['numa', ...SMALL, '--scan-delay-ms', '600000', '--timeout', '100', '--json']);
     expect(r.code).toBe(1);

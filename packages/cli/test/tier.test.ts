@@ -191,6 +191,10 @@ describe('pagemig tier', () => {
       [['--workload', 'zipf', '--hot', '1MiB', '--move-every', '0'], /^--hot with --workload zipf names/],
       [['--workload', 'scan', '--zipf-s', '1.2'], /^--zipf-s is for --workload zipf$/],
       [
+        ['--workload', 'zipf', '--zipf-s', '0'],
+        /^--zipf-s: expected a number above 0 and up to 10, got "0"$/,
+      ],
+      [
         ['--migrator', 'demotion=ptdma,compaction=sdxi'],
         /^--migrator: "compaction" is not a reason a tiering run migrates for/,
       ],
@@ -224,10 +228,45 @@ describe('pagemig tier', () => {
     expect(damo.stderr).toMatch(/^pagemig tier: --trace bad\.csv: /m);
   });
 
+  it('a trace with nothing to replay is a usage error, not a run that measured nothing', async () => {
+    const cwd = tempDir({
+      'header.csv': 'time_ms,start,end,accesses\n',
+      'idle.csv': 'time_ms,start,end,accesses\n0,0,4096000,0\n100,0,4096000,0\n',
+    });
+    const empty = await run(['tier', ...SMALL, '--trace', 'header.csv', '--json'], { cwd });
+    expect(empty.code).toBe(2);
+    expect(JSON.parse(empty.stdout).error).toMatchObject({
+      exitCode: 2,
+      code: 'ERR_TRACE',
+      message: '--trace header.csv: the trace has no records',
+    });
+    // Before: the replay looped over records without accesses forever, whatever --duration said.
+    const idle = await run(['tier', ...SMALL, '--duration', '500', '--trace', 'idle.csv', '--json'], { cwd });
+    expect(idle.code).toBe(2);
+    expect(JSON.parse(idle.stdout).error.message).toBe(
+      '--trace idle.csv: every region of its 2 record(s) has 0 accesses: there is nothing to replay',
+    );
+  });
+
   it('an --out directory that cannot be made is a usage error before anything runs', async () => {
     const r = await run(['tier', '--out', 'file/out'], { cwd: tempDir({ file: 'not a directory' }) });
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^pagemig tier: --out file\/out: ENOTDIR/);
+    expect(r.stderr).toMatch(/^pagemig tier: --out file\/out: \S+\/file\/out cannot be created \(ENOTDIR\)/);
+    // Under /proc nothing can be made, not even by root (Node's recursive mkdir never returned).
+    const proc = await run(['tier', '--out', '/proc/pagemig-x/y', '--json']);
+    expect(proc.code).toBe(2);
+    expect(JSON.parse(proc.stdout).error.message).toMatch(
+      /^--out \/proc\/pagemig-x\/y: \/proc\/pagemig-x cannot be created/,
+    );
+  });
+
+  it('the last sample is taken when the workload ends, not a whole --sample-ms later', async () => {
+    // With a minute between samples the run used to wait out the minute after its 1.5 s workload.
+    const r = await run(['tier', ...SMALL, '--sample-ms', '60000', '--out', tempDir(), '--json']);
+    expect(r.code).toBe(0);
+    const run0 = JSON.parse(r.stdout).runs[0];
+    expect(run0.samples.length).toBe(2);
+    expect(run0.samples[1].tMs).toBeLessThan(10_000);
   });
 
   it('a migrator that is not installed exits 3', async () => {

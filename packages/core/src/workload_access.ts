@@ -454,7 +454,8 @@ async function replay(
   const speed = w.speed ?? 1;
   const rnd = seededRandom((w.seed ?? 1) ^ 0x51ed27);
   const sleep = (ms: number) => mmu.park(new Promise<void>((r) => setTimeout(r, ms)));
-  if (tr.records === 0) return;
+  // Nothing to replay: a loop over records without accesses would never wait or end.
+  if (tr.records === 0 || !acc.some((a) => a > 0)) return;
   const t0Trace = startMs[0]!;
   let span = 0;
   for (const x of endMs) span = Math.max(span, x - t0Trace);

@@ -136,6 +136,28 @@ describe('the replay workload (user thread)', () => {
     expect(r.errors).toBe(0);
     expect(verifyAccess((x, n) => p.read(x, n), w, [r]).mismatches).toBe(0);
   });
+
+  it('a looped trace without a single access ends at once instead of spinning without end', async () => {
+    const m = await machine('wall');
+    const p = m.spawn();
+    const a = p.mmap(4 * PAGE_SIZE);
+    const trace: AccessTrace = {
+      source: 'csv',
+      records: [{ startMs: 0, endMs: 4000, regions: [region(0, 4, 0)] }],
+    };
+    const w: ReplayWorkload = {
+      kind: 'replay',
+      addr: a,
+      bytes: 4 * PAGE_SIZE,
+      trace: compileAccessTrace(trace, 4 * PAGE_SIZE),
+      loop: true,
+      durationMs: 60_000,
+    };
+    const t0 = performance.now();
+    const r = await p.spawnThread<AccessResult>({ workload: w }).done;
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    expect(r).toMatchObject({ ops: 0, passes: 0, errors: 0 });
+  });
 });
 
 /** A trace whose hot area wanders over a 256-page space, made from `seed`. */

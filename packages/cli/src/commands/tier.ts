@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type AccessTrace, PAGE_SIZE, PagemigError, parseAccessCsv, parseDamoRecord } from '@pagemig/core';
 import type { Command } from 'commander';
@@ -7,7 +7,7 @@ import { examples } from '../context.js';
 import { CliError, ExitCode, usageError } from '../exit_codes.js';
 import { emitJson } from '../io.js';
 import { intFlag, sizeFlag } from '../machine.js';
-import { checkWritable } from '../output_paths.js';
+import { checkWritable, makeOutputDir } from '../output_paths.js';
 import { createProgress } from '../progress.js';
 import { runCommand } from '../run_command.js';
 import { Reference } from '../scenarios/migration.js';
@@ -106,6 +106,14 @@ function numberFlag(flag: string, value: string, min: number, max: number): numb
   return n;
 }
 
+/** --zipf-s: Zipf's exponent, above 0 (0 would make every page equally popular) and up to 10. */
+function zipfExponent(value: string): number {
+  const n = numberFlag('--zipf-s', value, 0, 10);
+  if (n === 0)
+    throw usageError(`--zipf-s: expected a number above 0 and up to 10, got ${JSON.stringify(value)}`);
+  return n;
+}
+
 /** Reads and parses `--trace`; a parse error names the file (and the parser's line and field). */
 function readTrace(
   file: string,
@@ -121,16 +129,24 @@ function readTrace(
   } catch (e) {
     throw usageError(`--trace ${file}: ${(e as Error).message}`);
   }
+  let trace: AccessTrace;
   try {
-    return {
-      trace: fmt === 'csv' ? parseAccessCsv(bytes.toString('utf8')) : parseDamoRecord(new Uint8Array(bytes)),
-      format: fmt,
-    };
+    trace = fmt === 'csv' ? parseAccessCsv(bytes.toString('utf8')) : parseDamoRecord(new Uint8Array(bytes));
   } catch (e) {
     if (PagemigError.isInstance(e))
       throw new CliError(`--trace ${file}: ${e.message}`, ExitCode.USAGE, 'ERR_TRACE');
     throw e;
   }
+  // A run that replays nothing measures nothing: say so instead of reporting it as a result.
+  if (!trace.records.length)
+    throw new CliError(`--trace ${file}: the trace has no records`, ExitCode.USAGE, 'ERR_TRACE');
+  if (!trace.records.some((r) => r.regions.some((g) => g.accesses > 0)))
+    throw new CliError(
+      `--trace ${file}: every region of its ${trace.records.length} record(s) has 0 accesses: there is nothing to replay`,
+      ExitCode.USAGE,
+      'ERR_TRACE',
+    );
+  return { trace, format: fmt };
 }
 
 function workloadSpec(o: TierOpts, cwd: string, dram: number): TierWorkloadSpec {
@@ -172,7 +188,7 @@ function workloadSpec(o: TierOpts, cwd: string, dram: number): TierWorkloadSpec 
     pattern,
     ...(hotBytes !== undefined ? { hotBytes } : {}),
     ...(moveEveryMs > 0 ? { moveEveryMs } : {}),
-    ...(o.zipfS !== undefined ? { zipfS: numberFlag('--zipf-s', o.zipfS, 0, 10) } : {}),
+    ...(o.zipfS !== undefined ? { zipfS: zipfExponent(o.zipfS) } : {}),
   };
 }
 
@@ -207,11 +223,7 @@ async function tier(ctx: CommandContext, o: TierOpts): Promise<void> {
       scanSizeMb: intFlag('--scan-size-mb', o.scanSizeMb, 1, 2 ** 31 - 1),
     },
   };
-  try {
-    mkdirSync(path.resolve(io.cwd, o.out), { recursive: true });
-  } catch (e) {
-    throw usageError(`--out ${o.out}: ${(e as Error).message}`);
-  }
+  makeOutputDir('--out', o.out, io.cwd);
   const jsonFile = checkWritable('--out', path.join(o.out, 'tier.json'), io.cwd);
   const htmlFile = checkWritable('--out', path.join(o.out, 'tier.html'), io.cwd);
 

@@ -7,14 +7,21 @@ import { type PredictOptions, runPredict, SCENARIOS } from './predict.js';
 
 export { runModeledBench };
 
-function int(name: string, min = 0) {
+function int(name: string, min = 0, max = Number.MAX_SAFE_INTEGER) {
   return (v: string) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min)
-      throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(
+        max === Number.MAX_SAFE_INTEGER
+          ? `${name} must be an integer >= ${min}`
+          : `${name} must be an integer from ${min} to ${max}`,
+      );
     return n;
   };
 }
+
+/** Copy threads and DMA channels a prediction models: the model keeps per-thread state. */
+const MAX_COPIERS = 1024;
 
 const profiles = () => `${listProfiles().join(', ')}, or a profile .json file`;
 
@@ -60,12 +67,12 @@ export function registerModeledCommands(program: Command, ctx: ModeledContext = 
     .addOption(
       new Option('--copier <kind>', 'who copies').choices(['kernel', 'threads', 'dma']).default('dma'),
     )
-    .option('--threads <n>', 'copy threads', int('--threads', 1), 8)
+    .option('--threads <n>', 'copy threads', int('--threads', 1, MAX_COPIERS), 8)
     .addOption(
       new Option('--placement <how>', 'thread placement').choices(['spread', 'packed']).default('spread'),
     )
     .option('--engine <name>', 'DMA engine of the profile (default: its first)')
-    .option('--channels <n>', 'DMA channels / contexts', int('--channels', 1), 8)
+    .option('--channels <n>', 'DMA channels / contexts', int('--channels', 1, MAX_COPIERS), 8)
     .option('--batch-pages <n>', 'NR_MAX_BATCHED_MIGRATION in base pages', int('--batch-pages', 1), 512)
     .option('--from <node>', "source node (a node of the profile's machine)", int('--from'), 0)
     .option('--to <node>', 'target node (another node of the profile)', int('--to'), 1)

@@ -62,7 +62,12 @@ export interface TierRun {
 /** The engine's time in its phases (seconds), as `pagemig numa` reports it. */
 const engineSeconds = (ph: MigrationPhases) => ph.unmap + ph.flush + ph.batchCopy + ph.fallbackCopy + ph.move;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Sleeps `ms`, or less if `until` settles first (the timer is cleared either way). */
+async function sleepUnless(ms: number, until: Promise<unknown>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([new Promise((r) => (timer = setTimeout(r, ms))), until]);
+  clearTimeout(timer);
+}
 
 /**
  * Routes each tiering reason to its migrator through the registry, as the other commands do;
@@ -122,8 +127,13 @@ export async function runTier(drivers: Drivers, spec: TierRunSpec, mig: TierMigr
     sampler.epoch0 = epochNow();
     const w = startTierWorkload(p, addr, spec.workload, sampler.epoch0);
     await sampler.sample();
+    // The last sample comes when the workload ends, not up to --sample-ms later.
+    const exited = w.thread.done.then(
+      () => undefined,
+      () => undefined,
+    );
     while (w.thread.state !== 'exited') {
-      await sleep(spec.sampleMs);
+      await sleepUnless(spec.sampleMs, exited);
       await sampler.sample();
     }
     await nb.settled();
