@@ -1,4 +1,4 @@
-import { EBUSY, EINVAL, ENOMEM, EOPNOTSUPP, kernelError } from './errno.js';
+import { EBUSY, EINVAL, ENOMEM, EOPNOTSUPP, kernelError, PagemigError } from './errno.js';
 import type { Kernel } from './kernel.js';
 import type { MigrateModeName, MigrateModeValue, MigrateReasonValue } from './migrate_mode.js';
 import {
@@ -16,7 +16,7 @@ import {
   type Migrator,
   type MigratorContext,
 } from './migrator.js';
-import { CORE_VERSION, validateMigrator } from './migrator_validate.js';
+import { CORE_VERSION, MigratorErrorCode, validateMigrator } from './migrator_validate.js';
 import { MAX_PAGE_ORDER, MIGRATE_UNMOVABLE } from './mmzone.js';
 import { PG_reserved } from './page.js';
 import { show } from './show.js';
@@ -123,7 +123,17 @@ export class OffloadHost {
   private async acquire(m: Migrator): Promise<MigratorEntry> {
     const have = this.entries.get(m);
     if (have) return have;
-    validateMigrator(m);
+    try {
+      validateMigrator(m);
+    } catch (e) {
+      // A getter that throws, a Proxy: what cannot be read is not a migrator.
+      if (PagemigError.isInstance(e)) throw e;
+      throw new PagemigError(
+        MigratorErrorCode.INVALID,
+        `a migrator's fields could not be read: ${describeError(e)}`,
+        { cause: e },
+      );
+    }
     if (m.capabilities.needsSharedMemory && !this.k.mem.backed) {
       throw kernelError(
         EOPNOTSUPP,
@@ -151,7 +161,12 @@ export class OffloadHost {
       await m.init(this.context(m, () => entry));
     } catch (e) {
       this.entries.delete(m);
-      throw e;
+      // The driver's own error as it threw it; a value that is no Error (a Symbol, null) gets one
+      // the caller can read a code and a message from.
+      if (e instanceof Error) throw e;
+      throw new PagemigError('ERR_MIGRATOR_INIT', `migrator ${m.name}: init failed: ${describeError(e)}`, {
+        cause: e,
+      });
     }
     return entry;
   }

@@ -568,6 +568,48 @@ describe('register / unregister (migrate_offload_register/unregister)', () => {
     });
   });
 
+  it('a migrator whose fields throw, or whose init throws what is no Error, is refused with a coded error', async () => {
+    const m = await machine();
+    const trap = new Proxy(
+      {},
+      {
+        get() {
+          throw new TypeError('proxy trap');
+        },
+      },
+    );
+    const nameThrows = Object.defineProperty({ ...testMigrator('n', copyAll) }, 'name', {
+      get() {
+        throw new Error('name getter');
+      },
+    });
+    for (const bad of [trap, nameThrows]) {
+      const e = await m.offload.register(bad as Migrator).catch((x: unknown) => x);
+      expect(e).toMatchObject({
+        code: MigratorErrorCode.INVALID,
+        message: expect.stringMatching(/^a migrator's fields could not be read: (proxy trap|name getter)$/),
+      });
+      expect((e as Error).cause).toBeInstanceOf(Error);
+    }
+    for (const thrown of [Symbol('s'), null, 42]) {
+      const init = () => {
+        throw thrown;
+      };
+      await expect(m.offload.register({ ...testMigrator('i', copyAll), init })).rejects.toMatchObject({
+        code: 'ERR_MIGRATOR_INIT',
+        message: expect.stringMatching(/^migrator i: init failed: /),
+      });
+    }
+    // A driver's own Error passes as it was thrown.
+    const own = new RangeError('no such device');
+    const ownInit = () => Promise.reject(own);
+    await expect(m.offload.register({ ...testMigrator('j', copyAll), init: ownInit })).rejects.toBe(own);
+    // Nothing was left registered: a good one registers under the same names.
+    expect(m.offload.active).toBeNull();
+    await m.offload.register(testMigrator('i', copyAll));
+    expect(m.offload.active?.name).toBe('i');
+  });
+
   it('the context counts into status().counters', async () => {
     const m = await machine();
     const r = populate(m, 3);
