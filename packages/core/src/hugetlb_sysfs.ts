@@ -31,6 +31,7 @@ export function hugetlbSysctls(k: Kernel) {
       {
         min: 0,
         max: ULONG_MAX,
+        ulong: true,
         get: () => h.maxHugePages,
         set: (v: number) => {
           nrHugepagesStore(k, v, -1);
@@ -43,6 +44,7 @@ export function hugetlbSysctls(k: Kernel) {
       {
         min: 0,
         max: ULONG_MAX,
+        ulong: true,
         get: () => h.nrOvercommitHugePages,
         set: (v: number) => {
           h.nrOvercommitHugePages = v;

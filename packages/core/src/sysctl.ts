@@ -30,12 +30,16 @@ interface Knob {
   max: number;
   /** Write-only files (mode 0200) refuse reads with EACCES. */
   writeOnly?: boolean;
+  /** An unsigned long (proc_doulongvec_minmax): any '-' is EINVAL, even "-0". */
+  ulong?: boolean;
   get?: () => number;
   /** The handler of a knob that only sets a value (and maybe wakes a thread). */
   set?: (v: number) => number;
   /** The handler of a knob whose kernel handler works inside the write: writeAsync only. */
   work?: (v: number) => Promise<number>;
 }
+
+const ULONG_MAX = 2n ** 64n - 1n;
 
 /**
  * Parses an integer the way proc_dointvec does (proc_get_long): optional leading whitespace and
@@ -46,7 +50,10 @@ function parseInt10(value: string | number): number | null {
   if (typeof value !== 'string') return null;
   const m = /^\s*(-?)(?:0[xX]([0-9a-fA-F]+)|(0[0-7]*)|([1-9]\d*))\s*$/.exec(value);
   if (!m) return null;
-  const v = m[2] !== undefined ? parseInt(m[2], 16) : m[3] !== undefined ? parseInt(m[3], 8) : Number(m[4]);
+  const digits = m[2] !== undefined ? `0x${m[2]}` : m[3] !== undefined ? `0o${m[3].slice(1) || '0'}` : m[4]!;
+  // strtoul's overflow (above ULONG_MAX) is EINVAL; compared exactly, as a double rounds 2^64 - 1 up.
+  if (BigInt(digits) > ULONG_MAX) return null;
+  const v = Number(digits);
   return m[1] ? -v : v;
 }
 
@@ -230,6 +237,7 @@ export class Sysctl {
     if (!knob) return fail(ENOENT);
     if (knob.work && !this.actions.has(normalize(name))) return fail(ENOENT);
     if (task && task.uid !== 0) return fail(EACCES);
+    if (knob.ulong && typeof value === 'string' && /^\s*-/.test(value)) return fail(EINVAL);
     const v = parseInt10(value);
     if (v === null || v < knob.min || v > knob.max) return fail(EINVAL);
     // A write that would take effect (or start compaction) refuses on a closed machine.

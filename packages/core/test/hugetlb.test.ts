@@ -108,6 +108,14 @@ describe('the hugetlb pool: vm.nr_hugepages and /sys/.../hugepages-2048kB', () =
     expect(m.sysctl.write('vm.nr_hugepages', 'two')).toBe(EINVAL);
     expect(m.sysctl.write('vm.nr_hugepages', '0x2')).toBe(0);
     expect(m.sysctl.read('vm.nr_hugepages')).toBe('2\n');
+    // __do_proc_doulongvec_minmax: any sign is EINVAL, even "-0"; above ULONG_MAX strtoul overflows.
+    expect(m.sysctl.write('vm.nr_hugepages', '-0')).toBe(EINVAL);
+    expect(m.sysctl.write('vm.nr_overcommit_hugepages', ' -0')).toBe(EINVAL);
+    expect(m.sysctl.write('vm.nr_hugepages', '18446744073709551616')).toBe(EINVAL);
+    expect(m.sysctl.write('vm.nr_hugepages', '0x10000000000000000')).toBe(EINVAL);
+    expect(m.sysctl.read('vm.nr_hugepages')).toBe('2\n');
+    // An int knob takes "-0" as 0, as proc_dointvec_minmax does.
+    expect(m.sysctl.write('vm.compact_unevictable_allowed', '-0')).toBe(0);
     expect(m.sysfs.write(`${SYS}/nr_hugepages`, ' 1')).toBe(EINVAL);
     expect(m.sysfs.write(`${SYS}/nr_hugepages`, '0x1')).toBe(EINVAL);
     expect(m.sysfs.write(`${SYS}/nr_hugepages`, '-1')).toBe(EINVAL);
