@@ -1,5 +1,14 @@
 import { type Capability, capabilitySet, checkCapabilities } from './capability.js';
-import { EBUSY, EFAULT, EINVAL, ENOMEM, kernelError, PagemigError, type SyscallResult } from './errno.js';
+import {
+  EBUSY,
+  EFAULT,
+  EINVAL,
+  ENOMEM,
+  ESRCH,
+  kernelError,
+  PagemigError,
+  type SyscallResult,
+} from './errno.js';
 import { HUGETLB_NR, HUGETLB_ORDER, type HugetlbTask } from './hugetlb.js';
 import { SIGBUS } from './hugetlb_fault.js';
 import {
@@ -120,13 +129,15 @@ function segv(addr: number, why: string): never {
 
 const isBool = (v: unknown) => v === undefined || typeof v === 'boolean';
 
+/** include/linux/sched.h: the bytes of a task's comm, its terminating NUL included. */
+const TASK_COMM_LEN = 16;
 const SPAWN_OPTIONS = ['uid', 'gid', 'capabilities', 'privileged', 'memsAllowed', 'node', 'comm'];
 const MMAP_OPTIONS = ['shared', 'thp', 'node', 'policy', 'mlock', 'migratable', 'hugetlb'];
 
 /**
  * The checks of spawn()'s options (EINVAL naming the option): no unknown key, uid and gid ids
  * (0..2^32-2), capabilities a list of CAP_* names or privileged a boolean (not both), memsAllowed
- * a list of existing nodes, node one of them, comm a string.
+ * a list of existing nodes, node one of them, comm a string (cut to 15 characters, as the kernel's).
  */
 export function checkSpawnOptions(opts: unknown, nrNodes: number): asserts opts is SpawnOptions {
   if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
@@ -225,7 +236,8 @@ export class Process implements MempolicyTask {
       throw kernelError(EINVAL, `node ${this.node} does not exist (nodes 0..${nn - 1})`);
     if (!withCpus(this.node))
       throw kernelError(EINVAL, `node ${this.node} has no CPUs: no process runs there`);
-    this.comm = opts.comm ?? `proc${pid}`;
+    // set_task_comm: TASK_COMM_LEN is 16 bytes with the NUL, so a longer name is cut to 15.
+    this.comm = (opts.comm ?? `proc${pid}`).slice(0, TASK_COMM_LEN - 1);
   }
 
   /** capable(cap): whether the process holds `cap`. */
@@ -248,7 +260,7 @@ export class Process implements MempolicyTask {
   private alive(): void {
     if (this.exited) {
       this.k.assertOpen(`process ${this.pid}`);
-      throw new PagemigError('ERR_PROCESS_EXITED', `process ${this.pid} has exited`);
+      throw new PagemigError('ERR_PROCESS_EXITED', `process ${this.pid} has exited`, { errno: ESRCH });
     }
   }
 

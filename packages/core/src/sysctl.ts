@@ -1,4 +1,4 @@
-import { EACCES, EINVAL, ENOENT, kernelError, PagemigError } from './errno.js';
+import { EACCES, EINVAL, ENOENT, ESRCH, kernelError, PagemigError } from './errno.js';
 import { hugetlbSysctls } from './hugetlb_sysfs.js';
 import {
   type Kernel,
@@ -242,7 +242,8 @@ export class Sysctl {
     if (v === null || v < knob.min || v > knob.max) return fail(EINVAL);
     // A write that would take effect (or start compaction) refuses on a closed machine.
     this.k.assertOpen(`sysctl.${what}(${JSON.stringify(name)})`);
-    if (task?.exited) throw new PagemigError('ERR_PROCESS_EXITED', `process ${task.pid} has exited`);
+    if (task?.exited)
+      throw new PagemigError('ERR_PROCESS_EXITED', `process ${task.pid} has exited`, { errno: ESRCH });
     return { errno: 0, v };
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EFAULT, EINVAL, EIO, ENOMEM, EPERM, PagemigError } from '../src/errno.js';
+import { EFAULT, EINVAL, EIO, ENOMEM, EPERM, ESRCH, PagemigError } from '../src/errno.js';
 import * as core from '../src/index.js';
 import {
   MPOL_BIND,
@@ -607,6 +607,8 @@ describe('mbind(2): the paths of do_mbind', () => {
     await expect(p.mbind(0, PG, MPOL_DEFAULT, null)).rejects.toThrow(PagemigError);
     expect(() => p.setMempolicy(MPOL_DEFAULT, null)).toThrow(/exited/);
     expect(() => p.getMempolicy()).toThrow(/exited/);
+    // No such process: the errno a syscall naming its pid would get.
+    expect(() => p.mmap(PG)).toThrow(expect.objectContaining({ code: 'ERR_PROCESS_EXITED', errno: ESRCH }));
   });
 });
 

@@ -390,6 +390,8 @@ describe('move_pages beyond LTP', () => {
       ends.filter((e) => e.pid === pid).map((e) => [e.comm, e.fields.succeeded]);
     expect(byCaller(a.pid)).toEqual([['mover-a', 2]]);
     expect(byCaller(b.pid)).toEqual([['mover-b', 3]]);
+    // A longer name is cut to TASK_COMM_LEN - 1 = 15 characters, as the kernel's comm is.
+    expect(m.spawn({ comm: 'a-very-long-process-name' }).comm).toBe('a-very-long-pro');
     for (const x of pa) expect(sameBytes(a.read(x.addr, PG), x.data)).toBe(true);
     for (const x of pb) expect(sameBytes(b.read(x.addr, PG), x.data)).toBe(true);
   });
