@@ -64,6 +64,29 @@ function wantsJson(args: readonly string[]): boolean {
   return (end < 0 ? args : args.slice(0, end)).includes('--json');
 }
 
+/**
+ * The command was stopped by `signal` (Ctrl-C): under --json its one document still comes, as an
+ * error, since a --json consumer reads stdout whatever happened. Returns the shell's exit code for
+ * the signal (128 + its number).
+ */
+export function interrupted(
+  args: readonly string[],
+  signal: 'SIGINT' | 'SIGTERM',
+  io: Io = processIo(),
+): number {
+  const exit = signal === 'SIGINT' ? 130 : 143;
+  const message = `interrupted by ${signal}`;
+  if (wantsJson(args)) {
+    const { program } = createProgram({ io });
+    emitJson(io, commandOf(program, args), {
+      ok: false,
+      error: { code: 'ERR_INTERRUPTED', message, exitCode: exit },
+    });
+  }
+  io.stderr.write(`pagemig: ${message}\n`);
+  return exit;
+}
+
 /** Runs `pagemig <args>` and resolves with the exit code (never exits the process). */
 export async function runCli(args: string[], opts: ProgramOptions = {}): Promise<number> {
   const io = opts.io ?? processIo();

@@ -1,6 +1,7 @@
+import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { runBin } from './helpers.js';
+import { binPath, runBin, tempDir } from './helpers.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -36,6 +37,43 @@ describe('pagemig (bin)', () => {
       expect(r.stdout).toMatch(new RegExp(`Examples:\\n  \\$ pagemig ${c}`));
     },
   );
+
+  it('Ctrl-C under --json still prints the one document, as an error, and exits 130', async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        binPath,
+        'tier',
+        '--dram',
+        '8MiB',
+        '--cxl',
+        '32MiB',
+        '--duration',
+        '60000',
+        '--out',
+        tempDir(),
+        '--json',
+      ],
+      {
+        env: { ...process.env, CI: '1' },
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    // Once the run is under way (the machine is built), as a user would press Ctrl-C.
+    await new Promise((r) => setTimeout(r, 1500));
+    child.kill('SIGINT');
+    const code = await new Promise((r) => child.on('exit', (c) => r(c)));
+    expect(code).toBe(130);
+    expect(JSON.parse(stdout)).toMatchObject({
+      command: 'tier',
+      ok: false,
+      error: { code: 'ERR_INTERRUPTED', message: 'interrupted by SIGINT', exitCode: 130 },
+    });
+    expect(stderr).toContain('pagemig: interrupted by SIGINT');
+  });
 
   it('prints its version', async () => {
     const r = await runBin(['--version']);
