@@ -107,6 +107,11 @@ export function migratorChoice(
   const file = cfg.migrator;
   const id = flags.migrator ?? file?.id ?? fallback;
   const sameAsFile = file !== undefined && file.id === id;
+  // Options for no migrator would be dropped without a word: say so instead.
+  if (id === 'none' && flags.option && Object.keys(flags.option).length)
+    throw usageError(
+      `--option ${Object.keys(flags.option).join(', ')}: no migrator takes it (the kernel's own copy is used); give --migrator`,
+    );
   const timing = flags.timing ?? (sameAsFile ? file.timing : undefined);
   if (timing !== undefined && !cfg.timingProfiles?.[timing]) {
     const known = Object.keys(cfg.timingProfiles ?? {});

@@ -137,7 +137,9 @@ describe('pagemig migrate', () => {
     ],
     [['--total', '3MiB'], '--total 3MiB must be a positive multiple of the folio size 2MiB'],
     [['--to', '0'], '--from and --to are both node 0; migrate between two nodes'],
-    [['--to', '2'], 'node 2 does not exist: the machine has 2 node(s)'],
+    [['--to', '2'], '--to 2: node 2 does not exist: the machine has 2 node(s)'],
+    [['--from', '5'], '--from 5: node 5 does not exist: the machine has 2 node(s)'],
+    [['--nodes', '1'], '--to 1: node 1 does not exist: the machine has 1 node(s)'],
     [
       ['--mode', 'fast'],
       '--mode: unknown migrate mode "fast"; use one of MIGRATE_ASYNC, MIGRATE_SYNC_LIGHT, MIGRATE_SYNC',
@@ -153,6 +155,14 @@ describe('pagemig migrate', () => {
       'unknown option "chekEvery" for migrator cpu-serial; did you mean "checkEvery"?',
     ],
     [['-o', 'novalue'], '--option "novalue": expected key=value'],
+    [
+      ['-o', 'channels=2'],
+      "--option channels: no migrator takes it (the kernel's own copy is used); give --migrator",
+    ],
+    [
+      ['--migrator', 'none', '-o', 'channels=2'],
+      "--option channels: no migrator takes it (the kernel's own copy is used); give --migrator",
+    ],
   ])('exits 2 on bad input %j', async (args, message) => {
     const r = await run(['migrate', ...args]);
     expect(r.code).toBe(2);

@@ -151,11 +151,18 @@ async function migrate(ctx: CommandContext, o: MigrateOpts): Promise<void> {
   const choice = migratorChoice(config, o);
   const mc = machineConfig(config, flags, {
     nodes: 2,
-    nodeMemory: Math.ceil((total + (16 << 20)) / THP) * THP,
+    // 16 MiB of headroom, and never less than checkRoom asks (page tables grow with --total).
+    nodeMemory: Math.ceil(Math.max(total + (16 << 20), nodeMemoryNeeded(total)) / THP) * THP,
   });
   if (flags.batchPages !== undefined) mc.migrationBatchPages = flags.batchPages;
-  if (Math.max(from, to) >= mc.nodes.length)
-    throw usageError(`node ${Math.max(from, to)} does not exist: the machine has ${mc.nodes.length} node(s)`);
+  for (const [flag, nid] of [
+    ['--from', from],
+    ['--to', to],
+  ] as const)
+    if (nid >= mc.nodes.length)
+      throw usageError(
+        `${flag} ${nid}: node ${nid} does not exist: the machine has ${mc.nodes.length} node(s)`,
+      );
   checkRoom(mc, { total, from, to, nodeMemoryFlag: o.nodeMemory, configName: name });
 
   const bar = createProgress(io, json, 2, 'migrate');
