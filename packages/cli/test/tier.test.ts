@@ -202,6 +202,14 @@ describe('pagemig tier', () => {
       [['--compare', 'ptdma,ptdma'], /^--compare: ptdma is given twice$/],
       [['--compare', 'ptdma,sdxi', '--migrator', 'ptdma'], /^--compare and --migrator: give one of them$/],
       [['--dram', '8MiB', '--cxl', '8MiB', '--bytes', '32MiB'], /^--bytes 32MiB does not fit in DRAM \+ CXL/],
+      [
+        ['--dram', '32MiB', '--cxl', '96MiB', '--bytes', '1TiB'],
+        /^--bytes 1TiB does not fit in DRAM \+ CXL \(32MiB \+ 96MiB/,
+      ],
+      [
+        ['--dram', '1TiB'],
+        /^--bytes 2TiB \(the default: twice --dram\) does not fit in DRAM \+ CXL \(1TiB \+ 256MiB/,
+      ],
       [['--trace-format', 'csv'], /^--trace-format needs --trace$/],
       [['--duration', '0'], /^--duration: expected an integer from 1/],
     ];

@@ -1,6 +1,13 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { type AccessTrace, PAGE_SIZE, PagemigError, parseAccessCsv, parseDamoRecord } from '@pagemig/core';
+import {
+  type AccessTrace,
+  formatSize as exactSize,
+  PAGE_SIZE,
+  PagemigError,
+  parseAccessCsv,
+  parseDamoRecord,
+} from '@pagemig/core';
 import type { Command } from 'commander';
 import type { CommandContext } from '../context.js';
 import { examples } from '../context.js';
@@ -210,7 +217,8 @@ async function tier(ctx: CommandContext, o: TierOpts): Promise<void> {
   const workload = workloadSpec(o, io.cwd, dramBytes);
   if (workload.bytes > dramBytes + cxlBytes - TWO_MIB * 2)
     throw usageError(
-      `--bytes ${formatSize(workload.bytes)} does not fit in DRAM + CXL (${formatSize(dramBytes)} + ${formatSize(cxlBytes)}, less their watermarks)`,
+      // Exact sizes (1TiB, not "1020GiB"), and the default named as one: the user may not have given it.
+      `--bytes ${o.bytes === undefined ? `${exactSize(workload.bytes)} (the default: twice --dram)` : exactSize(workload.bytes)} does not fit in DRAM + CXL (${exactSize(dramBytes)} + ${exactSize(cxlBytes)}, less their watermarks)`,
     );
   const spec: TierRunSpec = {
     dramBytes,
