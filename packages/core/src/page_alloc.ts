@@ -2,6 +2,7 @@ import { EINVAL, kernelError } from './errno.js';
 import type { Kernel } from './kernel.js';
 import { MAX_PAGE_ORDER, MIGRATE_MOVABLE, MIGRATE_TYPES, WMARK_LOW, WMARK_MIN, zoneNames } from './mmzone.js';
 import type { PgData } from './node.js';
+import { show } from './show.js';
 import type { Zone } from './zone.js';
 
 export interface AllocRequest {
@@ -190,8 +191,9 @@ function checkAllocRequest(nodes: readonly PgData[], req: AllocRequest): void {
   if (typeof req !== 'object' || req === null) throw bad('must be an object with order and nid');
   if (!Number.isInteger(req.order) || req.order < 0 || req.order > MAX_PAGE_ORDER)
     throw bad(`order ${String(req.order)} is not an integer in 0..${MAX_PAGE_ORDER}`);
+  if (req.nid === undefined) throw bad('nid (the node to allocate on) is missing');
   if (!Number.isInteger(req.nid) || req.nid < 0 || req.nid >= nodes.length)
-    throw bad(`node ${String(req.nid)} does not exist (nodes 0..${nodes.length - 1})`);
+    throw bad(`nid ${show(req.nid)}: no such node (nodes 0..${nodes.length - 1})`);
   if (req.mt !== undefined && (!Number.isInteger(req.mt) || req.mt < 0 || req.mt >= MIGRATE_TYPES))
     throw bad(`migratetype ${String(req.mt)} is not an integer in 0..${MIGRATE_TYPES - 1}`);
   const allowed = req.allowed;

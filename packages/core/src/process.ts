@@ -355,8 +355,10 @@ export class Process implements MempolicyTask {
   /** munmap(addr, len): addr must be page aligned; partial unmaps split areas. */
   munmap(addr: number, len: number): void {
     this.alive();
-    if (!Number.isSafeInteger(len) || len <= 0)
+    if (!Number.isInteger(len) || len <= 0)
       throw kernelError(EINVAL, `munmap length ${show(len)} must be a positive integer`);
+    if (len > USER_PAGES * PAGE_SIZE)
+      throw kernelError(EINVAL, `munmap length ${len} is larger than the 256GiB user address space`);
     const vpn = typeof addr === 'number' ? addrToVpn(addr) : -1;
     if (vpn < 0 || addr % PAGE_SIZE !== 0)
       throw kernelError(EINVAL, `munmap address ${hex(addr)} is not a page-aligned user address`);

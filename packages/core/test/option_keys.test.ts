@@ -15,6 +15,10 @@ describe('a misspelt option is refused (EINVAL naming it), never ignored', () =>
       'EINVAL: mmap: unknown option "shard"; did you mean "shared"? (known options: shared, thp, node, policy, mlock, migratable, hugetlb)',
     );
     expect(p.mm.vmas.size).toBe(vmas);
+    // A length beyond the address space is named as such, not as "not a positive integer".
+    expect(expectErrno(() => p.munmap(0x10000000, 2 ** 60), EINVAL).message).toBe(
+      `EINVAL: munmap length ${2 ** 60} is larger than the 256GiB user address space`,
+    );
     expect(expectErrno(() => p.mmap(PAGE_SIZE, { bogus: 1 } as never), EINVAL).message).toBe(
       'EINVAL: mmap: unknown option "bogus"; known options: shared, thp, node, policy, mlock, migratable, hugetlb',
     );

@@ -425,6 +425,14 @@ describe("core's allocator and machine hooks", () => {
     await kd.settled();
     expect(kd.errors).toEqual([]);
     expect(verifyBytes(f)).toBeGreaterThan(0);
+    // An allocation request names the field it lacks or gets wrong (`nid`, not `node`).
+    await expect(kd.allocFolio({ order: 0, node: 7 } as never)).rejects.toMatchObject({
+      errno: EINVAL,
+      message: 'EINVAL: allocation request: nid (the node to allocate on) is missing',
+    });
+    await expect(kd.allocFolio({ order: 0, nid: 7 })).rejects.toMatchObject({
+      message: 'EINVAL: allocation request: nid 7: no such node (nodes 0..0)',
+    });
     // Options that are not an object are refused the same way.
     await kd.stop();
     for (const opts of [null, [], 'x', 5])

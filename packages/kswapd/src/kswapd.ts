@@ -279,8 +279,9 @@ export class Kswapd extends MachineDaemon implements ReclaimEnv {
    */
   wakeup(nid: number, order = 0, highestZoneidx = MAX_NR_ZONES - 1): boolean {
     if (this.stopping) throw new PagemigError('ERR_KSWAPD_STOPPED', 'ks.wakeup: kswapd is stopped');
+    if (!Number.isInteger(nid)) throw kernelError(EINVAL, `ks.wakeup: node ${show(nid)} is not a node id`);
     if (!this.threads.has(nid))
-      throw kernelError(EINVAL, `ks.wakeup: node ${String(nid)} has no kswapd (no memory, or no such node)`);
+      throw kernelError(EINVAL, `ks.wakeup: node ${nid} has no kswapd (no memory, or no such node)`);
     if (!Number.isInteger(order) || order < 0 || order > MAX_PAGE_ORDER)
       throw kernelError(
         EINVAL,

@@ -105,6 +105,10 @@ describe('attachKswapd options', () => {
         message: 'EINVAL: ks.wakeup: node 2 has no kswapd (no memory, or no such node)',
       }),
     );
+    // A string is not a node id, whatever it reads as.
+    expect(() => ks.wakeup('0' as never)).toThrow(
+      expect.objectContaining({ errno: EINVAL, message: 'EINVAL: ks.wakeup: node "0" is not a node id' }),
+    );
     expect(() => ks.wakeup(0, 11)).toThrow(
       expect.objectContaining({
         errno: EINVAL,
