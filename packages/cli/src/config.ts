@@ -316,18 +316,23 @@ async function readConfigFile(file: string, name: string): Promise<unknown> {
       throw configError(`${name}: cannot read it: ${(e as Error).message}`);
     }
     try {
-      return JSON.parse(text) as unknown;
+      // An editor's byte-order mark is not part of the JSON text.
+      return JSON.parse(text.replace(/^\uFEFF/, '')) as unknown;
     } catch (e) {
       throw configError(`${name}: not valid JSON: ${(e as Error).message}`);
     }
   }
   // jiti strips the types and resolves the file's own imports from its directory.
   const jiti = createJiti(import.meta.url, { moduleCache: false, fsCache: false });
+  let mod: unknown;
   try {
-    return await jiti.import(file, { default: true });
+    mod = await jiti.import(file);
   } catch (e) {
     throw configError(`${name}: loading failed: ${(e as Error).message}`);
   }
+  if (typeof mod !== 'object' || mod === null || !('default' in mod))
+    throw configError(`${name}: has no default export; end it with export default defineConfig({ ... })`);
+  return (mod as { default: unknown }).default;
 }
 
 /** Checks a config object; the error names the file and the JSON path of every bad field. */

@@ -79,6 +79,20 @@ describe('config file', () => {
     expect(missing.stderr).toBe('pagemig migrate: config file nope.json does not exist\n');
   });
 
+  it('reads a JSON file that starts with a byte-order mark; a .ts file needs a default export', async () => {
+    const machine = { nodes: [{ memory: '64MiB' }, { memory: '64MiB' }, { memory: '64MiB' }] };
+    const bom = tempDir({ 'pagemig.config.json': `\uFEFF${json({ machine })}` });
+    const ok = await run(['proc', 'buddyinfo', '--json'], { cwd: bom });
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout).ok).toBe(true);
+    const named = tempDir({ 'pagemig.config.ts': `export const config = ${json({ machine })};` });
+    const bad = await run(['proc', 'buddyinfo', '--json'], { cwd: named });
+    expect(bad.code).toBe(4);
+    expect(JSON.parse(bad.stdout).error.message).toBe(
+      'pagemig.config.ts: has no default export; end it with export default defineConfig({ ... })',
+    );
+  });
+
   it('flags override the file: node size, node count, migrator', async () => {
     const dir = tempDir({
       'pagemig.config.json': json({
