@@ -58,6 +58,15 @@ function commandOf(program: Command, args: readonly string[]): string {
   return args.find((a) => names.has(a)) ?? 'pagemig';
 }
 
+/** Why commander showed the help instead of running: `help <name>` of no command, or no command. */
+function helpProblem(program: Command, args: readonly string[]): string {
+  const names = new Set(program.commands.map((c) => c.name()));
+  const asked = args[0] === 'help' ? args.find((a, i) => i > 0 && !a.startsWith('-')) : undefined;
+  return asked !== undefined && !names.has(asked)
+    ? `unknown command ${JSON.stringify(asked)}; commands: ${[...names].join(', ')}`
+    : 'no command given';
+}
+
 /** `--json` among the arguments (before a `--` that ends the options). */
 function wantsJson(args: readonly string[]): boolean {
   const end = args.indexOf('--');
@@ -103,7 +112,15 @@ export async function runCli(args: string[], opts: ProgramOptions = {}): Promise
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return ExitCode.OK;
-      const message = e.code === 'commander.help' ? 'no command given' : e.message.replace(/^error: /, '');
+      // `pagemig --json` alone: --json belongs to the commands, and none was given.
+      const noCommand =
+        e.code === 'commander.unknownOption' && commandOf(program, args) === 'pagemig' && wantsJson(args);
+      const message =
+        e.code === 'commander.help'
+          ? helpProblem(program, args)
+          : noCommand
+            ? 'no command given'
+            : e.message.replace(/^error: /, '');
       return fail('ERR_USAGE', message, ExitCode.USAGE);
     }
     if (e instanceof CliError) {

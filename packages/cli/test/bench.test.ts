@@ -137,6 +137,10 @@ describe('pagemig bench', () => {
     const clock = await run(['bench', '--clock', 'wall']);
     expect(clock.code).toBe(2);
     expect(clock.stderr).toBe('pagemig bench: --clock: expected real or modeled, got "wall"\n');
+    // A cap below the smallest run was raised to it without a word (and the header said 128MiB).
+    const tiny = await run(['bench', '--quick', '--max-total', '0']);
+    expect(tiny.code).toBe(2);
+    expect(tiny.stderr).toBe('pagemig bench: --max-total: "0" is below one 2MiB folio, the smallest run\n');
   });
 
   it('hands --clock modeled to the timing model and returns its exit code', async () => {

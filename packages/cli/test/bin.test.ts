@@ -75,6 +75,17 @@ describe('pagemig (bin)', () => {
     expect(stderr).toContain('pagemig: interrupted by SIGINT');
   });
 
+  it('help for a command that does not exist is a usage error naming it; no command at all says so', async () => {
+    const r = await runBin(['help', 'nosuch', '--json']);
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error.message).toMatch(
+      /^unknown command "nosuch"; commands: bench, migrate, /,
+    );
+    const none = await runBin(['--json']);
+    expect(none.code).toBe(2);
+    expect(JSON.parse(none.stdout).error.message).toBe('no command given');
+  });
+
   it('prints its version', async () => {
     const r = await runBin(['--version']);
     expect(r).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });

@@ -111,6 +111,9 @@ async function bench(ctx: CommandContext, o: BenchOpts): Promise<number> {
   const only = onlyFlag(o.only);
   const profile = o.profile === undefined ? undefined : sweepProfile(o.profile);
   const maxTotal = o.maxTotal === undefined ? preset.maxTotal : sizeFlag('--max-total', o.maxTotal);
+  // The sweep's smallest run is one 2 MiB folio: a smaller cap would be raised to it silently.
+  if (maxTotal < 2 << 20)
+    throw usageError(`--max-total: ${JSON.stringify(o.maxTotal)} is below one 2MiB folio, the smallest run`);
   const reps = o.reps === undefined ? preset.reps : intFlag('--reps', o.reps, 1, 100);
   const { config } = await loadConfig(io.cwd, o.config);
   const batchPages =
