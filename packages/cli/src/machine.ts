@@ -158,6 +158,9 @@ function specError(
   if (configName === undefined) return err;
   if (err.code === RegistryErrorCode.ID && spec.idFromFile)
     return configError(`${configName}: ${spec.where}.id: ${err.message}`);
+  // Still exit 3 (install it), but say which field of which file asked for it.
+  if (err.exitCode === ExitCode.DRIVER_MISSING && spec.idFromFile)
+    return new CliError(`${configName}: ${spec.where}.id: ${err.message}`, err.exitCode, err.code);
   if (err.code !== RegistryErrorCode.OPTION) return err;
   // The option the driver names: the key quoted in the message, or the first key it mentions.
   const keys = Object.keys(spec.options);

@@ -79,6 +79,15 @@ describe('config file', () => {
     expect(missing.stderr).toBe('pagemig migrate: config file nope.json does not exist\n');
   });
 
+  it('a migrator the file names that is not installed: exit 3, naming the file and the field', async () => {
+    const dir = tempDir({ 'pagemig.config.json': json({ migrator: { id: 'nosuch' } }) });
+    const r = await run(['migrate', '--total', '4MiB', '--json'], { cwd: dir });
+    expect(r.code).toBe(3);
+    expect(JSON.parse(r.stdout).error.message).toMatch(
+      /^pagemig\.config\.json: migrator\.id: migrator "nosuch" is not installed: install pagemig-migrator-nosuch/,
+    );
+  });
+
   it('reads a JSON file that starts with a byte-order mark; a .ts file needs a default export', async () => {
     const machine = { nodes: [{ memory: '64MiB' }, { memory: '64MiB' }, { memory: '64MiB' }] };
     const bom = tempDir({ 'pagemig.config.json': `\uFEFF${json({ machine })}` });
