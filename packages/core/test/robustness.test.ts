@@ -697,8 +697,9 @@ describe("the batch copy timeout is a sysctl (vm.migrate_copy_timeout_ms, pagemi
     expect(m.offload.status()[0]!.disabled).toBe('disabled: a batch copy never settled after its abort');
     expect(dsts).toHaveLength(8);
     for (const x of r.addrs) expect(dsts).not.toContain(p.pageInfo(x)!.pfn);
-    // The abandoned copy still holds its 8 frames.
+    // The abandoned copy still holds its 8 frames (allocated, referenced, mapped by no one).
     expect(freeTotal(m)).toBe(free0 - 8);
+    m.checkInvariants();
     writeLate();
     await new Promise((resolve) => setTimeout(resolve, 10));
     expect(sameBytes(p.read(r.a, r.bytes), r.data)).toBe(true);
