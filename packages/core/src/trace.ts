@@ -3,7 +3,8 @@
  * rendered like a line of /sys/kernel/tracing/trace.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { PagemigError } from './errno.js';
+import { EINVAL, PagemigError } from './errno.js';
+import { show } from './show.js';
 export interface TraceRecord {
   /** `system:event`, e.g. `migrate:mm_migrate_pages`. */
   readonly name: string;
@@ -133,6 +134,22 @@ export class Tracer {
    * Listeners see enabled events only (the default-off ones need `enable()` first).
    */
   on(name: string, cb: TraceListener): () => void {
+    // Checked here, not at the first event: a listener that is no function would throw at every
+    // event (each kept in listenerErrors), and a name that is no string would never match.
+    if (typeof name !== 'string' || name === '')
+      throw new PagemigError(
+        'ERR_INVALID_ARGUMENT',
+        `trace.on: ${show(name)} is not an event ('migrate:mm_migrate_pages' or 'mm_migrate_pages'), a system ('migrate') or '*'`,
+        { errno: EINVAL },
+      );
+    if (typeof cb !== 'function')
+      throw new PagemigError(
+        'ERR_INVALID_ARGUMENT',
+        `trace.on(${JSON.stringify(name)}): the listener ${show(cb)} is not a function`,
+        {
+          errno: EINVAL,
+        },
+      );
     let set = this.listeners.get(name);
     if (!set) this.listeners.set(name, (set = new Set()));
     set.add(cb);

@@ -281,5 +281,14 @@ describe('the trace buffer is a ring', () => {
     for (let i = 0; i < 100_000; i++) m.trace.emit('test', 'tick', { i }, 'x');
     expect(m.trace.events()).toHaveLength(1000);
     expect(m.trace.events().at(-1)!.fields.i).toBe(99_999);
+    // A listener that is no function, or a name that is no string, is refused when it is given.
+    const notFn = catchPagemig(() => m.trace.on('migrate:mm_migrate_pages', 5 as never));
+    expect(notFn).toMatchObject({ code: 'ERR_INVALID_ARGUMENT', errno: 22 });
+    expect(notFn.message).toBe('trace.on("migrate:mm_migrate_pages"): the listener 5 is not a function');
+    expect(catchPagemig(() => m.trace.on(null as never, () => {})).message).toMatch(
+      /^trace\.on: null is not an event/,
+    );
+    m.trace.emit('test', 'tick', { i: 0 }, 'x');
+    expect(m.trace.listenerErrors).toEqual([]);
   });
 });
