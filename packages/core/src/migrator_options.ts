@@ -90,6 +90,23 @@ export function describeKnownKeys(known: readonly string[]): string {
   return known.length ? `known options: ${known.join(', ')}` : 'it takes no options';
 }
 
+/**
+ * The message for the first key of `given` that is not one of `known`, with the closest known key
+ * and the list of them (`unknown option "shard"; did you mean "shared"? (known options: ...)`), or
+ * undefined when every key is known.
+ */
+export function unknownOption(given: object, known: readonly string[]): string | undefined {
+  for (const key of Object.keys(given)) {
+    if (known.includes(key)) continue;
+    const hint = suggestKey(key, known);
+    const tail = hint
+      ? `did you mean ${JSON.stringify(hint)}? (${describeKnownKeys(known)})`
+      : describeKnownKeys(known);
+    return `unknown option ${JSON.stringify(key)}; ${tail}`;
+  }
+  return undefined;
+}
+
 /** A value as an error message shows it: strings quoted, NaN as NaN, long objects cut. */
 function formatValue(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v);
@@ -155,14 +172,8 @@ export function checkMigratorOptions<const S extends MigratorOptionsSpec>(
   if (typeof given !== 'object' || Array.isArray(given))
     throw optionError(driver, `options must be an object, got ${formatValue(options)}`);
   const known = Object.keys(spec);
-  for (const key of Object.keys(given)) {
-    if (Object.hasOwn(spec, key)) continue;
-    const hint = suggestKey(key, known);
-    const tail = hint
-      ? `did you mean ${JSON.stringify(hint)}? (${describeKnownKeys(known)})`
-      : describeKnownKeys(known);
-    throw optionError(driver, `unknown option ${JSON.stringify(key)}; ${tail}`);
-  }
+  const unknown = unknownOption(given, known);
+  if (unknown) throw optionError(driver, unknown);
   const values = given as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   for (const key of known) {
