@@ -449,7 +449,7 @@ export class Kcompactd extends MachineDaemon {
   wakeup(nid: number, order: number, highestZoneidx?: number): boolean {
     if (this.stopping) throw stoppedError();
     if (!Number.isInteger(nid)) throw kernelError(EINVAL, `kd.wakeup: node ${show(nid)} is not a node id`);
-    this.daemon(nid);
+    const d = this.daemon(nid);
     if (!Number.isInteger(order) || order < 0 || order > MAX_PAGE_ORDER)
       throw kernelError(EINVAL, `kd.wakeup: order ${show(order)} is not an integer in 0..${MAX_PAGE_ORDER}`);
     if (
@@ -460,19 +460,18 @@ export class Kcompactd extends MachineDaemon {
         EINVAL,
         `kd.wakeup: highestZoneidx ${show(highestZoneidx)} is not a zone index 0..${zoneNames.length - 1}`,
       );
-    return this.wakeupKcompactd(nid, order, highestZoneidx);
+    return this.wakeupKcompactd(d, order, highestZoneidx);
   }
 
   /** wakeup_kcompactd as kswapd's sleep steps call it: the checked request of `wakeup`. */
-  private wakeupKcompactd(nid: number, order: number, highestZoneidx?: number): boolean {
-    const d = this.daemon(nid);
+  private wakeupKcompactd(d: NodeDaemon, order: number, highestZoneidx?: number): boolean {
     if (!order) return false;
     const hz = highestZoneidx ?? d.nrZones - 1;
     if (d.maxOrder < order) d.maxOrder = order;
     if (d.highestZoneidx > hz) d.highestZoneidx = hz;
     if (!d.sleeping) return false;
     if (!d.nodeSuitable()) return false;
-    traceWakeupKcompactd(this.kernel, nid, order, hz);
+    traceWakeupKcompactd(this.kernel, d.nid, order, hz);
     d.wake();
     return true;
   }
@@ -480,7 +479,8 @@ export class Kcompactd extends MachineDaemon {
   /** The kswapd steps that concern compaction when it goes back to sleep. */
   private kswapdSleep(nid: number, order: number, highestZoneidx: number): void {
     for (const zone of this.kernel.nodes[nid]!.zones) resetIsolationSuitable(this.kernel, zone);
-    if (this.daemons.has(nid)) this.wakeupKcompactd(nid, order, highestZoneidx);
+    const d = this.daemons.get(nid);
+    if (d) this.wakeupKcompactd(d, order, highestZoneidx);
   }
 
   /**
