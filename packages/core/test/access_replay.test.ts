@@ -105,7 +105,10 @@ describe('the replay workload (user thread)', () => {
     // Passes the thread could not make in time are counted, never lost silently.
     expect(hist.reduce((x, y) => x + y, 0) + r.skipped).toBe(8 + 12 + 1);
     if (r.skipped === 0) expect(hist).toEqual([3, 2, 2, 2, 3, 3, 3, 3]);
-    expect(verifyAccess((x, n) => p.read(x, n), w, [r])).toMatchObject({ checked: 8, mismatches: 0 });
+    // Every page the thread wrote verifies; on a loaded host a skipped record leaves its pages unwritten.
+    const written = hist.filter((x) => x > 0).length;
+    if (r.skipped === 0) expect(written).toBe(8);
+    expect(verifyAccess((x, n) => p.read(x, n), w, [r])).toMatchObject({ checked: written, mismatches: 0 });
   });
 
   it('loops over the trace until stopped, faster with speed', async () => {
