@@ -93,6 +93,7 @@ export {
   REASON_MASK_ALL,
 } from './migrate_mode.js';
 export { MIGRATOR_MAX_CONSECUTIVE_FAILURES, type MigratorStatus, OffloadHost } from './migrate_offload.js';
+export { CORE_TRACE_EVENTS } from './migrate_trace.js';
 export {
   BATCH_COPIED,
   BATCH_DST,

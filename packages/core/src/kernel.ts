@@ -7,6 +7,7 @@ import { freeHugeFolio, Hstate } from './hugetlb.js';
 import { Lruvecs, lruRemoveFolio } from './lru.js';
 import { bootAdistance, MemoryTiers } from './memory_tiers.js';
 import { OffloadHost } from './migrate_offload.js';
+import { CORE_TRACE_EVENTS } from './migrate_trace.js';
 import { BATCH_ROW_INTS } from './migrator.js';
 import { MIGRATE_TYPES, PAGEBLOCK_ORDER, WMARK_LOW, WMARK_MIN } from './mmzone.js';
 import { PgData } from './node.js';
@@ -194,7 +195,7 @@ export class Kernel {
   /** Global zone index of each pageblock (page_zone()). */
   private readonly pageblockZone: Uint8Array;
   readonly events = new VmEvents();
-  readonly trace = new Tracer();
+  readonly trace = new Tracer(CORE_TRACE_EVENTS);
   /** The timeline recorder (m.timeline): off until started. */
   readonly timeline: Timeline = new Timeline(this.trace, (pid) => this.processes.get(pid));
   readonly vm: VmTunables;

@@ -2,6 +2,15 @@ import type { Kernel } from './kernel.js';
 import { vpnToAddr } from './mm.js';
 
 /**
+ * The events core emits, by system: include/trace/events/migrate.h's, and pagemig's own
+ * `migrate_phases` (a batch's phase times). The daemons define theirs when they are attached.
+ */
+export const CORE_TRACE_EVENTS = {
+  migrate: ['mm_migrate_pages_start', 'mm_migrate_pages', 'set_migration_pte', 'remove_migration_pte'],
+  pagemig: ['migrate_phases'],
+} as const satisfies Record<string, readonly string[]>;
+
+/**
  * The migration_pte event class of include/trace/events/migrate.h: `addr=%lx, pte=%lx order=%d`,
  * the entry's user address, its new value (the emulated PTE encoding) and the folio's order
  * (HPAGE_PMD_ORDER for a PMD). Off by default; callers check `k.trace.setMigrationPte` /

@@ -4,7 +4,9 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { EINVAL, PagemigError } from './errno.js';
+import { suggestKey } from './migrator_options.js';
 import { show } from './show.js';
+
 export interface TraceRecord {
   /** `system:event`, e.g. `migrate:mm_migrate_pages`. */
   readonly name: string;
@@ -38,8 +40,16 @@ export const TRACE_EVENTS_OFF_BY_DEFAULT = [
   'migrate:remove_migration_pte',
 ] as const;
 
+/** What trace names look like: `*`, a system or bare event (`migrate`), or `system:event`. */
+const TRACE_NAME = /^(\*|\w+|\w+:\w+)$/;
+const IDENTIFIER = /^\w+$/;
+
 export class Tracer {
   private readonly t0 = performance.now();
+  /** The events this machine has, by system (available_events): core's, and each attached daemon's. */
+  private readonly systems = new Map<string, Set<string>>();
+  /** Every defined event's bare name (a listener may name an event without its system). */
+  private readonly eventNames = new Set<string>();
   private readonly listeners = new Map<string, Set<TraceListener>>();
   /** A ring, like the trace buffer: `count` records from `start`, the oldest dropped first. */
   private records: TraceRecord[] = [];
@@ -69,6 +79,71 @@ export class Tracer {
   setMigrationPte = false;
   /** migrate:remove_migration_pte is enabled. */
   removeMigrationPte = false;
+
+  /**
+   * Adds `system`'s events to those the machine has, as loading the code that defines them does:
+   * core defines its own at boot, a daemon its own when it is attached. `enable`, `disable` and
+   * `on` refuse names that are not defined, so a misspelt event is an error, not silence.
+   */
+  define(system: string, events: readonly string[]): void {
+    const bad = [system, ...(Array.isArray(events) ? events : [undefined])].find(
+      (x) => typeof x !== 'string' || !IDENTIFIER.test(x),
+    );
+    if (bad !== undefined || !Array.isArray(events))
+      throw new PagemigError(
+        'ERR_INVALID_ARGUMENT',
+        `trace.define(${show(system)}, ${show(events)}): ${show(bad)} is not a system or event name (letters, digits and _)`,
+        { errno: EINVAL },
+      );
+    for (const e of events) this.add(system, e);
+  }
+
+  private add(system: string, event: string): void {
+    let set = this.systems.get(system);
+    if (!set) this.systems.set(system, (set = new Set()));
+    set.add(event);
+    this.eventNames.add(event);
+  }
+
+  /** Every defined event as `system:event`, sorted, as /sys/kernel/tracing/available_events lists them. */
+  availableEvents(): string[] {
+    const out: string[] = [];
+    for (const [system, events] of this.systems) for (const e of events) out.push(`${system}:${e}`);
+    return out.sort();
+  }
+
+  /**
+   * Refuses a name that is not `*`, a defined system, a defined `system:event` or (where
+   * `bare`) a defined event's own name, with the closest defined name when there is one.
+   */
+  private checkName(op: string, name: unknown, bare: boolean): asserts name is string {
+    if (typeof name !== 'string' || !TRACE_NAME.test(name))
+      throw new PagemigError(
+        'ERR_INVALID_ARGUMENT',
+        `${op}: ${show(name)} is not an event ('migrate:mm_migrate_pages'${bare ? " or 'mm_migrate_pages'" : ''}), a system ('migrate') or '*'`,
+        { errno: EINVAL },
+      );
+    if (name === '*') return;
+    const colon = name.indexOf(':');
+    if (
+      colon < 0
+        ? this.systems.has(name) || (bare && this.eventNames.has(name))
+        : this.systems.get(name.slice(0, colon))?.has(name.slice(colon + 1))
+    )
+      return;
+    const known = [...this.systems.keys(), ...this.availableEvents(), ...(bare ? this.eventNames : [])];
+    const hint = suggestKey(name, known);
+    throw new PagemigError(
+      'ERR_INVALID_ARGUMENT',
+      `${op}: this machine has no ${colon < 0 ? 'system or event' : 'event'} ${JSON.stringify(name)}${hint ? ` (did you mean ${JSON.stringify(hint)}?)` : ''}; m.trace.availableEvents() lists its events, and a daemon's events exist once the daemon is attached`,
+      { errno: EINVAL },
+    );
+  }
+
+  /** `defined`: the events the machine has from the start, by system (core's own). */
+  constructor(defined: Readonly<Record<string, readonly string[]>> = {}) {
+    for (const [system, events] of Object.entries(defined)) this.define(system, events);
+  }
 
   /** The clock's zero: `performance.now()` (ms) when the machine was created; `ts` counts from it. */
   get originMs(): number {
@@ -109,11 +184,7 @@ export class Tracer {
   }
 
   private setEnabled(name: string, on: boolean): void {
-    if (typeof name !== 'string' || !/^(\*|\w+|\w+:\w+)$/.test(name))
-      throw new PagemigError(
-        'ERR_INVALID_ARGUMENT',
-        `trace ${on ? 'enable' : 'disable'}: ${JSON.stringify(name)} is not an event ('migrate:set_migration_pte'), a system ('migrate') or '*'`,
-      );
+    this.checkName(`trace.${on ? 'enable' : 'disable'}`, name, false);
     // A wider switch overrides the narrower ones below it, as the kernel's enable files do.
     if (name === '*') {
       this.eventState.clear();
@@ -131,17 +202,13 @@ export class Tracer {
 
   /**
    * Subscribe to `system:event`, a bare event name, a system (`migrate`), or `*`. Returns off().
-   * Listeners see enabled events only (the default-off ones need `enable()` first).
+   * Listeners see enabled events only (the default-off ones need `enable()` first). The name must
+   * be defined (availableEvents()): a daemon's events are, once the daemon is attached.
    */
   on(name: string, cb: TraceListener): () => void {
     // Checked here, not at the first event: a listener that is no function would throw at every
-    // event (each kept in listenerErrors), and a name that is no string would never match.
-    if (typeof name !== 'string' || name === '')
-      throw new PagemigError(
-        'ERR_INVALID_ARGUMENT',
-        `trace.on: ${show(name)} is not an event ('migrate:mm_migrate_pages' or 'mm_migrate_pages'), a system ('migrate') or '*'`,
-        { errno: EINVAL },
-      );
+    // event (each kept in listenerErrors), and a name that matches no event would never be called.
+    this.checkName('trace.on', name, true);
     if (typeof cb !== 'function')
       throw new PagemigError(
         'ERR_INVALID_ARGUMENT',
@@ -158,6 +225,9 @@ export class Tracer {
 
   emit(system: string, event: string, fields: Record<string, string | number>, text: string): void {
     const name = `${system}:${event}`;
+    // An event that fires exists from then on, even if its code (an entry of a daemon package
+    // used without attaching the daemon) did not define it first.
+    if (!this.systems.get(system)?.has(event)) this.add(system, event);
     if (this.filtering && !this.isEnabled(name)) return;
     const who = this.task.getStore() ?? this.current;
     const rec: TraceRecord = {

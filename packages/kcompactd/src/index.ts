@@ -64,6 +64,7 @@ export {
   tryToCompactPages,
 } from './page_alloc.js';
 export {
+  COMPACTION_TRACE_EVENTS,
   CompactResult,
   type CompactResultValue,
   type CompactStatusName,

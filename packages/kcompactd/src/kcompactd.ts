@@ -33,6 +33,7 @@ import {
 } from './page_alloc.js';
 import {
   CompactResult,
+  defineCompactionEvents,
   traceKcompactdSleep,
   traceKcompactdWake,
   traceWakeupKcompactd,
@@ -337,6 +338,7 @@ export class Kcompactd extends MachineDaemon {
     if (p !== undefined && !(typeof p === 'number' && Number.isInteger(p) && p >= 0 && p <= 100))
       throw optionError(`proactiveness must be an integer in 0..100, got ${String(p)}`);
     this.checkAttachable('attachKcompactd');
+    defineCompactionEvents(this.kernel);
     // Before the action is installed, so the initial value does not trigger a pass.
     if (p !== undefined) machine.sysctl.write('vm.compaction_proactiveness', p);
     this.undo.push(machine.sysctl.setAction('vm.compact_memory', (v) => this.compactMemorySysctl(v)));

@@ -45,6 +45,29 @@ export function zoneTypeName(idx: number): ZoneName | string {
 const hex = (n: number) => `0x${n.toString(16)}`;
 const SYS = 'compaction';
 
+/** The compaction events kcompactd and direct compaction emit (include/trace/events/compaction.h), defined at attach. */
+export const COMPACTION_TRACE_EVENTS = [
+  'mm_compaction_isolate_migratepages',
+  'mm_compaction_isolate_freepages',
+  'mm_compaction_migratepages',
+  'mm_compaction_begin',
+  'mm_compaction_end',
+  'mm_compaction_try_to_compact_pages',
+  'mm_compaction_finished',
+  'mm_compaction_suitable',
+  'mm_compaction_deferred',
+  'mm_compaction_defer_compaction',
+  'mm_compaction_defer_reset',
+  'mm_compaction_kcompactd_sleep',
+  'mm_compaction_wakeup_kcompactd',
+  'mm_compaction_kcompactd_wake',
+] as const;
+
+/** Makes the compaction events exist on `k`'s machine, as loading compaction's code would. */
+export function defineCompactionEvents(k: Kernel): void {
+  k.trace.define(SYS, COMPACTION_TRACE_EVENTS);
+}
+
 /*
  * The `compaction:` tracepoints (include/trace/events/compaction.h), each with the kernel's field
  * names and TP_printk text. `%-8s` pads the zone name to eight characters (trailing spaces kept).

@@ -6,7 +6,7 @@
 // by the newer selftest ((0.8 · MemFree) / hugepagesize / 2) are obtained.
 import { createMachine, HPAGE_PMD_NR, type Machine, MIGRATE_MOVABLE, PAGE_SIZE } from '@pagemig/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { attachKcompactd, type Kcompactd } from '../src/index.js';
+import { attachKcompactd, COMPACTION_TRACE_EVENTS, type Kcompactd } from '../src/index.js';
 import { compactCounters, delta, fragment, keptPfns, verifyBytes } from './helpers.js';
 
 const HUGEPAGESIZE = HPAGE_PMD_NR * PAGE_SIZE;
@@ -35,6 +35,11 @@ describe('compaction_test (selftests/mm)', () => {
   it('check_compaction: more than a quarter of 80% of MemFree comes back as order-9 blocks (our bar: 90% of the request)', async () => {
     m = await createMachine({ nodes: [{ memory: '256MiB' }] });
     kd = attachKcompactd(m, { proactiveness: 0 });
+    // Attaching defines the compaction events; the run below emits no event that is not defined.
+    const available = m.trace.availableEvents();
+    expect(available.filter((e) => e.startsWith('compaction:'))).toEqual(
+      COMPACTION_TRACE_EVENTS.map((e) => `compaction:${e}`).sort(),
+    );
     expect(m.sysctl.read('vm.compact_unevictable_allowed')).toBe('1\n');
     const f = fragment(m, { fill: 0.8, chunkPages: 16, mlock: true });
     const memFree = f.freeBefore * PAGE_SIZE;
@@ -70,6 +75,8 @@ describe('compaction_test (selftests/mm)', () => {
     expect(m.trace.events('mm_compaction_try_to_compact_pages')[0]!.text).toBe(
       'order=9 gfp_mask=GFP_HIGHUSER_MOVABLE|__GFP_NOWARN|__GFP_RETRY_MAYFAIL|__GFP_COMP|__GFP_THISNODE priority=2',
     );
+    expect(new Set(m.trace.events('compaction').map((r) => r.event)).size).toBeGreaterThan(5);
+    expect(m.trace.availableEvents()).toEqual(available);
     console.log(
       `compaction_test: MemFree ${memFree >> 20} MiB, requested ${requested}, obtained ${obtained} (${((100 * obtained) / requested).toFixed(1)}%), compaction_index ${compactionIndex}, pages migrated ${d.pgmigrate_success}, compact_stall ${d.compact_stall} success ${d.compact_success} fail ${d.compact_fail}`,
     );

@@ -10,6 +10,7 @@ export {
   type KswapdStats,
 } from './kswapd.js';
 export type { DemotionTotals, NodeReclaimStats } from './stats.js';
+export { VMSCAN_TRACE_EVENTS } from './tracepoints.js';
 export {
   DEF_PRIORITY,
   inactiveIsLow,

@@ -13,6 +13,7 @@ import { balancePgdat, pgdatBalanced } from './balance.js';
 import { tryToFreePages } from './direct_reclaim.js';
 import { type DemotionTotals, emptyDemotionTotals, emptyNodeStats, type NodeReclaimStats } from './stats.js';
 import {
+  defineVmscanEvents,
   gfpOfZoneidx,
   MAX_NR_ZONES,
   traceKswapdSleep,
@@ -242,6 +243,7 @@ export class Kswapd extends MachineDaemon implements ReclaimEnv {
     if (ct !== undefined && (typeof ct !== 'number' || !(ct > 0) || !Number.isFinite(ct)))
       throw optionError(`copyTimeoutMs must be a positive number of ms, got ${String(ct)}`);
     this.checkAttachable('attachKswapd');
+    defineVmscanEvents(this.kernel);
     this.napMs = napMs;
     this.copyTimeoutMs = ct;
     this.directReclaim = opts.directReclaim ?? true;

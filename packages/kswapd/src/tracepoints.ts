@@ -7,6 +7,22 @@ import type { Kernel } from '@pagemig/core/internal';
  */
 const SYS = 'vmscan';
 
+/** The vmscan events kswapd and direct reclaim emit (include/trace/events/vmscan.h), defined at attach. */
+export const VMSCAN_TRACE_EVENTS = [
+  'mm_vmscan_kswapd_sleep',
+  'mm_vmscan_kswapd_wake',
+  'mm_vmscan_wakeup_kswapd',
+  'mm_vmscan_direct_reclaim_begin',
+  'mm_vmscan_direct_reclaim_end',
+  'mm_vmscan_lru_shrink_inactive',
+  'mm_vmscan_lru_shrink_active',
+] as const;
+
+/** Makes the vmscan events exist on `k`'s machine, as loading vmscan's code would. */
+export function defineVmscanEvents(k: Kernel): void {
+  k.trace.define(SYS, VMSCAN_TRACE_EVENTS);
+}
+
 /** MAX_NR_ZONES: kswapd_highest_zoneidx's "no request" value. */
 export const MAX_NR_ZONES: number = zoneNames.length;
 /** ZONE_MOVABLE's index: gfp_zone() of a movable request. */

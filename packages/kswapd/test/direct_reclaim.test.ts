@@ -1,7 +1,7 @@
 import { type AccessResult, PAGE_SIZE, verifyAccess } from '@pagemig/core';
 import { DEMOTION_ENABLED_PATH } from '@pagemig/core/internal';
 import { afterEach, describe, expect, it } from 'vitest';
-import { attachKswapd, MAX_RECLAIM_RETRIES } from '../src/index.js';
+import { attachKswapd, MAX_RECLAIM_RETRIES, VMSCAN_TRACE_EVENTS } from '../src/index.js';
 import { nodesOf, pageBytes, tierMachine, traced, wmarks } from './helpers.js';
 
 /*
@@ -76,6 +76,11 @@ describe('direct reclaim', () => {
     const m = await tierMachine();
     cleanup.push(() => m.close());
     const ks = attachKswapd(m, { napMs: 1 });
+    // Attaching defines the vmscan events; the run below emits no event that is not defined.
+    const available = m.trace.availableEvents();
+    expect(available.filter((e) => e.startsWith('vmscan:'))).toEqual(
+      VMSCAN_TRACE_EVENTS.map((e) => `vmscan:${e}`).sort(),
+    );
     const p = m.spawn({ comm: 'app', node: 0 });
     const n = m.freePages(0) - wmarks(m, 0).min - 8;
     const a = p.mmap(n * PAGE_SIZE, { node: 0, thp: 'never' });
@@ -125,6 +130,8 @@ describe('direct reclaim', () => {
     expect(Buffer.compare(p.read(a, n * PAGE_SIZE), bytes)).toBe(0);
     await ks.settled();
     m.checkInvariants();
+    expect(new Set(m.trace.events('vmscan').map((r) => r.event)).size).toBeGreaterThan(3);
+    expect(m.trace.availableEvents()).toEqual(available);
   });
 
   it('does nothing once stopped: the fault fails as without reclaim, nothing stays isolated', async () => {

@@ -1,3 +1,5 @@
+import { CORE_TRACE_EVENTS } from '@pagemig/core';
+import { COMPACTION_TRACE_EVENTS } from '@pagemig/kcompactd';
 import type { Command } from 'commander';
 import { type CommandContext, examples, machineCommandOptions } from '../context.js';
 import { usageError } from '../exit_codes.js';
@@ -6,26 +8,11 @@ import { intFlag } from '../machine.js';
 import { runCommand } from '../run_command.js';
 import { addScenarioFlags, type ScenarioOpts, withScenario } from '../scenario_command.js';
 
-/** The tracepoints the model emits, by system (include/trace/events/{migrate,compaction}.h, and pagemig's own). */
+/** The tracepoints the scenarios emit, by system: core's (migrate, pagemig) and kcompactd's (compaction). */
 export const TRACE_EVENTS: Readonly<Record<string, readonly string[]>> = {
-  migrate: ['mm_migrate_pages_start', 'mm_migrate_pages', 'set_migration_pte', 'remove_migration_pte'],
-  compaction: [
-    'mm_compaction_isolate_migratepages',
-    'mm_compaction_isolate_freepages',
-    'mm_compaction_migratepages',
-    'mm_compaction_begin',
-    'mm_compaction_end',
-    'mm_compaction_try_to_compact_pages',
-    'mm_compaction_finished',
-    'mm_compaction_suitable',
-    'mm_compaction_deferred',
-    'mm_compaction_defer_compaction',
-    'mm_compaction_defer_reset',
-    'mm_compaction_kcompactd_sleep',
-    'mm_compaction_wakeup_kcompactd',
-    'mm_compaction_kcompactd_wake',
-  ],
-  pagemig: ['migrate_phases'],
+  migrate: CORE_TRACE_EVENTS.migrate,
+  compaction: COMPACTION_TRACE_EVENTS,
+  pagemig: CORE_TRACE_EVENTS.pagemig,
 };
 
 /**
@@ -92,6 +79,9 @@ export function registerTraceCommand(program: Command, ctx: CommandContext): voi
             else ctx.io.stdout.write(lines.map((l) => `${l}\n`).join(''));
           },
           (m) => {
+            // The compact scenario attaches kcompactd after this: its events are defined first,
+            // as a module is loaded before its events can be enabled.
+            m.trace.define('compaction', COMPACTION_TRACE_EVENTS);
             if (enable) m.trace.enable(enable);
           },
         );
