@@ -587,7 +587,10 @@ export class Process implements MempolicyTask {
 
   /** The backing of `addr` without faulting, or null when nothing is mapped there. */
   pageInfo(addr: number): PageInfo | null {
-    const vpn = typeof addr === 'number' ? addrToVpn(addr) : -1;
+    // An address outside the user window has nothing mapped; one that is no integer is a bug.
+    if (!Number.isSafeInteger(addr))
+      throw kernelError(EINVAL, `pageInfo: address ${show(addr)} is not an integer`);
+    const vpn = addrToVpn(addr);
     if (vpn < 0) return null;
     const e = pageEntry(this.mm.pt, vpn);
     if (!pteIsPresent(e)) return null;

@@ -398,3 +398,24 @@ describe('kernel hooks for attached subsystems', () => {
     expect(m.kernel.processes.size).toBe(0);
   });
 });
+
+describe('pageInfo', () => {
+  it('is null where nothing is mapped, and EINVAL for an address that is no integer', async () => {
+    const m = await createMachine({ nodes: [{ memory: '8MiB' }], prefault: false });
+    try {
+      const p = m.spawn();
+      const a = p.mmap(2 * 4096, { node: 0 });
+      p.write(a, pattern(1));
+      expect(p.pageInfo(a)).toMatchObject({ node: 0, order: 0, zeroPage: false });
+      expect(p.pageInfo(a + 4096)).toBeNull();
+      expect(p.pageInfo(0)).toBeNull();
+      for (const bad of ['x', a + 0.5, Number.NaN, 2 ** 64, null]) {
+        const e = catchPagemig(() => p.pageInfo(bad as never));
+        expect(e.errno).toBe(EINVAL);
+        expect(e.message).toMatch(/^EINVAL: pageInfo: address .* is not an integer$/);
+      }
+    } finally {
+      await m.close();
+    }
+  });
+});
