@@ -25,7 +25,8 @@ export function sizeFlag(flag: string, value: Size): number {
 
 /** A positive integer flag (`--nodes 2`). */
 export function intFlag(flag: string, value: string | number, min = 1, max = 1 << 30): number {
-  const n = Number(value);
+  // Decimal digits only: Number() would also take '1e3', '0x10' and ' 5 '.
+  const n = typeof value === 'string' && !/^-?\d+$/.test(value) ? Number.NaN : Number(value);
   if (!Number.isInteger(n) || n < min || n > max)
     throw usageError(`${flag}: expected an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
   return n;

@@ -150,6 +150,8 @@ describe('pagemig migrate', () => {
       '--total 64MiB does not fit --node-memory 8MiB: nodes 0 and 1 need at least 66MiB each (the folios, their page tables and the watermarks); raise --node-memory or lower --total',
     ],
     [['--nodes', 'two'], '--nodes: expected an integer from 1 to 64, got "two"'],
+    [['--batch-pages', '1e3'], '--batch-pages: expected an integer from 1 to 1048576, got "1e3"'],
+    [['--nodes', '0x2'], '--nodes: expected an integer from 1 to 64, got "0x2"'],
     [
       ['--migrator', 'cpu-serial', '-o', 'chekEvery=3'],
       'unknown option "chekEvery" for migrator cpu-serial; did you mean "checkEvery"?',
