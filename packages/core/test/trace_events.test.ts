@@ -32,7 +32,7 @@ describe('available events', () => {
     const a = p.mmap(4 * PAGE_SIZE, { node: 0 });
     const data = pattern(4, 3);
     p.write(a, data);
-    const status = new Int32Array(4);
+    const status = [0, 0, 0, 0];
     await p.movePages(
       0,
       [0, 1, 2, 3].map((i) => a + i * PAGE_SIZE),
