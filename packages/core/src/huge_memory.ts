@@ -23,6 +23,7 @@ import {
   PTE_PRESENT,
   PTE_WRITE,
   PTRS_PER_PTE,
+  pteIsMigration,
   pteIsPresent,
   pteIsProtnone,
   ZERO_PFN,
@@ -188,6 +189,9 @@ export function splitHugePmd(k: Kernel, mm: Mm, pmdIdx: number): void {
     return;
   }
   for (let i = 0; i < PTRS_PER_PTE; i++) ptes[idx + i] = mkPte(pfn + i, flags);
+  // A PMD migration entry becomes PTE migration entries: like it, they hold no mapping or
+  // reference (the migration's remap adds one per entry it finds).
+  if (pteIsMigration(pmd)) return;
   k.pages.mapcount[pfn]! += PTRS_PER_PTE - 1;
   k.pages.refcount[pfn]! += PTRS_PER_PTE - 1;
 }

@@ -15,7 +15,6 @@ import {
   PMD_TABLE,
   PTE_ACCESSED,
   PTE_DIRTY,
-  PTE_MIGRATION,
   PTE_PFN_SHIFT,
   PTE_PRESENT,
   PTE_WRITE,
@@ -334,20 +333,6 @@ export function zapRange(k: Kernel, mm: Mm, vpn: number, n: number): void {
   const p = k.pages;
   /** Large folios that lost mappings here (in order, each once per run of its pages). */
   let unmapped: number[] | undefined;
-  // Refuse before changing anything if a page of the range is under migration.
-  for (let v = vpn; v < end; ) {
-    const pmdIdx = v >>> 9;
-    const pmd = pt.pmd[pmdIdx]!;
-    const stop = Math.min(end, (pmdIdx + 1) * PTRS_PER_PTE);
-    if (pmd & PMD_HUGE && pteIsMigration(pmd)) migrationBusy(v);
-    if (pmd & PMD_TABLE) {
-      for (let u = v; u < stop; u++) {
-        const e = pt.pte[pt.pteIndex(u)]!;
-        if (e & PTE_MIGRATION && !(e & PTE_PRESENT)) migrationBusy(u);
-      }
-    }
-    v = stop;
-  }
   while (vpn < end) {
     const pmdIdx = vpn >>> 9;
     const stop = Math.min(end, (pmdIdx + 1) * PTRS_PER_PTE);
@@ -356,7 +341,9 @@ export function zapRange(k: Kernel, mm: Mm, vpn: number, n: number): void {
       if (vpn === pmdIdx * PTRS_PER_PTE && stop === vpn + PTRS_PER_PTE) {
         Atomics.store(pt.pmd, pmdIdx, 0);
         const pfn = pmd >>> PTE_PFN_SHIFT;
-        if (pfn !== ZERO_PFN) {
+        // zap_huge_pmd: a migration entry holds no mapping or reference; the migration's rmap
+        // walk finds the mapping gone.
+        if (pfn !== ZERO_PFN && !pteIsMigration(pmd)) {
           (unmapped ??= []).push(pfn);
           p.mapcount[pfn]!--;
           k.folioPut(pfn);
@@ -375,7 +362,8 @@ export function zapRange(k: Kernel, mm: Mm, vpn: number, n: number): void {
         if (e === 0) continue;
         Atomics.store(ptes, idx, 0);
         const pfn = e >>> PTE_PFN_SHIFT;
-        if (pfn === ZERO_PFN) continue;
+        // zap_nonpresent_ptes: a migration entry is dropped; it holds no mapping or reference.
+        if (pfn === ZERO_PFN || pteIsMigration(e)) continue;
         const head = p.head(pfn);
         if (p.flags[head]! & PG_head && unmapped?.[unmapped.length - 1] !== head)
           (unmapped ??= []).push(head);

@@ -779,6 +779,9 @@ function releaseMapping(k: Kernel, mapping: Vma['mapping']): void {
       const nr = 1 << k.folioOrder(head);
       const first = i - (pfn - head);
       pc.fill(-1, Math.max(first, 0), first + nr);
+      // filemap_remove_folio: the folio leaves the mapping. One under migration outlives it, and
+      // the mapping's id may be reused before the migration ends.
+      k.pages.mapping[head] = 0;
       k.folioPut(head, nr);
       i = first + nr;
     }

@@ -329,6 +329,128 @@ describe('fork() while a migration is in flight (copy_nonpresent_pte)', () => {
   });
 });
 
+describe('munmap() and exit() while a migration is in flight (zap_nonpresent_ptes)', () => {
+  for (const [what, thp, pages, lo, hi] of [
+    ['4 KiB pages, the middle unmapped', 'never', 8, 2, 6],
+    ['a PMD-mapped THP, unmapped whole', 'always', 512, 0, 512],
+    ['a PMD-mapped THP, its first half unmapped (the migration entry is split)', 'always', 512, 0, 256],
+    ['64 KiB mTHPs, one and a half unmapped', '64KiB', 32, 8, 32],
+  ] as const) {
+    it(`${what}: the entries are dropped, the rest moves with its bytes, nothing leaks`, async () => {
+      const m = await machine();
+      const free0 = freeTotal(m);
+      const p = m.spawn();
+      const r = region(p, pages, { thp });
+      const gate = gateMigrator();
+      await m.offload.register(gate.migrator);
+      // One address per folio: a second address of a folio under migration is -EBUSY and makes
+      // move_pages migrate what it queued before going on.
+      const step = thp === 'always' ? 512 : thp === '64KiB' ? 16 : 1;
+      const heads = r.addrs.filter((_, i) => i % step === 0);
+      const status = new Array<number>(heads.length).fill(0);
+      const moving = p.movePages(0, heads, new Array(heads.length).fill(1), MPOL_MF_MOVE, status);
+      await gate.running;
+      expect(migrationEntries(m)).toBe(thp === 'always' ? 1 : pages);
+      // Before, this threw EBUSY ("await the migration first") and changed nothing.
+      p.munmap(r.a + lo * PG, (hi - lo) * PG);
+      m.checkInvariants();
+      expect(p.pageInfo(r.a + lo * PG)).toBeNull();
+      gate.release();
+      const res = await moving;
+      expect(res.ret).toBe(0);
+      expect(status).toEqual(new Array(heads.length).fill(1));
+      expectSettled(m);
+      // What stayed mapped moved to node 1 with its bytes.
+      for (const [a, b] of [
+        [0, lo],
+        [hi, pages],
+      ] as const) {
+        if (a === b) continue;
+        expect(p.pageInfo(r.a + a * PG)!.node).toBe(1);
+        expect(sameBytes(p.read(r.a + a * PG, (b - a) * PG), r.data.subarray(a * PG, b * PG))).toBe(true);
+      }
+      p.exit();
+      expectSettled(m);
+      expect(freeTotal(m)).toBe(free0);
+    });
+  }
+
+  it('exit() of the process whose pages kcompactd-style migration moves: its folios are freed after the move', async () => {
+    const m = await machine();
+    const free0 = freeTotal(m);
+    const p = m.spawn();
+    const r = region(p, 16);
+    const q = m.spawn();
+    const keep = region(q, 4);
+    const gate = gateMigrator();
+    await m.offload.register(gate.migrator, 'compaction');
+    const pfns = r.addrs.map((a) => p.pageInfo(a)!.pfn);
+    const keepPfns = keep.addrs.map((a) => q.pageInfo(a)!.pfn);
+    const moving = m.migrateFolios([...pfns, ...keepPfns], { node: 1, reason: 'compaction' });
+    await gate.running;
+    p.exit();
+    m.checkInvariants();
+    gate.release();
+    const res = await moving;
+    expect(res.ret).toBe(0);
+    expect(res.nrSucceeded).toBe(20);
+    expectSettled(m);
+    expect(keep.addrs.map((a) => q.pageInfo(a)!.node)).toEqual([1, 1, 1, 1]);
+    expect(sameBytes(q.read(keep.a, keep.bytes), keep.data)).toBe(true);
+    q.exit();
+    expectSettled(m);
+    expect(freeTotal(m)).toBe(free0);
+  });
+
+  it('exit() during its own move_pages: the call still returns its result, and every folio is freed', async () => {
+    const m = await machine();
+    const free0 = freeTotal(m);
+    const p = m.spawn();
+    const r = region(p, 8);
+    const gate = gateMigrator();
+    await m.offload.register(gate.migrator);
+    const status = new Array<number>(8).fill(0);
+    const moving = p.movePages(0, r.addrs, new Array(8).fill(1), MPOL_MF_MOVE, status);
+    await gate.running;
+    p.exit();
+    m.checkInvariants();
+    gate.release();
+    expect((await moving).ret).toBe(0);
+    expect(status).toEqual(new Array(8).fill(1));
+    expectSettled(m);
+    expect(freeTotal(m)).toBe(free0);
+  });
+
+  it('a shared mapping unmapped by its last mapper: its page cache goes, the folio under migration is freed', async () => {
+    const m = await machine();
+    const free0 = freeTotal(m);
+    const p = m.spawn();
+    const a = p.mmap(4 * PG, { shared: true, node: 0 });
+    const data = pattern(4, 9);
+    p.write(a, data);
+    const addrs = [0, 1, 2, 3].map((i) => a + i * PG);
+    const gate = gateMigrator();
+    await m.offload.register(gate.migrator);
+    const moving = p.movePages(0, addrs, [1, 1, 1, 1], MPOL_MF_MOVE);
+    await gate.running;
+    p.munmap(a, 4 * PG);
+    m.checkInvariants();
+    // A new shared mapping may take the released one's id while the migration is in flight.
+    const b = p.mmap(4 * PG, { shared: true, node: 0 });
+    const other = pattern(4, 10);
+    p.write(b, other);
+    gate.release();
+    // The pages were freed from under the migration: done, as migrate_folio_unmap counts them.
+    expect(await moving).toEqual({ ret: 0, status: [1, 1, 1, 1] });
+    expect(sameBytes(p.read(b, 4 * PG), other)).toBe(true);
+    expect([0, 1, 2, 3].map((i) => p.pageInfo(b + i * PG)!.node)).toEqual([0, 0, 0, 0]);
+    expectSettled(m);
+    p.exit();
+    expectSettled(m);
+    expect(freeTotal(m)).toBe(free0);
+  });
+});
+
 describe('a closed machine starts nothing', () => {
   it('every call that would start work throws ERR_MACHINE_CLOSED; a second close is harmless', async () => {
     const m = await machine();
