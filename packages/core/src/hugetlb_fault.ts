@@ -137,7 +137,7 @@ function hugetlbNoPage(k: Kernel, mm: Mm, vma: Vma, pmdIdx: number, write: boole
   const p = k.pages;
   const index = vma.index(vpn);
   const pc = vma.mapping.pageCache;
-  let head = pc ? pc[index]! : -1;
+  let head = pc ? pc.get(index) : -1;
   if (head >= 0) {
     p.refcount[head]!++;
   } else {
@@ -145,13 +145,22 @@ function hugetlbNoPage(k: Kernel, mm: Mm, vma: Vma, pmdIdx: number, write: boole
     if (vma.hugetlb!.unmapped) throw sigbus(vma, vpn, 'killed due to inadequate hugepage pool');
     head = allocHugetlbFolio(k, vma, vpn, localNode, false);
     if (head < 0) throw sigbus(vma, vpn, 'no huge page free in the pool for this area (hugetlb_no_page)');
+    if (pc) {
+      try {
+        pc.store(index, head, HUGETLB_NR);
+      } catch (e) {
+        // hugetlb_add_to_page_cache failed (host ENOMEM): restore_reserve_on_error, folio_put.
+        if (sharedReservation(vma.mapping, index)) k.hstate.restoreReserve.add(head);
+        k.folioPut(head);
+        throw e;
+      }
+    }
     k.mem.zeroPages(head, HUGETLB_NR);
     p.mapping[head] = vma.mapping.id;
     p.index[head] = index;
     // hugetlb_add_to_page_cache / hugetlb_add_new_anon_rmap: the page is instantiated.
     k.hstate.restoreReserve.delete(head);
     if (pc) {
-      for (let i = 0; i < HUGETLB_NR; i++) pc[index + i] = head + i;
       p.refcount[head]! += HUGETLB_NR;
     } else {
       p.flags[head]! |= PG_anon;

@@ -62,7 +62,7 @@ export function hugetlbReservePages(k: Kernel, task: HugetlbTask, vma: Vma): voi
 
 /** Whether a shared hugetlb file still holds the reservation of huge page `hidx`: not yet faulted. */
 export function sharedReservation(mapping: Mapping, index: number): boolean {
-  return sharedReserved.has(mapping) && mapping.pageCache![index]! < 0;
+  return sharedReserved.has(mapping) && mapping.pageCache!.get(index) < 0;
 }
 
 /**
@@ -141,13 +141,13 @@ export function hugetlbEvictMapping(k: Kernel, mapping: Mapping): boolean {
   sharedReserved.delete(mapping);
   const pc = mapping.pageCache!;
   let freed = 0;
-  for (let i = 0; i < pc.length; i += HUGETLB_NR) {
-    const head = pc[i]!;
-    if (head < 0) continue;
-    pc.fill(-1, i, i + HUGETLB_NR);
+  pc.forEach((head, index) => {
+    // A huge page at each multiple of HUGETLB_NR (the file's pages are huge page aligned).
+    if (index % HUGETLB_NR) return;
     freed++;
     k.folioPut(head, HUGETLB_NR);
-  }
+  });
+  pc.clear();
   hugetlbUnacctMemory(k, file.reserved - freed);
   k.releaseMapping(mapping);
   return true;

@@ -151,7 +151,6 @@ export function checkInvariants(k: Kernel): void {
   for (const m of k.mappings) {
     if (!m?.pageCache) continue;
     m.pageCache.forEach((pfn, index) => {
-      if (pfn < 0) return;
       if (free[pfn]) broken(k, pfn, `shmem page cache index ${index} holds a free frame`);
       const head = p.head(pfn);
       if (p.mapping[head] !== m.id || p.index[head]! + (pfn - head) !== index)

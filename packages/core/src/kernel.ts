@@ -588,9 +588,9 @@ export class Kernel {
     return this.pages.flags[head]! & PG_head ? this.pages.order[head]! : 0;
   }
 
-  newMapping(kind: 'anon' | 'shmem', nrPages: number): Mapping {
+  newMapping(kind: 'anon' | 'shmem'): Mapping {
     const id = this.freeMappingIds.pop() ?? this.mappings.length;
-    const m = new Mapping(id, kind, nrPages);
+    const m = new Mapping(id, kind);
     this.mappings[id] = m;
     return m;
   }

@@ -43,20 +43,24 @@ function allocVmaFolio(k: Kernel, _mm: Mm, vma: Vma, vpn: number, order: number,
 /** Sets up a freshly allocated folio as anon or shmem memory of `vma` at page offset `index`. */
 function initFolio(k: Kernel, vma: Vma, head: number, order: number, index: number): void {
   const p = k.pages;
+  const pc = vma.mapping.pageCache;
+  if (pc) {
+    try {
+      pc.store(index, head, 1 << order);
+    } catch (e) {
+      // shmem_add_to_page_cache failed (host ENOMEM): the new folio goes back.
+      k.folioPut(head);
+      throw e;
+    }
+  }
   k.mem.zeroPages(head, 1 << order);
   let f = p.flags[head]! | PG_swapbacked | (vma.shared ? 0 : PG_anon);
   if (vma.locked) f |= PG_mlocked | PG_unevictable;
   p.flags[head] = f;
   p.mapping[head] = vma.mapping.id;
   p.index[head] = index;
-  if (vma.mapping.pageCache) {
-    const pc = vma.mapping.pageCache;
-    for (let i = 0; i < 1 << order; i++) pc[index + i] = head + i;
-    // The page cache holds one reference per page.
-    p.refcount[head] = 1 << order;
-  } else {
-    p.refcount[head] = 0;
-  }
+  // The page cache holds one reference per page.
+  p.refcount[head] = pc ? 1 << order : 0;
   // folio_add_lru_vma: on the inactive list (unevictable when mlocked, as mlock_new_folio does).
   folioAddLru(k, head);
 }
@@ -194,20 +198,20 @@ function shmemHugeFault(k: Kernel, mm: Mm, vma: Vma, pmdIdx: number, write: bool
   const vpn = pmdIdx * PTRS_PER_PTE;
   const index = vma.index(vpn);
   const pc = vma.mapping.pageCache!;
-  const cached = pc[index]!;
+  const cached = pc.get(index);
   let head = -1;
   if (cached >= 0) {
     if (!(k.pages.flags[cached]! & PG_head) || k.pages.order[cached] !== HPAGE_PMD_ORDER) return false;
     head = cached;
   } else {
-    for (let i = 0; i < PTRS_PER_PTE; i++) if (pc[index + i]! >= 0) return false;
+    if (pc.rangeHasPage(index, PTRS_PER_PTE)) return false;
     head = allocVmaFolio(k, mm, vma, vpn, HPAGE_PMD_ORDER, localNode);
     if (head < 0) {
       k.count('thp_fault_fallback');
       return false;
     }
-    k.count('thp_fault_alloc');
     initFolio(k, vma, head, HPAGE_PMD_ORDER, index);
+    k.count('thp_fault_alloc');
   }
   k.pages.mapcount[head]! += 1;
   k.pages.refcount[head]! += 1;
@@ -230,11 +234,11 @@ function doAnonOrShmemPage(
   if (vma.shared) {
     const index = vma.index(vpn);
     const pc = vma.mapping.pageCache!;
-    let pfn = pc[index]!;
+    let pfn = pc.get(index);
     if (pfn < 0) {
       const got = allocOrFallback(k, mm, vma, vpn, pickOrder(k, mm, vma, vpn, idx), localNode);
       initFolio(k, vma, got.pfn, got.order, vma.index(got.first));
-      pfn = pc[index]!;
+      pfn = pc.get(index);
     }
     const head = k.pages.head(pfn);
     mapFolioPtes(k, mm, head, pfn, 1, vpn, PTE_PRESENT | PTE_WRITE | PTE_ACCESSED | (write ? PTE_DIRTY : 0));
@@ -269,11 +273,7 @@ function pickOrder(_k: Kernel, mm: Mm, vma: Vma, vpn: number, idx: number): numb
   const base = idx - (vpn - first);
   const ptes = mm.pt.pte;
   for (let i = 0; i < nr; i++) if (ptes[base + i] !== 0) return 0;
-  if (vma.shared) {
-    const pc = vma.mapping.pageCache!;
-    const index = vma.index(first);
-    for (let i = 0; i < nr; i++) if (pc[index + i]! >= 0) return 0;
-  }
+  if (vma.shared && vma.mapping.pageCache!.rangeHasPage(vma.index(first), nr)) return 0;
   return order;
 }
 

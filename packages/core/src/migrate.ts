@@ -636,8 +636,7 @@ export class MigrationRun {
     p.index[to] = p.index[from]!;
     const pc = mapping?.pageCache;
     if (pc) {
-      const index = p.index[from]!;
-      for (let j = 0; j < HUGETLB_NR; j++) pc[index + j] = to + j;
+      pc.store(p.index[from]!, to, HUGETLB_NR);
       p.refcount[to]! += HUGETLB_NR;
       p.refcount[from]! -= HUGETLB_NR;
     }
@@ -1044,9 +1043,7 @@ export class MigrationRun {
     p.index[to] = p.index[from]!;
     let refs = 0;
     if (mapping?.pageCache) {
-      const pc = mapping.pageCache;
-      const index = p.index[from]!;
-      for (let j = 0; j < nr; j++) pc[index + j] = to + j;
+      mapping.pageCache.store(p.index[from]!, to, nr);
       refs = nr;
     }
     // The new folio holds the page cache's references; its allocation reference is dropped.

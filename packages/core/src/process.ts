@@ -309,7 +309,7 @@ export class Process implements MempolicyTask {
     if (startVpn < 0)
       throw kernelError(ENOMEM, `no room for ${npages} pages in the 256GiB user address space`);
     const shared = opts.shared ?? false;
-    const mapping = this.k.newMapping(shared ? 'shmem' : 'anon', shared ? npages : 0);
+    const mapping = this.k.newMapping(shared ? 'shmem' : 'anon');
     const vma = new Vma(
       this.mm,
       startVpn,
@@ -769,22 +769,19 @@ function releaseMapping(k: Kernel, mapping: Vma['mapping']): void {
   if (hugetlbEvictMapping(k, mapping)) return;
   const pc = mapping.pageCache;
   if (pc) {
-    for (let i = 0; i < pc.length; ) {
-      const pfn = pc[i]!;
-      if (pfn < 0) {
-        i++;
-        continue;
-      }
+    // Each folio once, at its first cached page; the cache holds a reference per page.
+    let next = 0;
+    pc.forEach((pfn, index) => {
+      if (index < next) return;
       const head = k.pages.head(pfn);
       const nr = 1 << k.folioOrder(head);
-      const first = i - (pfn - head);
-      pc.fill(-1, Math.max(first, 0), first + nr);
+      next = index - (pfn - head) + nr;
       // filemap_remove_folio: the folio leaves the mapping. One under migration outlives it, and
       // the mapping's id may be reused before the migration ends.
       k.pages.mapping[head] = 0;
       k.folioPut(head, nr);
-      i = first + nr;
-    }
+    });
+    pc.clear();
   }
   k.releaseMapping(mapping);
 }

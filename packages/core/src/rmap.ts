@@ -1,3 +1,4 @@
+import { PageCache } from './filemap.js';
 import { VmaIntervalTree } from './interval_tree.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
@@ -13,15 +14,14 @@ import { type MmWalkOps, pageEntry, walkPageRange } from './pagewalk.js';
 export class Mapping {
   /** The VMAs mapping this owner, by the page offsets they map. */
   readonly vmas = new VmaIntervalTree();
-  /** shmem only: page offset -> pfn of the page cached there, -1 if none. */
-  readonly pageCache: Int32Array | null;
+  /** shmem only: the pages cached by page offset. */
+  readonly pageCache: PageCache | null;
 
   constructor(
     readonly id: number,
     readonly kind: 'anon' | 'shmem',
-    nrPages: number,
   ) {
-    this.pageCache = kind === 'shmem' ? new Int32Array(nrPages).fill(-1) : null;
+    this.pageCache = kind === 'shmem' ? new PageCache() : null;
   }
 }
 
