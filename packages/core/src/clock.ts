@@ -1,6 +1,12 @@
 import { EINVAL, kernelError } from './errno.js';
 import { show } from './show.js';
 
+/**
+ * The longest delay Node's setTimeout keeps (2^31 - 1 ms, 24.8 days): it turns anything longer
+ * into 1 ms with a TimeoutOverflowWarning.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** 'wall': milliseconds since the machine was created. 'manual': 0 until advance() moves it. */
 export type MachineClockMode = 'wall' | 'manual';
 

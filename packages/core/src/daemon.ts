@@ -1,6 +1,7 @@
 import { EBUSY, PagemigError } from './errno.js';
 import type { Kernel } from './kernel.js';
 import type { Machine } from './machine.js';
+import type { AllocHooks } from './page_alloc.js';
 
 /** The daemons attached to each machine, by kind ('kswapd', 'kcompactd', ...). */
 const attachedDaemons = new WeakMap<Machine, Map<string, MachineDaemon>>();
@@ -11,9 +12,9 @@ const attachedDaemons = new WeakMap<Machine, Map<string, MachineDaemon>>();
  * installed undone by an idempotent stop() that the machine's close() calls first, and the work
  * they start outside their own loops tracked for settled() and stop().
  *
- * A subclass checks its options, calls `checkAttachable`, installs its hooks (pushing their
- * removers on `undo`), ends its constructor with `attached()`, and implements `shutdown` (wake its
- * threads and wait for them) for stop().
+ * A subclass checks its options, calls `checkAttachable`, installs its hooks inside `install`
+ * (`allocHook`, or pushing their removers on `undo`), ends its constructor with `attached()`, and
+ * implements `shutdown` (wake its threads and wait for them) for stop().
  */
 export abstract class MachineDaemon {
   readonly kernel: Kernel;
@@ -49,6 +50,42 @@ export abstract class MachineDaemon {
         { errno: EBUSY },
       );
     this.machine.assertOpen(caller);
+  }
+
+  /**
+   * Runs the constructor's installing steps. A throw undoes what they installed (every remover on
+   * `undo`) before it propagates: a refused attach leaves the machine as it was.
+   */
+  protected install(steps: () => void): void {
+    try {
+      steps();
+    } catch (e) {
+      for (const u of this.undo.splice(0)) u();
+      throw e;
+    }
+  }
+
+  /**
+   * Installs one step of the allocator's slow path (kernel.setAllocHook) for stop() to remove.
+   * EBUSY naming `caller` when another subsystem holds it.
+   */
+  protected allocHook<K extends keyof AllocHooks>(
+    caller: string,
+    name: K,
+    fn: NonNullable<AllocHooks[K]>,
+  ): void {
+    let off: () => void;
+    try {
+      off = this.kernel.setAllocHook(name, fn);
+    } catch (e) {
+      if (!(e instanceof PagemigError) || e.code !== 'EBUSY') throw e;
+      throw new PagemigError(
+        'EBUSY',
+        `EBUSY: ${caller}: the allocator's ${name} hook is already installed (m.kernel.setAllocHook); remove it first`,
+        { errno: EBUSY, cause: e },
+      );
+    }
+    this.undo.push(off);
   }
 
   /** The constructor's last step: the machine's daemon of this kind, stopped by its close(). */

@@ -4,6 +4,7 @@
  * semver: names and shapes here change with core's minor versions. Applications and migrator
  * authors use the public entry, `@pagemig/core`.
  */
+export { MAX_TIMER_MS } from './clock.js';
 export { MachineDaemon } from './daemon.js';
 export {
   deferredSplitFolio,

@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from './clock.js';
 import { EAGAIN, EINVAL, ENOMEM, kernelError } from './errno.js';
 import { InjectedFault } from './fault_inject.js';
 import { folioTestPartiallyMapped, isolateSplitFolios, splitFolio } from './huge_memory.js';
@@ -1332,8 +1333,6 @@ export interface MigratePagesOptions extends MigrateOptions {
 }
 
 const DEMOTE_ORIGINS = ['kswapd', 'direct', 'khugepaged', 'proactive'];
-/** The longest timer Node keeps (setTimeout turns anything longer into 1 ms). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A run's checked options and its modeled clock, resolved before any folio is touched. */
 interface RunPlan {
