@@ -125,6 +125,8 @@ class NodeDaemon {
   sleeping = false;
   /** Running a compaction right now. */
   busy = false;
+  /** The thread has exited: stop(), or its loop died (kd.errors). */
+  stopped = false;
   private wakeFn: (() => void) | null = null;
   private timer: NodeJS.Timeout | undefined;
   readonly done: Promise<void>;
@@ -148,6 +150,12 @@ class NodeDaemon {
       .during(this.task, () => this.loop())
       .catch((e) => {
         kd.errors.push(e);
+      })
+      .finally(() => {
+        // Exited or died: settled() must not wait for it.
+        this.stopped = true;
+        this.sleeping = false;
+        kd.notifyIdle();
       });
   }
 
@@ -230,8 +238,6 @@ class NodeDaemon {
         this.busy = false;
       }
     }
-    this.sleeping = false;
-    kd.notifyIdle();
   }
 
   /** should_proactive_compact_node */
@@ -415,6 +421,7 @@ export class Kcompactd extends MachineDaemon {
     comm: string;
     sleeping: boolean;
     busy: boolean;
+    stopped: boolean;
     maxOrder: number;
     wakes: number;
     proactiveRuns: number;
@@ -425,6 +432,7 @@ export class Kcompactd extends MachineDaemon {
       comm: d.task.comm,
       sleeping: d.sleeping,
       busy: d.busy,
+      stopped: d.stopped,
       maxOrder: d.maxOrder,
       wakes: d.wakes,
       proactiveRuns: d.proactiveRuns,
@@ -552,7 +560,7 @@ export class Kcompactd extends MachineDaemon {
   isSettled(): boolean {
     if (this.tracked.size) return false;
     for (const d of this.daemons.values()) {
-      if (this.stopping) continue;
+      if (this.stopping || d.stopped) continue;
       if (!d.sleeping || d.workRequested()) return false;
     }
     return true;
