@@ -311,6 +311,12 @@ export class Kcompactd extends MachineDaemon {
     manual: emptyTotals(),
   };
   private readonly listeners = new Set<(run: CompactRun) => void>();
+  private readonly warnedListeners = new WeakSet<(run: CompactRun) => void>();
+  /**
+   * Errors thrown by onRun listeners (the newest 100). A listener cannot fail the compaction it
+   * is told about: its error is kept here, with one process warning per listener.
+   */
+  readonly listenerErrors: { trigger: CompactTrigger; error: unknown }[] = [];
   private readonly clusterMax: number | undefined;
   private readonly copyTimeoutMs: number | undefined;
 
@@ -394,7 +400,28 @@ export class Kcompactd extends MachineDaemon {
       t.batchCopySeconds += r.batchCopySeconds;
       t.foliosCopiedByMigrator += r.offload.foliosCopied;
       const run: CompactRun = { ...r, trigger };
-      for (const cb of this.listeners) cb(run);
+      for (const cb of this.listeners) this.callListener(cb, run);
+    }
+  }
+
+  private callListener(cb: (run: CompactRun) => void, run: CompactRun): void {
+    try {
+      cb(run);
+    } catch (error) {
+      if (this.listenerErrors.push({ trigger: run.trigger, error }) > 100) this.listenerErrors.shift();
+      // One warning per listener: a listener that always throws would otherwise flood stderr.
+      if (this.warnedListeners.has(cb)) return;
+      this.warnedListeners.add(cb);
+      let why = 'a non-Error value';
+      try {
+        why = error instanceof Error ? error.message : String(error);
+      } catch {
+        // An object that cannot even be printed.
+      }
+      process.emitWarning(
+        `a kd.onRun listener threw (${why}) after a ${run.trigger} compaction of node ${run.nid}; the compaction went on (kd.listenerErrors)`,
+        { code: 'PAGEMIG_KCOMPACTD_LISTENER' },
+      );
     }
   }
 

@@ -55,3 +55,64 @@ describe('a kcompactd thread that dies', () => {
     m.checkInvariants();
   });
 });
+
+describe('onRun listeners that throw', () => {
+  it('cannot fail the compaction or lose the folio direct compaction allocated', async () => {
+    m = await createMachine({ prefault: false, nodes: [{ memory: '16MiB' }] });
+    const f = fragment(m, { fill: 0.96 });
+    kd = attachKcompactd(m, { proactiveness: 0 });
+    await kd.settled();
+    const seen: string[] = [];
+    const bug = new Error('listener bug');
+    kd.onRun(() => {
+      throw bug;
+    });
+    kd.onRun((r) => seen.push(r.trigger));
+    const free0 = m.freePages(0);
+    const success0 = m.vmstat().compact_success;
+    const got = await kd.allocFolioDetailed({ order: 9, nid: 0 });
+    // The slow path also woke kcompactd: let its run end before counting free pages.
+    await kd.settled();
+    // The allocation completed: a 512-page folio, counted as a success, handed to the caller.
+    expect(got.pfn).toBeGreaterThanOrEqual(0);
+    expect(got.attempts.at(-1)).toMatchObject({ status: 'success', allocated: true });
+    expect(m.vmstat().compact_success - success0).toBe(1);
+    expect(m.freePages(0)).toBe(free0 - 512);
+    m.kernel.folioPut(got.pfn);
+    expect(m.freePages(0)).toBe(free0);
+    // A manual compaction resolves with its result, not the listener's error.
+    const r = await kd.compactNode(0);
+    expect(r.zones.map((z) => z.status)).toEqual(['complete']);
+    // Every run reached the next listener (kcompactd's too); the errors are kept, with one
+    // warning for the listener.
+    const directRuns = got.attempts.flatMap((a) => a.zones).length;
+    expect(seen.filter((t) => t === 'direct')).toHaveLength(directRuns);
+    expect(seen.at(-1)).toBe('manual');
+    expect(kd.listenerErrors).toEqual(seen.map((trigger) => ({ trigger, error: bug })));
+    await new Promise((resolve) => setImmediate(resolve));
+    const ours = warnings.filter((w) => (w as { code?: string }).code === 'PAGEMIG_KCOMPACTD_LISTENER');
+    expect(ours).toHaveLength(1);
+    expect(ours[0]!.message).toMatch(
+      /^a kd\.onRun listener threw \(listener bug\) after a (direct|kcompactd) compaction of node 0; the compaction went on \(kd\.listenerErrors\)$/,
+    );
+    expect(kd.errors).toEqual([]);
+    expect(verifyBytes(f)).toBeGreaterThan(0);
+    m.checkInvariants();
+  });
+
+  it('cannot kill kcompactd: a proactive pass that tells a throwing listener leaves the thread asleep', async () => {
+    m = await createMachine({ prefault: false, nodes: [{ memory: '16MiB' }] });
+    fragment(m, { fill: 0.96 });
+    kd = attachKcompactd(m, { proactiveness: 0 });
+    await kd.settled();
+    kd.onRun(() => {
+      throw 'not even an Error';
+    });
+    expect(m.sysctl.write('vm.compaction_proactiveness', '100')).toBe(0);
+    expect(await settledWithin(kd.settled(), 3000)).toBe('settled');
+    expect(kd.threads()[0]).toMatchObject({ sleeping: true, stopped: false, proactiveRuns: 1 });
+    expect(kd.listenerErrors).toEqual([{ trigger: 'proactive', error: 'not even an Error' }]);
+    expect(kd.errors).toEqual([]);
+    m.checkInvariants();
+  });
+});
