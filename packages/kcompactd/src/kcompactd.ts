@@ -13,7 +13,7 @@ import {
   TL_KCOMPACTD,
   zoneNames,
 } from '@pagemig/core';
-import { MachineDaemon, type PgData, show } from '@pagemig/core/internal';
+import { MAX_TIMER_MS, MachineDaemon, type PgData, show } from '@pagemig/core/internal';
 import {
   type CompactZoneOptions,
   type CompactZoneResult,
@@ -56,7 +56,11 @@ const PROACTIVE_DEFER_SHIFT = 6;
 export interface KcompactdOptions {
   /** vm.compaction_proactiveness to set (0..100); default: leave the machine's value (20 at boot). */
   proactiveness?: number;
-  /** Proactive check period in ms (HPAGE_FRAG_CHECK_INTERVAL_MSEC = 500). */
+  /**
+   * Proactive check period in ms (HPAGE_FRAG_CHECK_INTERVAL_MSEC = 500). A sleep longer than
+   * 2^31 - 1 ms (24.8 days; also the 64-fold back-off of a pass without progress) lasts that
+   * long, as msecs_to_jiffies saturates.
+   */
   checkIntervalMs?: number;
   /** COMPACT_CLUSTER_MAX for every compaction this instance runs. Default 32. */
   clusterMax?: number;
@@ -183,8 +187,9 @@ class NodeDaemon {
       };
       this.wakeFn = done;
       if (Number.isFinite(timeoutMs)) {
-        // The check timer must never keep the process alive.
-        this.timer = setTimeout(done, timeoutMs);
+        // The check timer must never keep the process alive. Longer than Node's longest timer it
+        // is capped (Node would fire it after 1 ms), as msecs_to_jiffies saturates.
+        this.timer = setTimeout(done, Math.min(timeoutMs, MAX_TIMER_MS));
         this.timer.unref();
       }
       this.kd.notifyIdle();

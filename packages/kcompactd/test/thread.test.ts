@@ -1,7 +1,7 @@
 import { createMachine, type Machine } from '@pagemig/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { attachKcompactd, type Kcompactd } from '../src/index.js';
-import { fragment, verifyBytes } from './helpers.js';
+import { fragment, keptPfns, verifyBytes } from './helpers.js';
 
 let m: Machine | undefined;
 let kd: Kcompactd | undefined;
@@ -115,4 +115,28 @@ describe('onRun listeners that throw', () => {
     expect(kd.errors).toEqual([]);
     m.checkInvariants();
   });
+});
+
+describe("kcompactd's sleep longer than Node's longest timer (2^31 - 1 ms)", () => {
+  // A proactive pass that cannot lower the score backs off 64 check intervals: 2^26 ms * 64 and
+  // 1e300 ms * 64 are past 2^31 - 1, which Node would turn into a 1 ms timer.
+  for (const checkIntervalMs of [2 ** 26, 1e300])
+    it(`checkIntervalMs ${checkIntervalMs}: one pass without progress, then asleep, no warning`, async () => {
+      m = await createMachine({ prefault: false, nodes: [{ memory: '16MiB' }] });
+      const f = fragment(m, { fill: 0.96 });
+      // Everything still mapped is pinned: compaction can move nothing.
+      const unpin = keptPfns(f).map((pfn) => m!.pinFolio(pfn));
+      kd = attachKcompactd(m, { proactiveness: 0, checkIntervalMs });
+      await kd.settled();
+      expect(m.sysctl.write('vm.compaction_proactiveness', '100')).toBe(0);
+      await kd.settled();
+      await new Promise((r) => setTimeout(r, 200));
+      expect(kd.threads()[0]).toMatchObject({ proactiveRuns: 1, sleeping: true });
+      expect(kd.stats().proactive.pagesMigrated).toBe(0);
+      expect(warnings.filter((w) => w.name === 'TimeoutOverflowWarning')).toEqual([]);
+      await kd.stop();
+      for (const u of unpin) u();
+      expect(verifyBytes(f)).toBeGreaterThan(0);
+      m.checkInvariants();
+    });
 });

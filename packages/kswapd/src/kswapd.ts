@@ -8,7 +8,13 @@ import {
   PagemigError,
   suggestKey,
 } from '@pagemig/core';
-import { type AllocRequest, DEMOTION_ENABLED_PATH, MachineDaemon, show } from '@pagemig/core/internal';
+import {
+  type AllocRequest,
+  DEMOTION_ENABLED_PATH,
+  MAX_TIMER_MS,
+  MachineDaemon,
+  show,
+} from '@pagemig/core/internal';
 import { balancePgdat, pgdatBalanced } from './balance.js';
 import { tryToFreePages } from './direct_reclaim.js';
 import { type DemotionTotals, emptyDemotionTotals, emptyNodeStats, type NodeReclaimStats } from './stats.js';
@@ -38,7 +44,10 @@ export interface KswapdOptions {
   demotion?: boolean;
   /** Install direct reclaim (try_to_free_pages) for allocations that fail. Default true. */
   directReclaim?: boolean;
-  /** kswapd_try_to_sleep's nap in ms before a balanced kswapd sleeps for good. Default 100 (HZ/10). */
+  /**
+   * kswapd_try_to_sleep's nap in ms before a balanced kswapd sleeps for good. Default 100 (HZ/10).
+   * A nap longer than 2^31 - 1 ms (24.8 days) lasts that long, as msecs_to_jiffies saturates.
+   */
   napMs?: number;
   /** Per-batch copy timeout handed to the migration engine for demotions (ms). Default: the sysctl. */
   copyTimeoutMs?: number;
@@ -126,8 +135,9 @@ class KswapdThread {
       this.wait = kind;
       this.wakeFn = done;
       if (Number.isFinite(ms)) {
-        // The nap must never keep the process alive.
-        timer = setTimeout(() => done(false), ms);
+        // The nap must never keep the process alive. Longer than Node's longest timer it is capped
+        // (Node would fire it after 1 ms), as msecs_to_jiffies saturates at MAX_JIFFY_OFFSET.
+        timer = setTimeout(() => done(false), Math.min(ms, MAX_TIMER_MS));
         timer.unref();
       }
       this.ks.notifyIdle();

@@ -59,6 +59,27 @@ describe('attachKswapd options', () => {
     await ks.stop();
   });
 
+  it("a nap longer than Node's longest timer lasts (2^31 - 1 ms), with no TimeoutOverflowWarning", async () => {
+    m = await tierMachine();
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      // Each kswapd naps right after it starts (its node is balanced); Node would end a 2^40 ms
+      // timer after 1 ms.
+      const ks = attachKswapd(m, { napMs: 2 ** 40 });
+      await new Promise((r) => setTimeout(r, 100));
+      expect(ks.threadInfo().map((t) => t.state)).toEqual(['napping', 'napping']);
+      expect(ks.knobs().napMs).toBe(2 ** 40);
+      await ks.stop();
+      expect(ks.threadInfo().map((t) => t.state)).toEqual(['stopped', 'stopped']);
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.filter((w) => w.name === 'TimeoutOverflowWarning')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('sets demotion_enabled, and follows later writes of it', async () => {
     m = await tierMachine();
     const ks = attachKswapd(m, { demotion: true });
