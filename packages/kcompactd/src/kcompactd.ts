@@ -64,9 +64,14 @@ export interface KcompactdOptions {
   checkIntervalMs?: number;
   /** COMPACT_CLUSTER_MAX for every compaction this instance runs. Default 32. */
   clusterMax?: number;
-  /** Per-batch copy timeout handed to the migration engine (ms). Default 10000. */
+  /**
+   * Per-batch copy timeout handed to the migration engine (ms): > 0 and at most 2^31 - 1, as
+   * vm.migrate_copy_timeout_ms. Default: that sysctl (10000).
+   */
   copyTimeoutMs?: number;
 }
+
+const KNOWN_OPTIONS = ['proactiveness', 'checkIntervalMs', 'clusterMax', 'copyTimeoutMs'];
 
 /** Who allocates (kd.allocFolio): a process, whose context direct compaction runs in. */
 export interface AllocFolioOptions {
@@ -331,51 +336,53 @@ export class Kcompactd extends MachineDaemon {
     super(machine, 'kcompactd');
     if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
       throw optionError(`options must be an object like { proactiveness: 20 }, got ${show(opts)}`);
-    const known = ['proactiveness', 'checkIntervalMs', 'clusterMax', 'copyTimeoutMs'];
     for (const key of Object.keys(opts)) {
-      if (known.includes(key)) continue;
-      const hint = suggestKey(key, known);
+      if (KNOWN_OPTIONS.includes(key)) continue;
+      const hint = suggestKey(key, KNOWN_OPTIONS);
       throw optionError(
-        `unknown option ${JSON.stringify(key)}; ${hint ? `did you mean ${JSON.stringify(hint)}?` : describeKnownKeys(known)}`,
+        `unknown option ${JSON.stringify(key)}; ${hint ? `did you mean ${JSON.stringify(hint)}?` : describeKnownKeys(KNOWN_OPTIONS)}`,
       );
     }
-    this.checkIntervalMs = opts.checkIntervalMs ?? HPAGE_FRAG_CHECK_INTERVAL_MSEC;
-    if (!(this.checkIntervalMs > 0) || !Number.isFinite(this.checkIntervalMs))
-      throw optionError(`checkIntervalMs must be a positive number of ms, got ${opts.checkIntervalMs}`);
-    if (opts.clusterMax !== undefined && (!Number.isInteger(opts.clusterMax) || opts.clusterMax < 1))
-      throw optionError(`clusterMax must be a positive integer, got ${opts.clusterMax}`);
-    this.clusterMax = opts.clusterMax;
+    // Each option is read once: a getter read again after the checks could differ or throw.
+    const { proactiveness: p, clusterMax, copyTimeoutMs } = opts;
+    const checkIntervalMs = opts.checkIntervalMs ?? HPAGE_FRAG_CHECK_INTERVAL_MSEC;
+    if (typeof checkIntervalMs !== 'number' || !(checkIntervalMs > 0) || !Number.isFinite(checkIntervalMs))
+      throw optionError(`checkIntervalMs must be a positive number of ms, got ${show(checkIntervalMs)}`);
+    if (clusterMax !== undefined && (!Number.isInteger(clusterMax) || clusterMax < 1))
+      throw optionError(`clusterMax must be a positive integer, got ${show(clusterMax)}`);
     if (
-      opts.copyTimeoutMs !== undefined &&
-      (typeof opts.copyTimeoutMs !== 'number' || !(opts.copyTimeoutMs > 0) || opts.copyTimeoutMs === Infinity)
+      copyTimeoutMs !== undefined &&
+      (typeof copyTimeoutMs !== 'number' || !(copyTimeoutMs > 0) || !(copyTimeoutMs <= MAX_TIMER_MS))
     )
-      throw optionError(`copyTimeoutMs must be a positive number of ms, got ${String(opts.copyTimeoutMs)}`);
-    this.copyTimeoutMs = opts.copyTimeoutMs;
-    const p = opts.proactiveness;
+      throw optionError(
+        `copyTimeoutMs must be a positive number of ms up to ${MAX_TIMER_MS} (as vm.migrate_copy_timeout_ms), got ${show(copyTimeoutMs)}`,
+      );
     if (p !== undefined && !(typeof p === 'number' && Number.isInteger(p) && p >= 0 && p <= 100))
-      throw optionError(`proactiveness must be an integer in 0..100, got ${String(p)}`);
+      throw optionError(`proactiveness must be an integer in 0..100, got ${show(p)}`);
+    this.checkIntervalMs = checkIntervalMs;
+    this.clusterMax = clusterMax;
+    this.copyTimeoutMs = copyTimeoutMs;
     this.checkAttachable('attachKcompactd');
     defineCompactionEvents(this.kernel);
-    // Before the action is installed, so the initial value does not trigger a pass.
-    if (p !== undefined) machine.sysctl.write('vm.compaction_proactiveness', p);
-    this.undo.push(machine.sysctl.setAction('vm.compact_memory', (v) => this.compactMemorySysctl(v)));
-    // The allocator's slow path (core) calls these: kswapd's sleep steps wake kcompactd after any
-    // failed high-order allocation, and direct compaction runs this package's compaction.
-    this.undo.push(
-      this.kernel.setAllocHook('kswapdSleep', (nid, order, hz) => {
+    this.install(() => {
+      // The allocator's slow path (core) calls these: kswapd's sleep steps wake kcompactd after
+      // any failed high-order allocation, and direct compaction runs this package's compaction.
+      // They go first: a hook another subsystem holds (EBUSY) is the one refusal possible here.
+      this.allocHook('attachKcompactd', 'kswapdSleep', (nid, order, hz) => {
         if (!this.stopping) this.kswapdSleep(nid, order, hz);
-      }),
-    );
-    this.undo.push(
-      this.kernel.setAllocHook('directCompact', async (req, prio) => {
+      });
+      this.allocHook('attachKcompactd', 'directCompact', async (req, prio) => {
         const r = await directCompact(this.kernel, req, prio, this.zoneOpts());
         this.record('direct', r.attempt.zones);
         return r;
-      }),
-    );
-    this.undo.push(
-      machine.sysctl.setAction('vm.compaction_proactiveness', (v) => this.proactivenessSysctl(v)),
-    );
+      });
+      this.undo.push(machine.sysctl.setAction('vm.compact_memory', (v) => this.compactMemorySysctl(v)));
+      // Before the action is installed, so the initial value does not trigger a pass.
+      if (p !== undefined) machine.sysctl.write('vm.compaction_proactiveness', p);
+      this.undo.push(
+        machine.sysctl.setAction('vm.compaction_proactiveness', (v) => this.proactivenessSysctl(v)),
+      );
+    });
     for (const node of this.kernel.nodes) {
       if (node.nrPages > 0 && node.zones.length) this.daemons.set(node.nid, new NodeDaemon(this, node));
     }

@@ -49,7 +49,10 @@ export interface KswapdOptions {
    * A nap longer than 2^31 - 1 ms (24.8 days) lasts that long, as msecs_to_jiffies saturates.
    */
   napMs?: number;
-  /** Per-batch copy timeout handed to the migration engine for demotions (ms). Default: the sysctl. */
+  /**
+   * Per-batch copy timeout handed to the migration engine for demotions (ms), 1..2^31 - 1 as
+   * vm.migrate_copy_timeout_ms. Default: the sysctl.
+   */
   copyTimeoutMs?: number;
 }
 
@@ -242,39 +245,34 @@ export class Kswapd extends MachineDaemon implements ReclaimEnv {
         `unknown option ${JSON.stringify(key)}; ${hint ? `did you mean ${JSON.stringify(hint)}?` : describeKnownKeys(KNOWN_OPTIONS)}`,
       );
     }
-    if (opts.demotion !== undefined && typeof opts.demotion !== 'boolean')
-      throw optionError(`demotion must be true or false, got ${String(opts.demotion)}`);
-    if (opts.directReclaim !== undefined && typeof opts.directReclaim !== 'boolean')
-      throw optionError(`directReclaim must be true or false, got ${String(opts.directReclaim)}`);
+    // Each option is read once: a getter read again after the checks could differ or throw.
+    const { demotion, directReclaim = true, copyTimeoutMs: ct } = opts;
     const napMs = opts.napMs ?? KSWAPD_NAP_MS;
+    if (demotion !== undefined && typeof demotion !== 'boolean')
+      throw optionError(`demotion must be true or false, got ${show(demotion)}`);
+    if (typeof directReclaim !== 'boolean')
+      throw optionError(`directReclaim must be true or false, got ${show(directReclaim)}`);
     if (typeof napMs !== 'number' || !(napMs >= 0) || !Number.isFinite(napMs))
-      throw optionError(`napMs must be a number of ms >= 0, got ${String(opts.napMs)}`);
-    const ct = opts.copyTimeoutMs;
-    if (ct !== undefined && (typeof ct !== 'number' || !(ct > 0) || !Number.isFinite(ct)))
-      throw optionError(`copyTimeoutMs must be a positive number of ms, got ${String(ct)}`);
+      throw optionError(`napMs must be a number of ms >= 0, got ${show(napMs)}`);
+    if (ct !== undefined && (typeof ct !== 'number' || !(ct > 0) || !(ct <= MAX_TIMER_MS)))
+      throw optionError(
+        `copyTimeoutMs must be a positive number of ms up to ${MAX_TIMER_MS} (as vm.migrate_copy_timeout_ms), got ${show(ct)}`,
+      );
     this.checkAttachable('attachKswapd');
     defineVmscanEvents(this.kernel);
     this.napMs = napMs;
     this.copyTimeoutMs = ct;
-    this.directReclaim = opts.directReclaim ?? true;
+    this.directReclaim = directReclaim;
     this.perNode = this.kernel.nodes.map((n) => emptyNodeStats(n.nid));
     const k = this.kernel;
     // Both hooks go in before anything changes: a taken hook (EBUSY) leaves the machine as it was.
-    const off: (() => void)[] = [];
-    try {
-      off.push(
-        k.setAllocHook('wakeKswapd', (nid, order, hz) => {
-          this.wakeupKswapd(nid, order, hz);
-        }),
-      );
-      if (this.directReclaim) off.push(k.setAllocHook('directReclaim', (req) => this.tryToFreePages(req)));
-    } catch (e) {
-      for (const u of off) u();
-      throw e;
-    }
-    this.undo.push(...off);
-    if (opts.demotion !== undefined)
-      machine.sysfs.write(DEMOTION_ENABLED_PATH, opts.demotion ? 'true' : 'false');
+    this.install(() => {
+      this.allocHook('attachKswapd', 'wakeKswapd', (nid, order, hz) => {
+        this.wakeupKswapd(nid, order, hz);
+      });
+      if (directReclaim) this.allocHook('attachKswapd', 'directReclaim', (req) => this.tryToFreePages(req));
+    });
+    if (demotion !== undefined) machine.sysfs.write(DEMOTION_ENABLED_PATH, demotion ? 'true' : 'false');
     for (const node of k.nodes) {
       if (node.nrPages > 0 && node.zones.length) this.threads.set(node.nid, new KswapdThread(this, node.nid));
     }

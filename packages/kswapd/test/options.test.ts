@@ -35,11 +35,21 @@ describe('attachKswapd options', () => {
       [{ bogus: 1 }, 'unknown option "bogus"; known options: demotion, directReclaim, napMs, copyTimeoutMs'],
       [null, 'options must be an object like { demotion: true }, got null'],
       [[], 'options must be an object like { demotion: true }, got []'],
-      [{ demotion: 'yes' }, 'demotion must be true or false, got yes'],
+      [{ demotion: 'yes' }, 'demotion must be true or false, got "yes"'],
       [{ directReclaim: 1 }, 'directReclaim must be true or false, got 1'],
       [{ napMs: -1 }, 'napMs must be a number of ms >= 0, got -1'],
       [{ napMs: Number.POSITIVE_INFINITY }, 'napMs must be a number of ms >= 0, got Infinity'],
-      [{ copyTimeoutMs: 0 }, 'copyTimeoutMs must be a positive number of ms, got 0'],
+      [{ napMs: '5' }, 'napMs must be a number of ms >= 0, got "5"'],
+      [{ napMs: 5n }, 'napMs must be a number of ms >= 0, got 5n'],
+      [
+        { copyTimeoutMs: 0 },
+        'copyTimeoutMs must be a positive number of ms up to 2147483647 (as vm.migrate_copy_timeout_ms), got 0',
+      ],
+      // Above what the migration engine accepts: refused here, not by every demotion.
+      [
+        { copyTimeoutMs: 2 ** 31 },
+        'copyTimeoutMs must be a positive number of ms up to 2147483647 (as vm.migrate_copy_timeout_ms), got 2147483648',
+      ],
     ];
     for (const [opts, message] of bad) {
       expect(() => attachKswapd(m!, opts as KswapdOptions)).toThrow(optionError(`attachKswapd: ${message}`));
@@ -57,6 +67,59 @@ describe('attachKswapd options', () => {
       numaBalancing: 0,
     });
     await ks.stop();
+  });
+
+  it('reads each option once: a getter that would throw on a later read changes nothing', async () => {
+    m = await tierMachine();
+    const reads: Record<string, number> = {};
+    const once =
+      <T>(key: string, v: T) =>
+      () => {
+        reads[key] = (reads[key] ?? 0) + 1;
+        if (reads[key] > 1) throw new Error(`${key} read again`);
+        return v;
+      };
+    const opts = Object.defineProperties(
+      {},
+      {
+        demotion: { enumerable: true, get: once('demotion', true) },
+        directReclaim: { enumerable: true, get: once('directReclaim', false) },
+        napMs: { enumerable: true, get: once('napMs', 7) },
+        copyTimeoutMs: { enumerable: true, get: once('copyTimeoutMs', 2 ** 31 - 1) },
+      },
+    ) as KswapdOptions;
+    const ks = attachKswapd(m, opts);
+    expect(reads).toEqual({ demotion: 1, directReclaim: 1, napMs: 1, copyTimeoutMs: 1 });
+    expect(ks.knobs()).toMatchObject({
+      demotionEnabled: true,
+      directReclaim: false,
+      napMs: 7,
+      copyTimeoutMs: 2 ** 31 - 1,
+    });
+    await ks.stop();
+    // stop() removed what the attach installed: both hooks are free.
+    m.kernel.setAllocHook('wakeKswapd', () => undefined)();
+    m.kernel.setAllocHook('directReclaim', async () => 0)();
+  });
+
+  it('a refused attach (an allocator hook taken) leaves the machine as it was, naming attachKswapd', async () => {
+    m = await tierMachine();
+    const off = m.kernel.setAllocHook('directReclaim', async () => 0);
+    expect(() => attachKswapd(m!, { demotion: true })).toThrow(
+      expect.objectContaining({
+        code: 'EBUSY',
+        errno: EBUSY,
+        message:
+          "EBUSY: attachKswapd: the allocator's directReclaim hook is already installed (m.kernel.setAllocHook); remove it first",
+      }),
+    );
+    // The wakeKswapd hook it installed first is gone again, and demotion_enabled is untouched.
+    m.kernel.setAllocHook('wakeKswapd', () => undefined)();
+    expect(m.sysfs.read(DEMOTION_ENABLED_PATH)).toBe('false\n');
+    // Without direct reclaim it needs only wakeKswapd.
+    const ks = attachKswapd(m, { directReclaim: false });
+    await ks.stop();
+    off();
   });
 
   it("a nap longer than Node's longest timer lasts (2^31 - 1 ms), with no TimeoutOverflowWarning", async () => {
