@@ -190,12 +190,12 @@ function checkAllocRequest(nodes: readonly PgData[], req: AllocRequest): void {
   const bad = (what: string) => kernelError(EINVAL, `allocation request: ${what}`);
   if (typeof req !== 'object' || req === null) throw bad('must be an object with order and nid');
   if (!Number.isInteger(req.order) || req.order < 0 || req.order > MAX_PAGE_ORDER)
-    throw bad(`order ${String(req.order)} is not an integer in 0..${MAX_PAGE_ORDER}`);
+    throw bad(`order ${show(req.order)} is not an integer in 0..${MAX_PAGE_ORDER}`);
   if (req.nid === undefined) throw bad('nid (the node to allocate on) is missing');
   if (!Number.isInteger(req.nid) || req.nid < 0 || req.nid >= nodes.length)
     throw bad(`nid ${show(req.nid)}: no such node (nodes 0..${nodes.length - 1})`);
   if (req.mt !== undefined && (!Number.isInteger(req.mt) || req.mt < 0 || req.mt >= MIGRATE_TYPES))
-    throw bad(`migratetype ${String(req.mt)} is not an integer in 0..${MIGRATE_TYPES - 1}`);
+    throw bad(`migratetype ${show(req.mt)} is not an integer in 0..${MIGRATE_TYPES - 1}`);
   const allowed = req.allowed;
   if (
     allowed != null &&
@@ -203,7 +203,7 @@ function checkAllocRequest(nodes: readonly PgData[], req: AllocRequest): void {
   )
     throw bad('allowed must be a list of existing node ids, or null');
   if (req.gfp !== undefined && typeof req.gfp !== 'string')
-    throw bad(`gfp ${String(req.gfp)} is not a gfp_mask text like 'GFP_TRANSHUGE|__GFP_THISNODE'`);
+    throw bad(`gfp ${show(req.gfp)} is not a gfp_mask text like 'GFP_TRANSHUGE|__GFP_THISNODE'`);
 }
 
 /** wake_all_kswapds: every node of the request's zonelist, once, in zonelist order. */

@@ -2,6 +2,7 @@ import {
   checkMachine,
   describeKnownKeys,
   EINVAL,
+  ESRCH,
   kernelError,
   MAX_PAGE_ORDER,
   type Machine,
@@ -13,7 +14,7 @@ import {
   TL_KCOMPACTD,
   zoneNames,
 } from '@pagemig/core';
-import { MAX_TIMER_MS, MachineDaemon, type PgData, show } from '@pagemig/core/internal';
+import { bitmapList, MAX_TIMER_MS, MachineDaemon, type PgData, show } from '@pagemig/core/internal';
 import {
   type CompactZoneOptions,
   type CompactZoneResult,
@@ -44,8 +45,8 @@ function optionError(message: string): PagemigError {
   return new PagemigError('ERR_KCOMPACTD_OPTION', `attachKcompactd: ${message}`, { errno: EINVAL });
 }
 
-function stoppedError(): PagemigError {
-  return new PagemigError('ERR_KCOMPACTD_STOPPED', 'kcompactd is stopped');
+function stoppedError(what: string): PagemigError {
+  return new PagemigError('ERR_KCOMPACTD_STOPPED', `kd.${what}: kcompactd is stopped`);
 }
 
 /** HPAGE_FRAG_CHECK_INTERVAL_MSEC: how often kcompactd checks the fragmentation score. */
@@ -78,12 +79,47 @@ export interface AllocFolioOptions {
   task?: Process;
 }
 
+/** The keys of an allocation request (core's AllocRequest and the gfp text): any other is a typo. */
+const ALLOC_REQUEST_KEYS = Object.keys({
+  order: true,
+  nid: true,
+  mt: true,
+  thisNode: true,
+  allowed: true,
+  kswapdReclaim: true,
+  localNid: true,
+  interleave: true,
+  gfp: true,
+} satisfies Record<keyof CompactAllocRequest, true>);
+
+/**
+ * EINVAL for the first key of `given` that is not one of `known`, with the closest known one: a
+ * misspelt key would otherwise be ignored and the call would do something else than asked.
+ */
+function checkKeys(what: string, noun: string, given: object, known: readonly string[]): void {
+  for (const key of Object.keys(given)) {
+    if (known.includes(key)) continue;
+    const hint = suggestKey(key, known);
+    throw kernelError(
+      EINVAL,
+      `${what}: unknown ${noun} ${JSON.stringify(key)}; ${hint ? `did you mean ${JSON.stringify(hint)}?` : `known ${noun}s: ${known.join(', ')}`}`,
+    );
+  }
+}
+
+/** The allocating process of kd.allocFolio's options: EINVAL for what is none, ESRCH once it exited. */
 function checkTask(opts: AllocFolioOptions, what: string): Process | undefined {
-  if (typeof opts !== 'object' || opts === null)
-    throw kernelError(EINVAL, `kd.${what}: options must be an object like { task }, got ${String(opts)}`);
-  const task = opts.task;
-  if (task !== undefined && (typeof task !== 'object' || task === null || !Number.isInteger(task.pid)))
-    throw kernelError(EINVAL, `kd.${what}: task must be a process (m.spawn()), got ${String(task)}`);
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
+    throw kernelError(EINVAL, `kd.${what}: options must be an object like { task }, got ${show(opts)}`);
+  checkKeys(`kd.${what}`, 'option', opts, ['task']);
+  const { task } = opts;
+  if (task === undefined) return undefined;
+  if (typeof task !== 'object' || task === null || !Number.isInteger(task.pid))
+    throw kernelError(EINVAL, `kd.${what}: task must be a process (m.spawn()), got ${show(task)}`);
+  if (task.exited)
+    throw new PagemigError('ERR_PROCESS_EXITED', `kd.${what}: task: process ${task.pid} has exited`, {
+      errno: ESRCH,
+    });
   return task;
 }
 
@@ -478,14 +514,19 @@ export class Kcompactd extends MachineDaemon {
     }));
   }
 
-  private daemon(nid: number): NodeDaemon {
-    const d = this.daemons.get(nid);
-    if (!d)
-      throw kernelError(
-        EINVAL,
-        `node ${show(nid)} has no kcompactd (nodes 0..${this.kernel.nodes.length - 1} with memory)`,
-      );
-    return d;
+  /** Node `nid`'s kcompactd for `kd.<what>`: EINVAL for what is no node id or a node without memory. */
+  private daemon(nid: unknown, what: string): NodeDaemon {
+    if (!Number.isInteger(nid)) throw kernelError(EINVAL, `kd.${what}: node ${show(nid)} is not a node id`);
+    const d = this.daemons.get(nid as number);
+    if (d) return d;
+    const why =
+      (nid as number) >= 0 && (nid as number) < this.kernel.nodes.length
+        ? 'it has no memory'
+        : 'no such node';
+    throw kernelError(
+      EINVAL,
+      `kd.${what}: node ${nid} has no kcompactd: ${why} (kcompactd runs on the nodes with memory: ${bitmapList([...this.daemons.keys()])})`,
+    );
   }
 
   /**
@@ -496,9 +537,8 @@ export class Kcompactd extends MachineDaemon {
    * stop().
    */
   wakeup(nid: number, order: number, highestZoneidx?: number): boolean {
-    if (this.stopping) throw stoppedError();
-    if (!Number.isInteger(nid)) throw kernelError(EINVAL, `kd.wakeup: node ${show(nid)} is not a node id`);
-    const d = this.daemon(nid);
+    if (this.stopping) throw stoppedError('wakeup');
+    const d = this.daemon(nid, 'wakeup');
     if (!Number.isInteger(order) || order < 0 || order > MAX_PAGE_ORDER)
       throw kernelError(EINVAL, `kd.wakeup: order ${show(order)} is not an integer in 0..${MAX_PAGE_ORDER}`);
     if (
@@ -540,24 +580,32 @@ export class Kcompactd extends MachineDaemon {
    * carry its pid and comm) and the allocation counts as local to its node (numa_local).
    */
   async allocFolio(req: CompactAllocRequest, opts: AllocFolioOptions = {}): Promise<number> {
-    return (await this.allocFolioDetailed(req, opts)).pfn;
+    return (await this.allocSlowpath('allocFolio', req, opts)).pfn;
   }
 
   /** allocFolio with the direct compaction attempts it made. */
-  async allocFolioDetailed(
+  allocFolioDetailed(req: CompactAllocRequest, opts: AllocFolioOptions = {}): Promise<CompactAllocResult> {
+    return this.allocSlowpath('allocFolioDetailed', req, opts);
+  }
+
+  private async allocSlowpath(
+    what: string,
     req: CompactAllocRequest,
-    opts: AllocFolioOptions = {},
+    opts: AllocFolioOptions,
   ): Promise<CompactAllocResult> {
-    if (this.stopping) throw stoppedError();
-    const task = checkTask(opts, 'allocFolio');
+    if (this.stopping) throw stoppedError(what);
+    // The rest of the request is core's to check (EINVAL naming the field).
+    if (typeof req === 'object' && req !== null)
+      checkKeys(`kd.${what}: allocation request`, 'field', req, ALLOC_REQUEST_KEYS);
+    const task = checkTask(opts, what);
     const alloc = () => this.kernel.allocFolioSlowpath<DirectCompactAttempt>(req);
     return this.track(task ? this.kernel.trace.during(task, alloc) : alloc());
   }
 
   /** Manual compaction of one node (/sys/devices/system/node/nodeN/compact). */
   async compactNode(nid: number): Promise<NodeCompactResult> {
-    if (this.stopping) throw stoppedError();
-    this.daemon(nid);
+    if (this.stopping) throw stoppedError('compactNode');
+    this.daemon(nid, 'compactNode');
     const r = await this.track(compactNode(this.kernel, nid, this.zoneOpts()));
     this.record('manual', r.zones);
     return r;
@@ -565,7 +613,7 @@ export class Kcompactd extends MachineDaemon {
 
   /** What writing 1 to vm.compact_memory does, awaited: every node, every zone, MIGRATE_SYNC. */
   async compactMemory(): Promise<NodeCompactResult[]> {
-    if (this.stopping) throw stoppedError();
+    if (this.stopping) throw stoppedError('compactMemory');
     const out: NodeCompactResult[] = [];
     for (const node of this.kernel.nodes) {
       if (this.stopping) break;

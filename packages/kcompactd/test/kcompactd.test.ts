@@ -408,7 +408,10 @@ describe("core's allocator and machine hooks", () => {
       [[0, Number.NaN], 'kd.wakeup: order NaN is not an integer in 0..10'],
       [[0, '2'], 'kd.wakeup: order "2" is not an integer in 0..10'],
       [['0', 9], 'kd.wakeup: node "0" is not a node id'],
-      [[1, 9], 'node 1 has no kcompactd (nodes 0..0 with memory)'],
+      [
+        [1, 9],
+        'kd.wakeup: node 1 has no kcompactd: no such node (kcompactd runs on the nodes with memory: 0)',
+      ],
       [[0, 9, 4], 'kd.wakeup: highestZoneidx 4 is not a zone index 0..3'],
       [[0, 9, 1.5], 'kd.wakeup: highestZoneidx 1.5 is not a zone index 0..3'],
     ];
@@ -426,9 +429,15 @@ describe("core's allocator and machine hooks", () => {
     expect(kd.errors).toEqual([]);
     expect(verifyBytes(f)).toBeGreaterThan(0);
     // An allocation request names the field it lacks or gets wrong (`nid`, not `node`).
-    await expect(kd.allocFolio({ order: 0, node: 7 } as never)).rejects.toMatchObject({
+    await expect(kd.allocFolio({ order: 0 } as never)).rejects.toMatchObject({
       errno: EINVAL,
       message: 'EINVAL: allocation request: nid (the node to allocate on) is missing',
+    });
+    await expect(kd.allocFolio({ order: 0, node: 7 } as never)).rejects.toMatchObject({
+      errno: EINVAL,
+      message: expect.stringMatching(
+        /^EINVAL: kd\.allocFolio: allocation request: unknown field "node"; known fields: order, nid,/,
+      ),
     });
     await expect(kd.allocFolio({ order: 0, nid: 7 })).rejects.toMatchObject({
       message: 'EINVAL: allocation request: nid 7: no such node (nodes 0..0)',

@@ -293,14 +293,11 @@ export class Kswapd extends MachineDaemon implements ReclaimEnv {
     if (!this.threads.has(nid))
       throw kernelError(EINVAL, `ks.wakeup: node ${nid} has no kswapd (no memory, or no such node)`);
     if (!Number.isInteger(order) || order < 0 || order > MAX_PAGE_ORDER)
-      throw kernelError(
-        EINVAL,
-        `ks.wakeup: order ${String(order)} is not an integer in 0..${MAX_PAGE_ORDER}`,
-      );
+      throw kernelError(EINVAL, `ks.wakeup: order ${show(order)} is not an integer in 0..${MAX_PAGE_ORDER}`);
     if (!Number.isInteger(highestZoneidx) || highestZoneidx < 0 || highestZoneidx >= MAX_NR_ZONES)
       throw kernelError(
         EINVAL,
-        `ks.wakeup: highestZoneidx ${String(highestZoneidx)} is not a zone index 0..${MAX_NR_ZONES - 1}`,
+        `ks.wakeup: highestZoneidx ${show(highestZoneidx)} is not a zone index 0..${MAX_NR_ZONES - 1}`,
       );
     return this.wakeupKswapd(nid, order, highestZoneidx);
   }

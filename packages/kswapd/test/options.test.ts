@@ -199,6 +199,9 @@ describe('attachKswapd options', () => {
         message: 'EINVAL: ks.wakeup: order 11 is not an integer in 0..10',
       }),
     );
+    expect(() => ks.wakeup(0, '2' as never)).toThrow(
+      expect.objectContaining({ message: 'EINVAL: ks.wakeup: order "2" is not an integer in 0..10' }),
+    );
     // A balanced node is not woken.
     await ks.settled();
     expect(ks.wakeup(0)).toBe(false);

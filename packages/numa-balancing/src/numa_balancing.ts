@@ -19,6 +19,7 @@ import {
   onMisplacedMigration,
   pagetable,
   promotionState,
+  show,
   walkPageRange,
 } from '@pagemig/core/internal';
 import {
@@ -116,14 +117,9 @@ function optionError(message: string): PagemigError {
   return new PagemigError('ERR_NUMA_BALANCING_OPTION', `attachNumaBalancing: ${message}`, { errno: EINVAL });
 }
 
-/** A value as the messages show it: strings quoted, anything else as String() prints it. */
-function shown(v: unknown): string {
-  return typeof v === 'string' ? JSON.stringify(v) : Array.isArray(v) ? 'an array' : String(v);
-}
-
 function checkOptions(opts: unknown): NumaBalancingOptions {
   if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
-    throw optionError(`options must be an object like { scanDelayMs: 10 }, got ${shown(opts)}`);
+    throw optionError(`options must be an object like { scanDelayMs: 10 }, got ${show(opts)}`);
   const o = opts as Record<string, unknown>;
   for (const key of Object.keys(o)) {
     if (KNOWN.includes(key)) continue;
@@ -135,7 +131,7 @@ function checkOptions(opts: unknown): NumaBalancingOptions {
   const int = (key: string, min: number, what: string) => {
     const v = o[key];
     if (v !== undefined && !(Number.isInteger(v) && (v as number) >= min && (v as number) <= INT_MAX))
-      throw optionError(`${key} must be ${what} (an integer ${min}..${INT_MAX}), got ${shown(v)}`);
+      throw optionError(`${key} must be ${what} (an integer ${min}..${INT_MAX}), got ${show(v)}`);
   };
   for (const key of ['scanDelayMs', 'scanPeriodMs', 'scanPeriodMinMs', 'scanPeriodMaxMs'])
     int(key, 0, 'a number of ms');

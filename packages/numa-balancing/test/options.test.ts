@@ -55,6 +55,14 @@ describe('attachNumaBalancing options', () => {
         { scanPeriodMaxMs: '10' as never },
         'scanPeriodMaxMs must be a number of ms (an integer 0..2147483647), got "10"',
       ],
+      [
+        { scanDelayMs: 10n as never },
+        'scanDelayMs must be a number of ms (an integer 0..2147483647), got 10n',
+      ],
+      [
+        { scanDelayMs: [5] as never },
+        'scanDelayMs must be a number of ms (an integer 0..2147483647), got [5]',
+      ],
       [{ scanSizeMb: 0 }, 'scanSizeMb must be a number of MB (an integer 1..2147483647), got 0'],
       [
         { scanSizeMb: 2 ** 31 },
