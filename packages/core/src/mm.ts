@@ -108,6 +108,11 @@ export class Mm {
     return this.vmas.range(lo, hi);
   }
 
+  /** The VMAs that end above page `vpn`, in address order, as a lazy iterator (VmaTree.from). */
+  vmasFrom(vpn: number): IterableIterator<Vma> {
+    return this.vmas.from(vpn);
+  }
+
   /** First-fit free range of `npages` aligned to `align` pages, or -1. */
   getUnmappedArea(npages: number, align: number): number {
     // A guard page between areas keeps them from merging by accident.

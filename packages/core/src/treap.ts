@@ -52,10 +52,26 @@ export function treapSplit<N extends TreapNode<N>>(
   }
 }
 
-/** The nodes in key order. */
-export function* treapInOrder<N extends TreapNode<N>>(root: N | null): IterableIterator<N> {
+/**
+ * The nodes in key order, from the first for which `before` does not hold (`before` must hold for
+ * a prefix of the order): one descent to it, then O(1) amortised per node.
+ */
+export function* treapInOrder<N extends TreapNode<N>>(
+  root: N | null,
+  before?: (n: N) => boolean,
+): IterableIterator<N> {
   const stack: N[] = [];
   let n = root;
+  if (before) {
+    // Down to the first node: those the path goes left at come after it, the others are skipped.
+    while (n) {
+      if (before(n)) n = n.r;
+      else {
+        stack.push(n);
+        n = n.l;
+      }
+    }
+  }
   while (n || stack.length) {
     while (n) {
       stack.push(n);

@@ -111,6 +111,15 @@ export class VmaTree {
   }
 
   /**
+   * The VMAs that end above page `vpn`, in address order: a VMA iterator set at `vpn`
+   * (vma_iter_init, then for_each_vma). Finding the first costs O(log n), each next one O(1)
+   * amortised. Do not change the tree while iterating.
+   */
+  *from(vpn: number): IterableIterator<Vma> {
+    for (const n of treapInOrder(this.root, (x) => x.vma.startVpn + x.vma.npages <= vpn)) yield n.vma;
+  }
+
+  /**
    * get_unmapped_area's first fit: the lowest start aligned to `align` where `npages` fit below
    * `limit`, leaving a guard page after every area; -1 if none.
    */

@@ -148,6 +148,48 @@ describe('the VMA tree and the rmap interval tree against a plain reference mode
     }
   }, 120_000);
 
+  it('vmasFrom(vpn) iterates the areas that end above vpn, in order, from anywhere in the space', async () => {
+    const m = await createMachine({ nodes: [{ memory: '8MiB' }], prefault: false });
+    try {
+      await fc.assert(
+        fc.property(
+          fc.array(fc.tuple(fc.integer({ min: 1, max: 12 }), fc.boolean()), { minLength: 0, maxLength: 60 }),
+          fc.array(fc.nat({ max: 800 }), { minLength: 1, maxLength: 20 }),
+          fc.nat({ max: 70 }),
+          (sizes, probes, take) => {
+            const p = m.spawn();
+            try {
+              // Areas of random sizes; every other one unmapped again, leaving holes of all sizes.
+              for (const [pages, drop] of sizes) {
+                const a = p.mmap(pages * PAGE_SIZE);
+                if (drop) p.munmap(a, pages * PAGE_SIZE);
+              }
+              const areas: Areas = p.maps().map((a) => [vpnOf(a.start), vpnOf(a.end)]);
+              for (const vpn of [...probes, USER_PAGES - 1]) {
+                const want = areas.filter(([, e]) => e > vpn);
+                const got: Areas = [...p.mm.vmasFrom(vpn)].map((v) => [v.startVpn, v.endVpn]);
+                expect(got).toEqual(want);
+                // A pass that stops early takes only the first few (the iterator is lazy).
+                const first: Areas = [];
+                for (const v of p.mm.vmasFrom(vpn)) {
+                  if (first.length === take) break;
+                  first.push([v.startVpn, v.endVpn]);
+                }
+                expect(first).toEqual(want.slice(0, take));
+              }
+            } finally {
+              p.exit();
+            }
+          },
+        ),
+        { numRuns: 200 },
+      );
+      m.checkInvariants();
+    } finally {
+      await m.close();
+    }
+  });
+
   it('vm.max_map_count: mmap past it and a splitting munmap at it fail with ENOMEM, changing nothing', async () => {
     const m = await createMachine({ nodes: [{ memory: '8MiB' }], prefault: false });
     try {

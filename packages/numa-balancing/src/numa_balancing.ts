@@ -305,8 +305,8 @@ export class NumaBalancing extends MachineDaemon {
     const thisNid = threads.length ? threads[0]!.node : proc.node;
     // A single-threaded process leaves alone what is already on its thread's node.
     const target = threads.length <= 1 ? thisNid : -1;
-    const from = (vpn: number) => proc.mm.vmasIn(vpn, pagetable.USER_PAGES);
-    if (taskNumaWork(k, from, st, knobs, target, thisNid)) await flushProtNuma(proc.mm);
+    const mm = proc.mm;
+    if (taskNumaWork(k, (vpn) => mm.vmasFrom(vpn), st, knobs, target, thisNid)) await flushProtNuma(mm);
   }
 
   /**

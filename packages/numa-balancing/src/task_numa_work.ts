@@ -147,12 +147,15 @@ function resetPtenumaScan(st: TaskScan): void {
  * One task_numa_work pass over the areas of a process from its scan offset: up to scan_size MB of
  * pages that had something to change (and up to 8 times that of address space), in windows that
  * end on 2 MiB boundaries, skipping areas NUMA balancing may not touch (VM_IO/VM_PFNMAP, hugetlb,
- * a policy without MPOL_F_MOF). `targetNode` is the node of a single-threaded process's thread,
- * else -1; `thisNid` the node of the task that runs the pass. Returns the entries made PROT_NONE.
+ * a policy without MPOL_F_MOF). `vmasFrom(vpn)` gives the areas that end above page `vpn` in
+ * address order; the pass takes only those it visits, so with a lazy iterator (Mm.vmasFrom, the
+ * kernel's vma_iter_init + for_each_vma) it costs O(log n) plus the areas it scans, whatever the
+ * number of areas. `targetNode` is the node of a single-threaded process's thread, else -1;
+ * `thisNid` the node of the task that runs the pass. Returns the entries made PROT_NONE.
  */
 export function taskNumaWork(
   k: Kernel,
-  vmasFrom: (vpn: number) => Vma[],
+  vmasFrom: (vpn: number) => Iterable<Vma>,
   st: TaskScan,
   knobs: ScanKnobs,
   targetNode: number,
@@ -161,16 +164,19 @@ export function taskNumaWork(
   let pages = mbToPages(knobs.scanSizeMb);
   let virtpages = pages * 8;
   let start = st.offset;
-  let vmas = vmasFrom(start);
-  if (!vmas.length) {
+  let vmi = vmasFrom(start)[Symbol.iterator]();
+  let next = vmi.next();
+  if (next.done) {
     resetPtenumaScan(st);
     start = 0;
-    vmas = vmasFrom(0);
+    vmi = vmasFrom(0)[Symbol.iterator]();
+    next = vmi.next();
   }
   let updated = 0;
-  let i = 0;
-  scan: for (; i < vmas.length; i++) {
-    const vma = vmas[i]!;
+  // Whether the budget ran out before the last area (else the pass reached the end).
+  let stopped = false;
+  scan: for (; !next.done; next = vmi.next()) {
+    const vma = next.value;
     if (!vma.migratable || vma.hugetlb || !vmaPolicyMof(vma, thisNid)) continue;
     let end: number;
     do {
@@ -186,11 +192,14 @@ export function taskNumaWork(
       if (nr) pages -= end - start;
       virtpages -= end - start;
       start = end;
-      if (pages <= 0 || virtpages <= 0) break scan;
+      if (pages <= 0 || virtpages <= 0) {
+        stopped = true;
+        break scan;
+      }
     } while (end !== vma.endVpn);
   }
   // The last areas may all be skipped: the scan restarts from the bottom next time.
-  if (i < vmas.length) st.offset = start;
+  if (stopped) st.offset = start;
   else resetPtenumaScan(st);
   st.passes++;
   st.ptesUpdated += updated;

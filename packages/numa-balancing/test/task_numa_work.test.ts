@@ -1,7 +1,8 @@
-import { type Machine, PAGE_SIZE } from '@pagemig/core';
+import { createMachine, type Machine, PAGE_SIZE } from '@pagemig/core';
 import { addrToVpn, type NumaFaultStats, pagetable } from '@pagemig/core/internal';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
+  attachNumaBalancing,
   type ScanKnobs,
   type TaskScan,
   taskNumaWork,
@@ -159,5 +160,64 @@ describe('task_numa_work', () => {
     expect(taskNumaWork(m.kernel, from, st, { ...DEFAULTS, scanSizeMb: 1 }, -1, 0)).toBe(8);
     expect(p.pageInfo(plain)!.protnone).toBe(true);
     for (const a of [io, bound, shared]) expect(p.pageInfo(a)!.protnone).toBe(false);
+  });
+
+  it('a pass over 3000 areas marks the same pages as ever and visits only the areas it scans', async () => {
+    m = await createMachine({
+      clock: 'manual',
+      prefault: false,
+      nodes: [{ memory: '16MiB' }, { memory: '16MiB' }],
+    });
+    const nb = attachNumaBalancing(m, { scanSizeMb: 1, scanDelayMs: 0, scanPeriodMs: 10 });
+    m.sysctl.write('kernel.numa_balancing', '1');
+    const p = m.spawn({ node: 0 });
+    const areas = 3000;
+    const addrs = Array.from({ length: areas }, () => p.mmap(4 * PAGE_SIZE, { thp: 'never' }));
+    // Areas of 4 pages and a guard page: area i is [5i, 5i + 4).
+    expect(addrs.map(addrToVpn)).toEqual(addrs.map((_, i) => 5 * i));
+    // The first page of every 4th area is written, and moved off the process's node so that the
+    // scan changes it; the other areas stay empty.
+    const touched = addrs.filter((_, i) => i % 4 === 0);
+    for (const a of touched) p.touch(a, PAGE_SIZE, 'write');
+    await p.movePages(
+      0,
+      touched,
+      touched.map(() => 1),
+      0,
+    );
+    const range = vi.spyOn(p.mm.vmas, 'range');
+    const vmasFrom = p.mm.vmasFrom.bind(p.mm);
+    let visited = 0;
+    vi.spyOn(p.mm, 'vmasFrom').mockImplementation(function* (vpn) {
+      for (const vma of vmasFrom(vpn)) {
+        visited++;
+        yield vma;
+      }
+    });
+    const protnone = () => touched.flatMap((a, j) => (p.pageInfo(a)!.protnone ? [j * 4] : []));
+    const seen: { ptes: number; visited: number; seq: number }[] = [];
+    for (let pass = 1; pass <= 13; pass++) {
+      const ptes0 = nb.stats().ptesUpdated;
+      visited = 0;
+      await nb.scanNow();
+      const st = nb.stats();
+      seen.push({ ptes: st.ptesUpdated - ptes0, visited, seq: st.processes[0]!.scanSeq });
+      // 256 pages per pass: each changed area spends its 4 pages, so a pass marks 64 of them,
+      // the areas below 256 * pass.
+      const want = touched.flatMap((_, j) => (j * 4 < Math.min(256 * pass, areas) ? [j * 4] : []));
+      expect(protnone()).toEqual(want);
+    }
+    expect(seen).toEqual([
+      // The first pass stops after area 252, the next ones resume at the area after the offset.
+      { ptes: 64, visited: 253, seq: 0 },
+      ...Array.from({ length: 10 }, () => ({ ptes: 64, visited: 256, seq: 0 })),
+      // The last 46: the pass reaches the end of the address space, and the scan restarts.
+      { ptes: 46, visited: 187, seq: 1 },
+      // Nothing left to change: 8 x 256 pages of address space, 512 areas of 4 pages.
+      { ptes: 0, visited: 512, seq: 1 },
+    ]);
+    expect(m.vmstat().numa_pte_updates).toBe(750);
+    // No pass listed the areas up front.
+    expect(range).not.toHaveBeenCalled();
   });
 });
