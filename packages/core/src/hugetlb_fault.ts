@@ -173,6 +173,8 @@ function hugetlbNoPage(k: Kernel, mm: Mm, vma: Vma, pmdIdx: number, write: boole
     pmdIdx,
     mkPte(head, PTE_PRESENT | PMD_HUGE | PTE_ACCESSED | (writable ? PTE_WRITE | PTE_DIRTY : 0)),
   );
+  // The kernel counts it in hugetlb_usage (hugetlb_count_add); pagemig's rss holds it.
+  mm.rss += HUGETLB_NR;
 }
 
 /**
@@ -191,6 +193,7 @@ function unmapRefPrivate(k: Kernel, vma: Vma, head: number): void {
   for (const hit of hits) {
     const pt = hit.vma.mm.pt;
     Atomics.store(pt.pmd, hit.slot, 0);
+    hit.vma.mm.rss -= HUGETLB_NR;
     hit.vma.hugetlb!.unmapped = true;
     k.pages.mapcount[head]!--;
     k.folioPut(head);

@@ -93,6 +93,7 @@ export function unmapHugepageRange(k: Kernel, vma: Vma, lo: number, hi: number):
     const e = pt.pmd[pmdIdx]!;
     if (!(e & PMD_HUGE)) continue;
     Atomics.store(pt.pmd, pmdIdx, 0);
+    vma.mm.rss -= HUGETLB_NR;
     if (!(e & PTE_PRESENT)) continue;
     const head = e >>> PTE_PFN_SHIFT;
     p.mapcount[head]!--;

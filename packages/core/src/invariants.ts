@@ -5,7 +5,14 @@ import { folioLruList, lruNames, NR_LRU_LISTS } from './lru.js';
 import type { Vma } from './mm.js';
 import { HPAGE_PMD_ORDER, MIGRATE_TYPES, NR_PAGE_ORDERS } from './mmzone.js';
 import { PG_buddy, PG_head, PG_hugetlb, PG_isolated, PG_lru, PG_tail } from './page.js';
-import { PTE_PFN_SHIFT, pteIsMigration, pteIsPresent, pteIsProtnone, ZERO_PFN } from './pagetable.js';
+import {
+  PTE_PFN_SHIFT,
+  PTRS_PER_PTE,
+  pteIsMigration,
+  pteIsPresent,
+  pteIsProtnone,
+  ZERO_PFN,
+} from './pagetable.js';
 import { type MmWalkOps, walkPageRange } from './pagewalk.js';
 
 function broken(k: Kernel, pfn: number, rule: string): never {
@@ -19,8 +26,8 @@ function broken(k: Kernel, pfn: number, rule: string): never {
  * Verifies the whole model: every frame is free in exactly one buddy block or part of one
  * allocated folio; free lists, counts and buddyinfo agree; every page-table entry is present,
  * PROT_NONE or a migration entry and points at an allocated frame of the folio its VMA's rmap
- * owner says; mapcounts equal the mappings found; references cover mappings and page cache.
- * Throws naming the pfn and rule.
+ * owner says; mapcounts equal the mappings found; references cover mappings and page cache; each
+ * address space's rss counter equals the pages its entries map. Throws naming the pfn and rule.
  */
 export function checkInvariants(k: Kernel): void {
   const p = k.pages;
@@ -121,6 +128,8 @@ export function checkInvariants(k: Kernel): void {
   };
   let vma: Vma;
   let pid = 0;
+  /** The pages the entries of the process being walked map (get_mm_rss recomputed). */
+  let rss = 0;
   // A PROT_NONE entry (NUMA hinting) is a mapping like a present one; it never maps the zero page
   // (change_prot_numa skips it). Any other non-empty entry is garbage.
   const entry = (e: number, vpn: number, huge: boolean) => {
@@ -133,6 +142,7 @@ export function checkInvariants(k: Kernel): void {
       );
     if (pteIsProtnone(e) && e >>> PTE_PFN_SHIFT === ZERO_PFN)
       broken(k, -1, `page ${vpn} of pid ${pid} maps the zero page PROT_NONE`);
+    if (e >>> PTE_PFN_SHIFT !== ZERO_PFN) rss += huge ? PTRS_PER_PTE : 1;
     check(e >>> PTE_PFN_SHIFT, vpn, vma.mapping.id, vma.index(vpn), huge, migration);
   };
   const tableOps: MmWalkOps = {
@@ -145,7 +155,10 @@ export function checkInvariants(k: Kernel): void {
   };
   for (const proc of k.processes.values()) {
     pid = proc.pid;
+    rss = 0;
     for (vma of proc.mm.vmas) walkPageRange(proc.mm.pt, vma.startVpn, vma.endVpn, tableOps);
+    if (proc.mm.rss !== rss)
+      broken(k, -1, `pid ${pid}: its rss counter is ${proc.mm.rss} but its page tables map ${rss} pages`);
   }
   if (k.hstate.nrHugePages) checkHugetlbMappings(k);
   for (const m of k.mappings) {

@@ -79,6 +79,7 @@ function mapFolioPtes(
   if (idx < 0) idx = mm.pt.allocTable(vpn >>> 9);
   const ptes = mm.pt.pte;
   for (let i = 0; i < nr; i++) Atomics.store(ptes, idx + i, mkPte(first + i, flags));
+  mm.rss += nr;
   k.pages.mapcount[head]! += nr;
   k.pages.refcount[head]! += nr;
 }
@@ -190,6 +191,8 @@ function faultInHugePmd(k: Kernel, mm: Mm, vma: Vma, pmdIdx: number, localNode: 
     pmdIdx,
     mkPte(head, PTE_PRESENT | PMD_HUGE | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED),
   );
+  // The PMD was empty or the huge zero page, which counts nothing.
+  mm.rss += PTRS_PER_PTE;
   return true;
 }
 
@@ -217,6 +220,7 @@ function shmemHugeFault(k: Kernel, mm: Mm, vma: Vma, pmdIdx: number, write: bool
   k.pages.refcount[head]! += 1;
   const flags = PTE_PRESENT | PMD_HUGE | PTE_WRITE | PTE_ACCESSED | (write ? PTE_DIRTY : 0);
   Atomics.store(mm.pt.pmd, pmdIdx, mkPte(head, flags));
+  mm.rss += PTRS_PER_PTE;
   return true;
 }
 
@@ -316,6 +320,8 @@ function doWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, idx: number, e: numb
   p.mapcount[got] = 1;
   p.refcount[got] = 1;
   Atomics.store(ptes, idx, mkPte(got, PTE_PRESENT | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED));
+  // wp_page_copy: a copy of the zero page is a new page in the rss; a copied folio replaces one.
+  if (pfn === ZERO_PFN) mm.rss++;
   // ptep_clear_flush: other threads may cache the old (read-only) page; the faulting one sleeps.
   flushTlbMm(mm.pt.tlb);
   if (pfn !== ZERO_PFN) {
@@ -333,6 +339,8 @@ export function zapRange(k: Kernel, mm: Mm, vpn: number, n: number): void {
   const p = k.pages;
   /** Large folios that lost mappings here (in order, each once per run of its pages). */
   let unmapped: number[] | undefined;
+  /** Pages unmapped (zap_pte_range's rss[], added to the counter once at the end). */
+  let rss = 0;
   while (vpn < end) {
     const pmdIdx = vpn >>> 9;
     const stop = Math.min(end, (pmdIdx + 1) * PTRS_PER_PTE);
@@ -341,8 +349,9 @@ export function zapRange(k: Kernel, mm: Mm, vpn: number, n: number): void {
       if (vpn === pmdIdx * PTRS_PER_PTE && stop === vpn + PTRS_PER_PTE) {
         Atomics.store(pt.pmd, pmdIdx, 0);
         const pfn = pmd >>> PTE_PFN_SHIFT;
-        // zap_huge_pmd: a migration entry holds no mapping or reference; the migration's rmap
-        // walk finds the mapping gone.
+        if (pfn !== ZERO_PFN) rss += PTRS_PER_PTE;
+        // zap_huge_pmd: a migration entry holds no mapping or reference (it counts in rss only);
+        // the migration's rmap walk finds the mapping gone.
         if (pfn !== ZERO_PFN && !pteIsMigration(pmd)) {
           (unmapped ??= []).push(pfn);
           p.mapcount[pfn]!--;
@@ -362,8 +371,10 @@ export function zapRange(k: Kernel, mm: Mm, vpn: number, n: number): void {
         if (e === 0) continue;
         Atomics.store(ptes, idx, 0);
         const pfn = e >>> PTE_PFN_SHIFT;
+        if (pfn === ZERO_PFN) continue;
+        rss++;
         // zap_nonpresent_ptes: a migration entry is dropped; it holds no mapping or reference.
-        if (pfn === ZERO_PFN || pteIsMigration(e)) continue;
+        if (pteIsMigration(e)) continue;
         const head = p.head(pfn);
         if (p.flags[head]! & PG_head && unmapped?.[unmapped.length - 1] !== head)
           (unmapped ??= []).push(head);
@@ -374,6 +385,7 @@ export function zapRange(k: Kernel, mm: Mm, vpn: number, n: number): void {
     }
     vpn = stop;
   }
+  mm.rss -= rss;
   // __folio_remove_rmap: a large folio left with some pages unmapped goes on the deferred split list.
   if (unmapped) for (const head of unmapped) folioRemoveRmapCheck(k, head);
   // tlb_finish_mmu: nothing is reallocated before this returns, so stray writes through a stale
@@ -392,6 +404,9 @@ export function copyPageRange(k: Kernel, dst: Mm, src: Mm, vma: Vma): void {
   const p = k.pages;
   const sp = src.pt;
   const dp = dst.pt;
+  // The child's rss grows by every page copied, migration entries included (copy_nonpresent_pte
+  // and copy_huge_pmd count them too).
+  let rss = 0;
   for (let vpn = vma.startVpn; vpn < vma.endVpn; ) {
     const pmdIdx = vpn >>> 9;
     const stop = Math.min(vma.endVpn, (pmdIdx + 1) * PTRS_PER_PTE);
@@ -401,6 +416,7 @@ export function copyPageRange(k: Kernel, dst: Mm, src: Mm, vma: Vma): void {
       Atomics.store(sp.pmd, pmdIdx, ro);
       Atomics.store(dp.pmd, pmdIdx, ro);
       const pfn = pmd >>> PTE_PFN_SHIFT;
+      if (pfn !== ZERO_PFN) rss += PTRS_PER_PTE;
       // A PMD migration entry holds no mapping or reference: remove_migration_pmd adds them.
       // A PROT_NONE one does, and stays PROT_NONE in both.
       if (pteIsPresent(pmd) && pfn !== ZERO_PFN) {
@@ -422,8 +438,10 @@ export function copyPageRange(k: Kernel, dst: Mm, src: Mm, vma: Vma): void {
         Atomics.store(sptes, sbase + i, ro);
         dptes[dbase + i] = ro;
         const pfn = e >>> PTE_PFN_SHIFT;
+        if (pfn === ZERO_PFN) continue;
+        rss++;
         // A migration entry holds no mapping or reference: remove_migration_pte adds them.
-        if (!pteIsPresent(e) || pfn === ZERO_PFN) continue;
+        if (!pteIsPresent(e)) continue;
         const head = p.head(pfn);
         p.mapcount[head]!++;
         p.refcount[head]!++;
@@ -431,6 +449,7 @@ export function copyPageRange(k: Kernel, dst: Mm, src: Mm, vma: Vma): void {
     }
     vpn = stop;
   }
+  dst.rss += rss;
   // dup_mmap ends with flush_tlb_mm: the parent's threads must not keep writable translations
   // to pages that are copy-on-write now.
   flushTlbMm(sp.tlb);
@@ -444,6 +463,7 @@ export function copyPageRange(k: Kernel, dst: Mm, src: Mm, vma: Vma): void {
 export function dropForkedRange(k: Kernel, mm: Mm, vma: Vma): void {
   const pt = mm.pt;
   const p = k.pages;
+  let rss = 0;
   for (let vpn = vma.startVpn; vpn < vma.endVpn; ) {
     const pmdIdx = vpn >>> 9;
     const stop = Math.min(vma.endVpn, (pmdIdx + 1) * PTRS_PER_PTE);
@@ -451,6 +471,7 @@ export function dropForkedRange(k: Kernel, mm: Mm, vma: Vma): void {
     if (pmd & PMD_HUGE) {
       Atomics.store(pt.pmd, pmdIdx, 0);
       const pfn = pmd >>> PTE_PFN_SHIFT;
+      if (pfn !== ZERO_PFN) rss += PTRS_PER_PTE;
       if (pteIsPresent(pmd) && pfn !== ZERO_PFN) {
         p.mapcount[pfn]!--;
         k.folioPut(pfn);
@@ -462,7 +483,9 @@ export function dropForkedRange(k: Kernel, mm: Mm, vma: Vma): void {
         if (e === 0) continue;
         Atomics.store(pt.pte, idx, 0);
         const pfn = e >>> PTE_PFN_SHIFT;
-        if (!pteIsPresent(e) || pfn === ZERO_PFN) continue;
+        if (pfn === ZERO_PFN) continue;
+        rss++;
+        if (!pteIsPresent(e)) continue;
         const head = p.head(pfn);
         p.mapcount[head]!--;
         k.folioPut(head);
@@ -471,4 +494,5 @@ export function dropForkedRange(k: Kernel, mm: Mm, vma: Vma): void {
     }
     vpn = stop;
   }
+  mm.rss -= rss;
 }

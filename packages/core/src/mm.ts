@@ -93,6 +93,14 @@ export class Mm {
   constructor(readonly task: MempolicyTask) {}
   vmas = new VmaTree();
   private cache: Vma | undefined;
+  /**
+   * get_mm_rss (mm->rss_stat): the pages the entries of this address space map, the zero page
+   * excepted; kept up to date where entries are installed and removed (faults, zap, fork's copy),
+   * so reading it costs nothing. As in the kernel, PROT_NONE and migration entries count (the
+   * zap of a migration entry gives its page back). hugetlb pages count too, where the kernel keeps
+   * them apart (hugetlb_usage).
+   */
+  rss = 0;
 
   /** find_vma: the VMA containing `vpn`, or undefined. */
   findVma(vpn: number): Vma | undefined {

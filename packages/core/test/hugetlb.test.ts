@@ -521,6 +521,20 @@ describe('MAP_PRIVATE hugetlb areas after fork', () => {
     parent.exit();
     expect(pool(m)).toEqual({ total: 2, free: 2, rsvd: 0, surp: 0 });
   });
+
+  it('the page the owner takes back leaves the rss of the child that mapped it', async () => {
+    const m = await machine();
+    setPool(m, 2);
+    const { parent, b } = forked(m, 5);
+    const child = parent.fork();
+    parent.write(b + HP, new Uint8Array([1]));
+    expect([parent.mm.rss, child.mm.rss]).toEqual([1024, 512]);
+    // unmap_ref_private: the child's PMD goes, and with it 512 pages of its rss.
+    parent.write(b + 2, new Uint8Array([42]));
+    expect(child.pageInfo(b)).toBeNull();
+    expect([parent.mm.rss, child.mm.rss]).toEqual([1024, 0]);
+    m.checkInvariants();
+  });
 });
 
 describe('the invariant checker and the pool', () => {

@@ -61,6 +61,23 @@ describe('checkInvariants', () => {
     );
   });
 
+  it("detects an address space's rss counter that disagrees with its page tables", () => {
+    const a = p.mmap(2 << 20, { thp: 'always' });
+    p.touch(a, 2 << 20);
+    const b = p.mmap(4 * PG, { thp: 'never' });
+    p.touch(b, 4 * PG);
+    p.touch(p.mmap(PG, { thp: 'never' }), PG, 'read');
+    // A THP PMD counts 512 pages, each written PTE one, the zero page none.
+    expect(p.mm.rss).toBe(516);
+    detects(
+      () => p.mm.rss--,
+      () => p.mm.rss++,
+      new RegExp(
+        `^invariant broken: pid ${p.pid}: its rss counter is 515 but its page tables map 516 pages$`,
+      ),
+    );
+  });
+
   it('detects a THP page that lost its PG_tail flag', () => {
     const a = p.mmap(2 << 20, { thp: 'always' });
     p.touch(a, PG);
