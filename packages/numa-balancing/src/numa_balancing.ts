@@ -293,11 +293,11 @@ export class NumaBalancing extends MachineDaemon {
       };
       this.tasks.set(proc, st);
     }
-    const vmas = proc.mm.vmas;
-    if (st.period) taskNumaPlacement(st, numaFaultStats(proc.mm), knobs, () => mmRss(vmas), now);
+    const mm = proc.mm;
+    if (st.period) taskNumaPlacement(st, numaFaultStats(mm), knobs, () => mmRss(mm), now);
     if (!force && now < st.nextScan) return;
     if (st.period === 0) {
-      const rss = mmRss(vmas);
+      const rss = mmRss(mm);
       st.periodMax = taskScanMax(knobs, rss);
       st.period = taskScanMin(knobs, rss);
     }
@@ -305,7 +305,6 @@ export class NumaBalancing extends MachineDaemon {
     const thisNid = threads.length ? threads[0]!.node : proc.node;
     // A single-threaded process leaves alone what is already on its thread's node.
     const target = threads.length <= 1 ? thisNid : -1;
-    const mm = proc.mm;
     if (taskNumaWork(k, (vpn) => mm.vmasFrom(vpn), st, knobs, target, thisNid)) await flushProtNuma(mm);
   }
 

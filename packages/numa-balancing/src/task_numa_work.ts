@@ -1,5 +1,5 @@
-import type { Kernel, NumaFaultStats, Vma } from '@pagemig/core/internal';
-import { changeProtNuma, pagetable, vmaPolicyMof, walkPageRange } from '@pagemig/core/internal';
+import type { Kernel, Mm, NumaFaultStats, Vma } from '@pagemig/core/internal';
+import { changeProtNuma, pagetable, vmaPolicyMof } from '@pagemig/core/internal';
 
 /**
  * kernel/sched/fair.c's scanner side of NUMA balancing: the scan period bounds (task_scan_min,
@@ -46,21 +46,12 @@ function mbToPages(mb: number): number {
   return mb * 256;
 }
 
-/** get_mm_rss: the pages an address space maps (the zero page is not counted). */
-export function mmRss(vmas: Iterable<Vma>): number {
-  let rss = 0;
-  for (const vma of vmas) {
-    walkPageRange(vma.mm.pt, vma.startVpn, vma.endVpn, {
-      pmdEntry(_pt, _i, e) {
-        if (pagetable.pteIsPresent(e) && e >>> pagetable.PTE_PFN_SHIFT !== pagetable.ZERO_PFN)
-          rss += pagetable.PTRS_PER_PTE;
-      },
-      pteEntry(_pt, _i, e) {
-        if (pagetable.pteIsPresent(e) && e >>> pagetable.PTE_PFN_SHIFT !== pagetable.ZERO_PFN) rss++;
-      },
-    });
-  }
-  return rss;
+/**
+ * get_mm_rss: the pages an address space maps (the zero page is not counted; PROT_NONE and
+ * migration entries are): core's counter, kept as entries come and go, so it costs O(1).
+ */
+export function mmRss(mm: Mm): number {
+  return mm.rss;
 }
 
 /** task_nr_scan_windows: how many scan windows cover the resident set (at least one). */

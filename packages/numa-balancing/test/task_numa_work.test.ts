@@ -3,6 +3,7 @@ import { addrToVpn, type NumaFaultStats, pagetable } from '@pagemig/core/interna
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   attachNumaBalancing,
+  mmRss,
   type ScanKnobs,
   type TaskScan,
   taskNumaWork,
@@ -160,6 +161,24 @@ describe('task_numa_work', () => {
     expect(taskNumaWork(m.kernel, from, st, { ...DEFAULTS, scanSizeMb: 1 }, -1, 0)).toBe(8);
     expect(p.pageInfo(plain)!.protnone).toBe(true);
     for (const a of [io, bound, shared]) expect(p.pageInfo(a)!.protnone).toBe(false);
+  });
+
+  it('mmRss is get_mm_rss: PROT_NONE entries count, the zero page does not', async () => {
+    m = await smallMachine();
+    m.sysctl.write('kernel.numa_balancing', '1');
+    const p = m.spawn({ node: 0 });
+    const thp = p.mmap(2 << 20, { thp: 'always' });
+    p.touch(thp, 2 << 20, 'write');
+    const small = p.mmap(8 * PAGE_SIZE, { thp: 'never' });
+    p.touch(small, 6 * PAGE_SIZE, 'write');
+    p.touch(small + 6 * PAGE_SIZE, 2 * PAGE_SIZE, 'read');
+    expect(mmRss(p.mm)).toBe(518);
+    const from = (vpn: number) => p.mm.vmasFrom(vpn);
+    expect(taskNumaWork(m.kernel, from, scan(10), DEFAULTS, -1, 0)).toBe(518);
+    expect(p.pageInfo(thp)!.protnone).toBe(true);
+    expect(mmRss(p.mm)).toBe(518);
+    p.munmap(small, 8 * PAGE_SIZE);
+    expect(mmRss(p.mm)).toBe(512);
   });
 
   it('a pass over 3000 areas marks the same pages as ever and visits only the areas it scans', async () => {
