@@ -28,7 +28,8 @@ import {
   pteIsProtnone,
   ZERO_PFN,
 } from './pagetable.js';
-import { type RmapHit, rmapWalk } from './rmap.js';
+import { folioModMapcount, type RmapHit, rmapWalk } from './rmap.js';
+import { folioModStat } from './vmstat.js';
 
 /** Flags a folio passes on to the folios it is split into. */
 const INHERITED = ~(PG_head | PG_tail);
@@ -120,6 +121,9 @@ export function splitFolio(
     });
   }
 
+  // The large folio leaves the counters; each new folio joins them with its own order and mapcount
+  // (__split_huge_page's stat updates).
+  folioModStat(k, head, -1);
   const flags = p.flags[head]! & INHERITED;
   const lastNid = p.lastNid[head]!;
   const index = p.index[head]!;
@@ -141,6 +145,7 @@ export function splitFolio(
     p.index[pfn] = index + (pfn - head);
     // folio_set_last_cpupid(new_folio, folio_last_cpupid(folio)), as __split_folio_to_order does.
     p.lastNid[pfn] = lastNid;
+    folioModStat(k, pfn, 1);
     heads.push(pfn);
   }
   if (order === HPAGE_PMD_ORDER) k.count('thp_split_page');
@@ -192,7 +197,7 @@ export function splitHugePmd(k: Kernel, mm: Mm, pmdIdx: number): void {
   // A PMD migration entry becomes PTE migration entries: like it, they hold no mapping or
   // reference (the migration's remap adds one per entry it finds).
   if (pteIsMigration(pmd)) return;
-  k.pages.mapcount[pfn]! += PTRS_PER_PTE - 1;
+  folioModMapcount(k, pfn, PTRS_PER_PTE - 1);
   k.pages.refcount[pfn]! += PTRS_PER_PTE - 1;
 }
 

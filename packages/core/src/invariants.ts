@@ -4,7 +4,17 @@ import type { Kernel } from './kernel.js';
 import { folioLruList, lruNames, NR_LRU_LISTS } from './lru.js';
 import type { Vma } from './mm.js';
 import { HPAGE_PMD_ORDER, MIGRATE_TYPES, NR_PAGE_ORDERS } from './mmzone.js';
-import { PG_buddy, PG_head, PG_hugetlb, PG_isolated, PG_lru, PG_tail } from './page.js';
+import {
+  PG_anon,
+  PG_buddy,
+  PG_head,
+  PG_hugetlb,
+  PG_isolated,
+  PG_lru,
+  PG_mlocked,
+  PG_swapbacked,
+  PG_tail,
+} from './page.js';
 import {
   PTE_PFN_SHIFT,
   PTRS_PER_PTE,
@@ -14,6 +24,17 @@ import {
   ZERO_PFN,
 } from './pagetable.js';
 import { type MmWalkOps, walkPageRange } from './pagewalk.js';
+import {
+  NR_ANON_MAPPED,
+  NR_ANON_THPS,
+  NR_FILE_MAPPED,
+  NR_MLOCK,
+  NR_SHMEM,
+  NR_SHMEM_THPS,
+  NR_VM_NODE_STAT_ITEMS,
+  nodeStatNames,
+  nrHugetlbNode,
+} from './vmstat.js';
 
 function broken(k: Kernel, pfn: number, rule: string): never {
   // Zone-wide rules (list counts, free page totals) have no pfn: their text names the zone.
@@ -27,7 +48,8 @@ function broken(k: Kernel, pfn: number, rule: string): never {
  * allocated folio; free lists, counts and buddyinfo agree; every page-table entry is present,
  * PROT_NONE or a migration entry and points at an allocated frame of the folio its VMA's rmap
  * owner says; mapcounts equal the mappings found; references cover mappings and page cache; each
- * address space's rss counter equals the pages its entries map. Throws naming the pfn and rule.
+ * address space's rss counter equals the pages its entries map; the nodes' vmstat counters equal
+ * what the folios add up to. Throws naming the pfn and rule.
  */
 export function checkInvariants(k: Kernel): void {
   const p = k.pages;
@@ -184,6 +206,7 @@ export function checkInvariants(k: Kernel): void {
     pfn += 1 << order;
   }
   checkLru(k, free);
+  checkVmstat(k);
 }
 
 /**
@@ -339,4 +362,50 @@ function checkHugetlbMappings(k: Kernel): void {
   };
   for (const proc of k.processes.values())
     for (vma of proc.mm.vmas) walkPageRange(proc.mm.pt, vma.startVpn, vma.endVpn, ops);
+}
+
+/**
+ * The gauges the nodes count as folios change (vmstat.ts folioModStat, rmap.ts folioModMapcount)
+ * equal what a scan of every folio finds: NR_MLOCK, NR_ANON_MAPPED and NR_ANON_THPS over anon
+ * folios with an rmap owner, NR_SHMEM and NR_SHMEM_THPS over shmem folios with one, NR_FILE_MAPPED
+ * over those mapped, NR_HUGETLB over hugetlb folios in use (refcount > 0).
+ */
+function checkVmstat(k: Kernel): void {
+  const p = k.pages;
+  for (const node of k.nodes) {
+    const want = new Float64Array(NR_VM_NODE_STAT_ITEMS);
+    let hugetlb = 0;
+    for (let pfn = node.startPfn; pfn < node.endPfn; ) {
+      const f = p.flags[pfn]!;
+      const nr = f & PG_head ? 1 << p.order[pfn]! : 1;
+      if (f & PG_hugetlb && p.refcount[pfn]! > 0) hugetlb += nr;
+      if (f & PG_swapbacked && p.mapping[pfn]) {
+        const thp = f & PG_head && p.order[pfn] === HPAGE_PMD_ORDER ? 1 : 0;
+        if (f & PG_mlocked) want[NR_MLOCK]! += nr;
+        if (f & PG_anon) {
+          want[NR_ANON_MAPPED]! += nr;
+          want[NR_ANON_THPS]! += thp;
+        } else {
+          want[NR_SHMEM]! += nr;
+          want[NR_SHMEM_THPS]! += thp;
+          if (p.mapcount[pfn]! > 0) want[NR_FILE_MAPPED]! += nr;
+        }
+      }
+      pfn += nr;
+    }
+    want.forEach((n, item) => {
+      if (node.vmStat[item] !== n)
+        broken(
+          k,
+          -1,
+          `node ${node.nid}: the folios add up to ${nodeStatNames[item]} ${n}, the node counts ${node.vmStat[item]}`,
+        );
+    });
+    if (nrHugetlbNode(k, node.nid) !== hugetlb)
+      broken(
+        k,
+        -1,
+        `node ${node.nid}: hugetlb folios in use hold ${hugetlb} pages, nr_hugetlb is ${nrHugetlbNode(k, node.nid)}`,
+      );
+  }
 }

@@ -32,7 +32,7 @@ import { PhysicalMemory } from './sparse.js';
 import { Timeline } from './timeline.js';
 import { type MmTlb, shootdownAsync } from './tlbflush.js';
 import { Tracer } from './trace.js';
-import { VmEvents, type VmstatEvent, zoneStatistics } from './vmstat.js';
+import { folioModStat, VmEvents, type VmstatEvent, zoneStatistics } from './vmstat.js';
 import { Zone } from './zone.js';
 
 /** The slow path's steps a subsystem can install (AllocHooks' keys). */
@@ -565,6 +565,8 @@ export class Kernel {
       return;
     }
     lruRemoveFolio(this, head);
+    // Its pages leave the gauges of anon or shmem memory as its owner goes.
+    folioModStat(this, head, -1);
     const order = p.flags[head]! & PG_head ? p.order[head]! : 0;
     const nr = 1 << order;
     if (nr === 1) p.flags[head] = 0;

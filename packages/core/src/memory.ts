@@ -24,7 +24,9 @@ import {
   pteIsProtnone,
   ZERO_PFN,
 } from './pagetable.js';
+import { folioModMapcount } from './rmap.js';
 import { flushTlbMm } from './tlbflush.js';
+import { folioModStat } from './vmstat.js';
 
 /** mm/memory.c: page faults, copy-on-write, zapping and fork's copy of page tables. */
 
@@ -61,6 +63,9 @@ function initFolio(k: Kernel, vma: Vma, head: number, order: number, index: numb
   p.index[head] = index;
   // The page cache holds one reference per page.
   p.refcount[head] = pc ? 1 << order : 0;
+  // folio_add_new_anon_rmap / shmem_add_to_page_cache: NR_ANON_MAPPED or NR_SHMEM (and the THP and
+  // mlock counts); the folio is not mapped yet.
+  folioModStat(k, head, 1);
   // folio_add_lru_vma: on the inactive list (unevictable when mlocked, as mlock_new_folio does).
   folioAddLru(k, head);
 }
@@ -80,7 +85,7 @@ function mapFolioPtes(
   const ptes = mm.pt.pte;
   for (let i = 0; i < nr; i++) Atomics.store(ptes, idx + i, mkPte(first + i, flags));
   mm.rss += nr;
-  k.pages.mapcount[head]! += nr;
+  folioModMapcount(k, head, nr);
   k.pages.refcount[head]! += nr;
 }
 
@@ -184,7 +189,7 @@ function faultInHugePmd(k: Kernel, mm: Mm, vma: Vma, pmdIdx: number, localNode: 
   }
   k.count('thp_fault_alloc');
   initFolio(k, vma, head, HPAGE_PMD_ORDER, vma.index(vpn));
-  k.pages.mapcount[head] = 1;
+  folioModMapcount(k, head, 1);
   k.pages.refcount[head]! += 1;
   Atomics.store(
     mm.pt.pmd,
@@ -216,7 +221,7 @@ function shmemHugeFault(k: Kernel, mm: Mm, vma: Vma, pmdIdx: number, write: bool
     initFolio(k, vma, head, HPAGE_PMD_ORDER, index);
     k.count('thp_fault_alloc');
   }
-  k.pages.mapcount[head]! += 1;
+  folioModMapcount(k, head, 1);
   k.pages.refcount[head]! += 1;
   const flags = PTE_PRESENT | PMD_HUGE | PTE_WRITE | PTE_ACCESSED | (write ? PTE_DIRTY : 0);
   Atomics.store(mm.pt.pmd, pmdIdx, mkPte(head, flags));
@@ -317,7 +322,7 @@ function doWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, idx: number, e: numb
   if (got < 0) throw kernelError(ENOMEM, `out of memory breaking copy-on-write at page ${vpn}`);
   initFolio(k, vma, got, 0, vma.index(vpn));
   if (pfn !== ZERO_PFN) k.mem.copyPages(got, pfn, 1);
-  p.mapcount[got] = 1;
+  folioModMapcount(k, got, 1);
   p.refcount[got] = 1;
   Atomics.store(ptes, idx, mkPte(got, PTE_PRESENT | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED));
   // wp_page_copy: a copy of the zero page is a new page in the rss; a copied folio replaces one.
@@ -326,7 +331,7 @@ function doWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, idx: number, e: numb
   flushTlbMm(mm.pt.tlb);
   if (pfn !== ZERO_PFN) {
     const head = p.head(pfn);
-    p.mapcount[head]!--;
+    folioModMapcount(k, head, -1);
     k.folioPut(head);
     folioRemoveRmapCheck(k, head);
   }
@@ -354,7 +359,7 @@ export function zapRange(k: Kernel, mm: Mm, vpn: number, n: number): void {
         // the migration's rmap walk finds the mapping gone.
         if (pfn !== ZERO_PFN && !pteIsMigration(pmd)) {
           (unmapped ??= []).push(pfn);
-          p.mapcount[pfn]!--;
+          folioModMapcount(k, pfn, -1);
           k.folioPut(pfn);
         }
         vpn = stop;
@@ -378,7 +383,7 @@ export function zapRange(k: Kernel, mm: Mm, vpn: number, n: number): void {
         const head = p.head(pfn);
         if (p.flags[head]! & PG_head && unmapped?.[unmapped.length - 1] !== head)
           (unmapped ??= []).push(head);
-        p.mapcount[head]!--;
+        folioModMapcount(k, head, -1);
         k.folioPut(head);
       }
       if (pt.tableEmpty(pmdIdx)) pt.freeTable(pmdIdx);
@@ -420,7 +425,7 @@ export function copyPageRange(k: Kernel, dst: Mm, src: Mm, vma: Vma): void {
       // A PMD migration entry holds no mapping or reference: remove_migration_pmd adds them.
       // A PROT_NONE one does, and stays PROT_NONE in both.
       if (pteIsPresent(pmd) && pfn !== ZERO_PFN) {
-        p.mapcount[pfn]!++;
+        folioModMapcount(k, pfn, 1);
         p.refcount[pfn]!++;
       }
     } else if (pmd & PMD_TABLE) {
@@ -443,7 +448,7 @@ export function copyPageRange(k: Kernel, dst: Mm, src: Mm, vma: Vma): void {
         // A migration entry holds no mapping or reference: remove_migration_pte adds them.
         if (!pteIsPresent(e)) continue;
         const head = p.head(pfn);
-        p.mapcount[head]!++;
+        folioModMapcount(k, head, 1);
         p.refcount[head]!++;
       }
     }
@@ -473,7 +478,7 @@ export function dropForkedRange(k: Kernel, mm: Mm, vma: Vma): void {
       const pfn = pmd >>> PTE_PFN_SHIFT;
       if (pfn !== ZERO_PFN) rss += PTRS_PER_PTE;
       if (pteIsPresent(pmd) && pfn !== ZERO_PFN) {
-        p.mapcount[pfn]!--;
+        folioModMapcount(k, pfn, -1);
         k.folioPut(pfn);
       }
     } else if (pmd & PMD_TABLE) {
@@ -487,7 +492,7 @@ export function dropForkedRange(k: Kernel, mm: Mm, vma: Vma): void {
         rss++;
         if (!pteIsPresent(e)) continue;
         const head = p.head(pfn);
-        p.mapcount[head]!--;
+        folioModMapcount(k, head, -1);
         k.folioPut(head);
       }
       if (pt.tableEmpty(pmdIdx)) pt.freeTable(pmdIdx);

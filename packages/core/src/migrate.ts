@@ -50,7 +50,7 @@ import {
   PTE_PROTNONE,
   pteIsPresent,
 } from './pagetable.js';
-import { type Mapping, type RmapHit, rmapWalk } from './rmap.js';
+import { folioModMapcount, type Mapping, type RmapHit, rmapWalk } from './rmap.js';
 import { threadCpuSeconds } from './schedstat.js';
 import { show } from './show.js';
 import { migratedLastCpupid } from './task_numa.js';
@@ -65,6 +65,7 @@ import {
   TL_UNMAP,
 } from './timeline_writer.js';
 import type { ClockOptions, ModeledRun } from './timing/clock.js';
+import { folioModStat } from './vmstat.js';
 
 /** mm/migrate.c constants. */
 export const NR_MAX_MIGRATE_PAGES_RETRY = 10;
@@ -185,7 +186,7 @@ function unmapOne(hit: RmapHit): void {
     );
   // Threads of this address space may cache the old translation: the batch flush shoots it down.
   if (pt.tlb !== null) pt.tlb.pending = true;
-  vk.pages.mapcount[vFrom]!--;
+  folioModMapcount(vk, vFrom, -1);
   vk.pages.refcount[vFrom]!--;
 }
 function remapOne(hit: RmapHit): void {
@@ -199,7 +200,7 @@ function remapOne(hit: RmapHit): void {
   Atomics.store(arr, hit.slot, pte);
   if (vk.trace.removeMigrationPte)
     traceRemoveMigrationPte(vk, hit.vpn, pte, hit.huge ? HPAGE_PMD_ORDER : vk.folioOrder(vTo));
-  vk.pages.mapcount[vTo]!++;
+  folioModMapcount(vk, vTo, 1);
   vk.pages.refcount[vTo]!++;
 }
 
@@ -1050,6 +1051,9 @@ export class MigrationRun {
     // The new folio holds the page cache's references; its allocation reference is dropped.
     p.refcount[to] = refs;
     p.mapcount[to] = 0;
+    // __folio_migrate_mapping: the counters follow the folio to its node (the source leaves them
+    // below, as it loses its owner).
+    folioModStat(k, to, 1);
     vk = k;
     vFrom = from;
     vTo = to;
@@ -1060,6 +1064,7 @@ export class MigrationRun {
     }
     // The source: drop the page cache's and the isolation references; it is freed.
     p.refcount[from] = 1;
+    folioModStat(k, from, -1);
     p.mapping[from] = 0;
     // migrate_folio_done: the source leaves NR_ISOLATED_ANON and is freed.
     folioIsolationDone(k, from);

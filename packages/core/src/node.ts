@@ -1,3 +1,4 @@
+import { NR_VM_NODE_STAT_ITEMS } from './vmstat.js';
 import type { Zone } from './zone.js';
 
 /** A NUMA node (pglist_data): its zones, CPUs, tier, and the node order for fallback allocation. */
@@ -10,6 +11,8 @@ export class PgData {
   fallbackOrder: number[] = [];
   /** node_zonelists[ZONELIST_FALLBACK]: built once at boot (page_alloc.ts buildZonelist). */
   zonelist: Zone[] = [];
+  /** vm_stat: the node's folio-state counters, indexed by NR_MLOCK.. (vmstat.ts folioModStat). */
+  readonly vmStat = new Float64Array(NR_VM_NODE_STAT_ITEMS);
 
   constructor(
     readonly nid: number,

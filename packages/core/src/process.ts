@@ -56,6 +56,7 @@ import { entryPfn, pageEntry } from './pagewalk.js';
 import { show } from './show.js';
 import { parseSize, type Size } from './units.js';
 import { ThreadGroup, type ThreadSpec, type UserThread } from './user_threads.js';
+import { folioModStat } from './vmstat.js';
 
 export interface SpawnOptions {
   uid?: number;
@@ -776,8 +777,9 @@ function releaseMapping(k: Kernel, mapping: Vma['mapping']): void {
       const head = k.pages.head(pfn);
       const nr = 1 << k.folioOrder(head);
       next = index - (pfn - head) + nr;
-      // filemap_remove_folio: the folio leaves the mapping. One under migration outlives it, and
-      // the mapping's id may be reused before the migration ends.
+      // filemap_remove_folio: the folio leaves the mapping (and NR_SHMEM). One under migration
+      // outlives it, and the mapping's id may be reused before the migration ends.
+      folioModStat(k, head, -1);
       k.pages.mapping[head] = 0;
       k.folioPut(head, nr);
     });

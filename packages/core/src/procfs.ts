@@ -14,21 +14,19 @@ import {
   zoneNames,
 } from './mmzone.js';
 import { N_MEMORY, nodesInState } from './nodemask.js';
-import {
-  PG_active,
-  PG_anon,
-  PG_dirty,
-  PG_head,
-  PG_hugetlb,
-  PG_mlocked,
-  PG_swapbacked,
-  PG_unevictable,
-} from './page.js';
+import { PG_active, PG_anon, PG_dirty, PG_head, PG_unevictable } from './page.js';
 import { PTE_DIRTY, PTE_PFN_SHIFT, pteIsPresent, ZERO_PFN } from './pagetable.js';
 import { type MmWalkOps, walkPageRange } from './pagewalk.js';
 import { rmapWalk } from './rmap.js';
 import { show } from './show.js';
-import { formatVmstat, sumZoneNumaEvents, type VmstatGauge, type VmstatName } from './vmstat.js';
+import {
+  formatVmstat,
+  nodeStatNames,
+  nrHugetlbNode,
+  sumZoneNumaEvents,
+  type VmstatGauge,
+  type VmstatName,
+} from './vmstat.js';
 
 /** /proc files rendered with the kernel's format strings (mm/vmstat.c). */
 
@@ -109,7 +107,7 @@ export function zoneinfo(k: Kernel): string {
   return out;
 }
 
-/** Counters as an object: the gauges computed from struct pages now, the events as counted. */
+/** Counters as an object: the gauges as nodes, LRUs and the hugetlb pool count them, the events. */
 export function vmstatValues(k: Kernel): Record<VmstatName, number> {
   const g: Record<VmstatGauge, number> = {
     nr_free_pages: 0,
@@ -131,25 +129,11 @@ export function vmstatValues(k: Kernel): Record<VmstatName, number> {
     nr_hugetlb: 0,
   };
   for (const z of k.zones) g.nr_free_pages += z.freePages;
-  const p = k.pages;
-  for (let pfn = 0; pfn < k.nrPages; ) {
-    const f = p.flags[pfn]!;
-    const nr = f & PG_head ? 1 << p.order[pfn]! : 1;
-    // NR_HUGETLB counts hugetlb folios from allocation (alloc_hugetlb_folio) to free_huge_folio.
-    if (f & PG_hugetlb && p.refcount[pfn]! > 0) g.nr_hugetlb += nr;
-    if (f & PG_swapbacked && p.mapping[pfn]) {
-      const huge = (f & PG_head) !== 0 && p.order[pfn] === 9;
-      if (f & PG_mlocked) g.nr_mlock += nr;
-      if (f & PG_anon) {
-        g.nr_anon_pages += nr;
-        if (huge) g.nr_anon_transparent_hugepages++;
-      } else {
-        g.nr_shmem += nr;
-        if (huge) g.nr_shmem_hugepages++;
-        if (p.mapcount[pfn]! > 0) g.nr_mapped += nr;
-      }
-    }
-    pfn += nr;
+  for (const node of k.nodes) {
+    nodeStatNames.forEach((name, item) => {
+      g[name] += node.vmStat[item]!;
+    });
+    g.nr_hugetlb += nrHugetlbNode(k, node.nid);
   }
   // The LRU sizes and NR_ISOLATED_ANON as the lruvecs count them (lru.ts); shmem is swap-backed,
   // so it is anon here too and nr_isolated_file stays 0. The zone stats add up to the node ones.

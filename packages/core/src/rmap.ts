@@ -4,6 +4,7 @@ import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { PMD_HUGE, PTE_PFN_SHIFT, pteIsMigration, pteIsPresent } from './pagetable.js';
 import { type MmWalkOps, pageEntry, walkPageRange } from './pagewalk.js';
+import { folioModMapped } from './vmstat.js';
 
 /**
  * An rmap owner: the anon_vma of private anonymous memory, or the shmem object behind shared
@@ -125,4 +126,18 @@ export function folioMaybeMappedShared(k: Kernel, head: number): boolean {
     return shared;
   });
   return shared;
+}
+
+/**
+ * The mapcount side of folio_add_*_rmap and folio_remove_rmap_*: `delta` more (or, negative,
+ * fewer) page-table entries map the folio. A shmem folio's first mapping and its last one move it
+ * into and out of nr_mapped (__folio_mod_stat), so every mapcount change of a folio that may be
+ * shmem goes through here. Hugetlb folios are never in nr_mapped: their mapcounts change directly.
+ */
+export function folioModMapcount(k: Kernel, head: number, delta: number): void {
+  const mc = k.pages.mapcount;
+  const old = mc[head]!;
+  const now = old + delta;
+  mc[head] = now;
+  if (old > 0 !== now > 0) folioModMapped(k, head, now > 0 ? 1 : -1);
 }

@@ -1,6 +1,12 @@
+import { HUGETLB_NR } from './hugetlb.js';
+import type { Kernel } from './kernel.js';
+import { HPAGE_PMD_ORDER } from './mmzone.js';
+import { PG_anon, PG_head, PG_mlocked, PG_swapbacked } from './page.js';
+
 /**
  * /proc/vmstat counters (mm/vmstat.c `vmstat_text`): the ones pagemig models, in the kernel's
- * order. Gauges (nr_*) are computed when read; events only ever grow.
+ * order. Gauges (nr_*) are read from counters kept as the state changes (no read scans memory);
+ * events only ever grow.
  */
 export const vmstatGauges = [
   'nr_free_pages',
@@ -201,4 +207,79 @@ export function formatNumastat(zones: readonly NumaEventZone[]): string {
     `numa_hit ${e.numa_hit}\nnuma_miss ${e.numa_miss}\nnuma_foreign ${e.numa_foreign}\n` +
     `interleave_hit ${e.numa_interleave}\nlocal_node ${e.numa_local}\nother_node ${e.numa_other}\n`
   );
+}
+
+/**
+ * enum node_stat_item: the gauges of folio state that each node keeps as a counter (pgdat->vm_stat,
+ * PgData.vmStat), in the units /proc/vmstat prints. NR_MLOCK is a zone stat in the kernel; a node
+ * total here, as only totals are printed. NR_HUGETLB needs no counter: the hugetlb pool's per-node
+ * counts give it (nrHugetlbNode).
+ */
+export const NR_MLOCK = 0;
+/** nr_anon_pages: pages of anon folios (PG_anon) that have an rmap owner. */
+export const NR_ANON_MAPPED = 1;
+/** nr_mapped: pages of shmem folios that some page table maps (mapcount > 0). */
+export const NR_FILE_MAPPED = 2;
+/** nr_shmem: pages of shmem folios (swap-backed, not anon) in a page cache. */
+export const NR_SHMEM = 3;
+/** nr_shmem_hugepages: PMD-size shmem folios (folios, not pages). */
+export const NR_SHMEM_THPS = 4;
+/** nr_anon_transparent_hugepages: PMD-size anon folios (folios, not pages). */
+export const NR_ANON_THPS = 5;
+/** The /proc/vmstat name of each node counter, by index. */
+export const nodeStatNames = [
+  'nr_mlock',
+  'nr_anon_pages',
+  'nr_mapped',
+  'nr_shmem',
+  'nr_shmem_hugepages',
+  'nr_anon_transparent_hugepages',
+] as const satisfies readonly VmstatGauge[];
+export const NR_VM_NODE_STAT_ITEMS = nodeStatNames.length;
+
+/**
+ * __lruvec_stat_mod_folio for every counter the folio's state puts it in: `sign` 1 counts the
+ * folio, -1 uncounts it. Which counters, and how much, follow from its flags, order, rmap owner
+ * and (shmem) mapcount now, so a caller uncounts a folio before it changes any of them and counts
+ * it again after (allocation as anon or shmem, split, migration, free); mapcount changes go
+ * through folioModMapcount (rmap.ts). Hugetlb folios are not swap-backed: none of these.
+ */
+export function folioModStat(k: Kernel, head: number, sign: 1 | -1): void {
+  const p = k.pages;
+  const f = p.flags[head]!;
+  if (!(f & PG_swapbacked) || !p.mapping[head]) return;
+  const large = (f & PG_head) !== 0;
+  const nr = large ? sign << p.order[head]! : sign;
+  const thp = large && p.order[head] === HPAGE_PMD_ORDER ? sign : 0;
+  const s = k.nodes[k.nodeOf(head)]!.vmStat;
+  if (f & PG_mlocked) s[NR_MLOCK]! += nr;
+  if (f & PG_anon) {
+    s[NR_ANON_MAPPED]! += nr;
+    s[NR_ANON_THPS]! += thp;
+  } else {
+    s[NR_SHMEM]! += nr;
+    s[NR_SHMEM_THPS]! += thp;
+    if (p.mapcount[head]! > 0) s[NR_FILE_MAPPED]! += nr;
+  }
+}
+
+/**
+ * __folio_mod_stat's NR_FILE_MAPPED for a folio whose mapcount went from 0 to mapped (`sign` 1)
+ * or back (-1): a counted shmem folio's pages enter or leave nr_mapped.
+ */
+export function folioModMapped(k: Kernel, head: number, sign: 1 | -1): void {
+  const p = k.pages;
+  const f = p.flags[head]!;
+  if ((f & (PG_swapbacked | PG_anon)) !== PG_swapbacked || !p.mapping[head]) return;
+  k.nodes[k.nodeOf(head)]!.vmStat[NR_FILE_MAPPED]! += f & PG_head ? sign << p.order[head]! : sign;
+}
+
+/**
+ * NR_HUGETLB of node `nid`: pages of its hugetlb folios in use, from allocation to free_huge_folio.
+ * A pool folio is free (on its node's free list, refcount 0) or in use, so that is
+ * nr_huge_pages_node less free_huge_pages_node.
+ */
+export function nrHugetlbNode(k: Kernel, nid: number): number {
+  const h = k.hstate;
+  return (h.nrHugePagesNode[nid]! - h.freeHugePagesNode[nid]!) * HUGETLB_NR;
 }

@@ -4,6 +4,7 @@ import { MIGRATE_MOVABLE, MIGRATE_TYPES, MIGRATE_UNMOVABLE, PAGE_SIZE } from '..
 import { PG_buddy, PG_tail } from '../src/page.js';
 import { mkPte, PTE_PFN_SHIFT, PTE_PRESENT, PTE_WRITE, USER_BASE } from '../src/pagetable.js';
 import type { Process } from '../src/process.js';
+import { NR_FILE_MAPPED, NR_SHMEM } from '../src/vmstat.js';
 import { catchPagemig } from './helpers.js';
 
 const PG = PAGE_SIZE;
@@ -171,6 +172,20 @@ describe('checkInvariants', () => {
       () => (mapping[pfn] = owner),
       new RegExp(`mapped at page \\d+ of a VMA whose rmap owner is ${owner}, folio says ${owner + 100}$`),
       pfn,
+    );
+  });
+
+  it("detects a node's vmstat counter that disagrees with its folios", () => {
+    const a = p.mmap(3 * PG, { shared: true });
+    p.touch(a, 3 * PG);
+    const nid = p.pageInfo(a)!.node;
+    const s = m.kernel.nodes[nid]!.vmStat;
+    expect(s[NR_SHMEM]).toBe(3);
+    expect(s[NR_FILE_MAPPED]).toBe(3);
+    detects(
+      () => s[NR_FILE_MAPPED]!--,
+      () => s[NR_FILE_MAPPED]!++,
+      new RegExp(`^invariant broken: node ${nid}: the folios add up to nr_mapped 3, the node counts 2$`),
     );
   });
 
