@@ -77,3 +77,15 @@ export function kernelError(errno: number, message: string): PagemigError {
   const name = errnoNames[errno] ?? `E${errno}`;
   return new PagemigError(name, `${name}: ${message}`, { errno });
 }
+
+/**
+ * A host allocation that failed (V8 throws a RangeError when it cannot give an ArrayBuffer) as
+ * ENOMEM naming what was being allocated; any other error comes back unchanged.
+ */
+export function hostNoMem(e: unknown, what: string): unknown {
+  if (!(e instanceof RangeError)) return e;
+  return new PagemigError('ENOMEM', `ENOMEM: ${what}: the host cannot allocate it (${e.message})`, {
+    errno: ENOMEM,
+    cause: e,
+  });
+}

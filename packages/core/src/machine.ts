@@ -1,6 +1,6 @@
 import type { MachineClock } from './clock.js';
 import { type MachineConfig, resolveConfig } from './config.js';
-import { EINVAL, ENOMEM, errnoNames, kernelError, PagemigError } from './errno.js';
+import { EINVAL, ENOMEM, errnoNames, hostNoMem, kernelError, PagemigError } from './errno.js';
 import { DRIVER_FAULT_SITES, FaultPlan, type FaultRule } from './fault_inject.js';
 import { splitFolio } from './huge_memory.js';
 import { checkInvariants } from './invariants.js';
@@ -16,6 +16,7 @@ import type { OffloadHost } from './migrate_offload.js';
 import { PAGE_SIZE } from './mmzone.js';
 import { checkOptionKeys } from './option_keys.js';
 import { PG_head, STRUCT_PAGE_BYTES } from './page.js';
+import { PT_HOST_RESERVATION } from './pagetable.js';
 import { checkSpawnOptions, Process, type SpawnOptions } from './process.js';
 import { buddyinfo, numaMaps, pagetypeinfo, vmstat, vmstatValues, zoneinfo } from './procfs.js';
 import { show } from './show.js';
@@ -218,12 +219,19 @@ export class Machine {
 
   /**
    * Starts a process. Bad options are EINVAL; more live processes than `kernel.threads-max` (or
-   * than this host holds) are EAGAIN, as fork(2) says.
+   * than this host holds) are EAGAIN, as fork(2) says; an address space the host cannot allocate
+   * is ENOMEM.
    */
   spawn(opts: SpawnOptions = {}): Process {
     this.kernel.assertOpen('spawn');
     checkSpawnOptions(opts, this.kernel.nodes.length);
-    const p = new Process(this.kernel, this.kernel.allocPid('spawn'), opts);
+    const pid = this.kernel.allocPid('spawn');
+    let p: Process;
+    try {
+      p = new Process(this.kernel, pid, opts);
+    } catch (e) {
+      throw hostNoMem(e, `spawn: the new process's page tables (${PT_HOST_RESERVATION})`);
+    }
     this.kernel.processes.set(p.pid, p);
     return p;
   }

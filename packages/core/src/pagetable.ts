@@ -72,11 +72,18 @@ export function pteMkAccessible(leaf: number): number {
 }
 
 const TABLE_BYTES = PTRS_PER_PTE * 4;
+/** What one address space's page tables take from the host, as spawn's and fork's ENOMEM say it. */
+export const PT_HOST_RESERVATION = `${(NR_PMDS * TABLE_BYTES) / 2 ** 20} MiB of host address space each`;
 
 /** One address space's page tables (pgd/p4d/pud folded into one PMD directory). */
 export class PageTables {
   readonly pmd: Int32Array;
-  /** PTE tables, table t at [t * 512, t * 512 + 512); the buffer grows as tables are added. */
+  /**
+   * PTE tables, table t at [t * 512, t * 512 + 512): a growable buffer that reserves the host
+   * address space of every table the process could have (256 MiB) and commits it as tables are
+   * added, so user threads keep one buffer. Reserved up front: a host that cannot hold another
+   * address space fails here, with room to spare, rather than in V8's heap later.
+   */
   readonly pteBuffer: SharedArrayBuffer;
   private ptes: Int32Array;
   private readonly freeTables: number[] = [];
@@ -89,6 +96,7 @@ export class PageTables {
    */
   tlb: MmTlb | null = null;
 
+  /** A RangeError when the host cannot give them (spawn and fork make it ENOMEM). */
   constructor() {
     this.pmd = new Int32Array(new SharedArrayBuffer(NR_PMDS * 4));
     this.pteBuffer = new SharedArrayBuffer(0, { maxByteLength: NR_PMDS * TABLE_BYTES });

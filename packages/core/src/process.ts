@@ -5,6 +5,7 @@ import {
   EINVAL,
   ENOMEM,
   ESRCH,
+  hostNoMem,
   kernelError,
   PagemigError,
   type SyscallResult,
@@ -42,6 +43,7 @@ import { checkOptionKeys } from './option_keys.js';
 import {
   PMD_HUGE,
   PMD_TABLE,
+  PT_HOST_RESERVATION,
   PTE_ACCESSED,
   PTE_DIRTY,
   PTE_PFN_SHIFT,
@@ -638,18 +640,26 @@ export class Process implements MempolicyTask {
   /**
    * fork(): a child with the same identity; shared mappings stay shared, private ones COW. Pages
    * under migration are copied as migration entries (the child maps the folio when the migration
-   * ends). EAGAIN beyond kernel.threads-max or kernel.pid_max; a fork that fails leaves no child.
+   * ends). EAGAIN beyond kernel.threads-max or kernel.pid_max, ENOMEM when the host cannot give the
+   * child's page tables; a fork that fails leaves no child.
    */
   fork(): Process {
     this.working('fork');
-    const child = new Process(this.k, this.k.allocPid('fork'), {
-      uid: this.uid,
-      gid: this.gid,
-      capabilities: [...this.capabilities],
-      memsAllowed: [...this.memsAllowed],
-      node: this.node,
-      comm: this.comm,
-    });
+    const pid = this.k.allocPid('fork');
+    let child: Process;
+    try {
+      child = new Process(this.k, pid, {
+        uid: this.uid,
+        gid: this.gid,
+        capabilities: [...this.capabilities],
+        memsAllowed: [...this.memsAllowed],
+        node: this.node,
+        comm: this.comm,
+      });
+    } catch (e) {
+      // copy_process: an mm the host cannot allocate is ENOMEM (EAGAIN is for task limits).
+      throw hostNoMem(e, `fork: the child's page tables (${PT_HOST_RESERVATION})`);
+    }
     // copy_process: the child inherits the task policy (mpol_dup).
     child.mempolicy = this.mempolicy;
     const made: Vma[] = [];
@@ -682,13 +692,7 @@ export class Process implements MempolicyTask {
         cv.mapping.vmas.remove(cv);
       }
       child.exited = true;
-      // The host could not give the child's page tables (an ArrayBuffer allocation): fork's ENOMEM.
-      if (e instanceof RangeError)
-        throw new PagemigError('ENOMEM', `ENOMEM: fork: out of host memory for the child (${e.message})`, {
-          errno: ENOMEM,
-          cause: e,
-        });
-      throw e;
+      throw hostNoMem(e, "fork: the child's page tables");
     }
     this.k.processes.set(child.pid, child);
     return child;
