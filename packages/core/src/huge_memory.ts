@@ -179,6 +179,9 @@ export function splitHugePmd(k: Kernel, mm: Mm, pmdIdx: number): void {
   const pt = mm.pt;
   const pmd = pt.pmd[pmdIdx]!;
   if (!(pmd & PMD_HUGE)) return;
+  // The table first: it replaces the huge entry, so a host that cannot give it (ENOMEM) leaves
+  // the PMD mapped as it was.
+  const idx = pt.allocTable(pmdIdx);
   const pfn = pmd >>> PTE_PFN_SHIFT;
   let flags = pmd & (PTE_PRESENT | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED | PTE_MIGRATION);
   // __split_huge_pmd_locked builds the PTEs from vm_page_prot: a PROT_NONE PMD's pages come out
@@ -186,8 +189,6 @@ export function splitHugePmd(k: Kernel, mm: Mm, pmdIdx: number): void {
   if (pteIsProtnone(pmd)) flags |= PTE_PRESENT;
   // __split_huge_pmd_locked counts every split, the huge zero page's included.
   k.count('thp_split_pmd');
-  Atomics.store(pt.pmd, pmdIdx, 0);
-  const idx = pt.allocTable(pmdIdx);
   const ptes = pt.pte;
   if (pfn === ZERO_PFN) {
     for (let i = 0; i < PTRS_PER_PTE; i++) ptes[idx + i] = mkPte(ZERO_PFN, flags);

@@ -1,3 +1,4 @@
+import { hostNoMem } from './errno.js';
 import type { MmTlb } from './tlbflush.js';
 
 /**
@@ -118,19 +119,27 @@ export class PageTables {
     return e & PMD_TABLE ? (e >>> PTE_PFN_SHIFT) * PTRS_PER_PTE + (vpn & 511) : -1;
   }
 
-  /** Installs an empty PTE table under PMD `pmdIdx` and returns its first entry's index. */
+  /**
+   * Installs an empty PTE table under PMD `pmdIdx` and returns its first entry's index; ENOMEM
+   * (nothing changed) when the host cannot commit the buffer's growth.
+   */
   allocTable(pmdIdx: number): number {
     let t = this.freeTables.pop();
     if (t === undefined) {
-      t = this.nrTables++;
+      t = this.nrTables;
       if ((t + 1) * TABLE_BYTES > this.pteBuffer.byteLength) {
         const grown = Math.min(
           Math.max(this.pteBuffer.byteLength * 2, 64 * TABLE_BYTES),
           this.pteBuffer.maxByteLength,
         );
-        this.pteBuffer.grow(grown);
+        try {
+          this.pteBuffer.grow(grown);
+        } catch (e) {
+          throw hostNoMem(e, `a page table (committing ${grown} bytes of the PTE buffer)`);
+        }
         this.ptes = new Int32Array(this.pteBuffer, 0, grown / 4);
       }
+      this.nrTables++;
     }
     this.ptes.fill(0, t * PTRS_PER_PTE, (t + 1) * PTRS_PER_PTE);
     Atomics.store(this.pmd, pmdIdx, mkPte(t, PMD_TABLE));

@@ -37,6 +37,13 @@ function withSabRefused<T>(
   }
 }
 
+/** The next SharedArrayBuffer grow (committing part of a growable buffer) fails. */
+function refuseNextGrow(): void {
+  vi.spyOn(SharedArrayBuffer.prototype, 'grow').mockImplementationOnce(() => {
+    throw new RangeError(HOST_REFUSAL);
+  });
+}
+
 afterEach(() => {
   vi.restoreAllMocks();
 });
@@ -104,4 +111,44 @@ describe('host limits are ENOMEM, never a bare RangeError', () => {
       expect(sameBytes(child.read(r.a, r.data.length), r.data)).toBe(true);
     },
   );
+
+  it('a fault whose page table the host cannot commit is ENOMEM and maps nothing', async () => {
+    const m = await machine();
+    const p = m.spawn();
+    const a = p.mmap(4 * PG, { thp: 'never' });
+    const free = freeTotal(m);
+    refuseNextGrow();
+    const e = expectErrno(() => p.touch(a, PG), ENOMEM, 'ENOMEM');
+    expect(e.message).toMatch(/page table/);
+    expect(p.pageInfo(a)).toBeNull();
+    expect(p.mm.pt.tablesInUse).toBe(0);
+    expect(freeTotal(m)).toBe(free);
+    // The retry gets the first table of the buffer: the failed one took no table index.
+    p.touch(a, PG);
+    expect(p.mm.pt.pteIndex(vpnOf(a))).toBe(vpnOf(a) & 511);
+    expect(p.pageInfo(a)).toMatchObject({ huge: false, writable: true });
+  });
+
+  it('a PMD split whose page table the host cannot commit is ENOMEM and keeps the huge mapping', async () => {
+    const m = await machine();
+    const p = m.spawn();
+    const len = 2 * 2 ** 20;
+    const a = p.mmap(len, { thp: 'always' });
+    const data = pattern(len / PG);
+    p.write(a, data);
+    const before = p.pageInfo(a)!;
+    expect(before.huge).toBe(true);
+    const mapcount = m.kernel.pages.mapcount[before.headPfn];
+    refuseNextGrow();
+    // munmap of one page splits the PMD first.
+    expectErrno(() => p.munmap(a + 7 * PG, PG), ENOMEM, 'ENOMEM');
+    expect(p.pageInfo(a)).toEqual(before);
+    expect(m.kernel.pages.mapcount[before.headPfn]).toBe(mapcount);
+    expect(p.mm.pt.tablesInUse).toBe(0);
+    m.checkInvariants();
+    expect(sameBytes(p.read(a, len), data)).toBe(true);
+    p.munmap(a + 7 * PG, PG);
+    expect(p.pageInfo(a + 7 * PG)).toBeNull();
+    expect(p.pageInfo(a + 8 * PG)).toMatchObject({ huge: false, headPfn: before.headPfn });
+  });
 });
