@@ -6,7 +6,7 @@
  * timeline_writer.ts.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { EBUSY, EINVAL, kernelError } from './errno.js';
+import { EBUSY, EINVAL, hostNoMem, kernelError } from './errno.js';
 import {
   type TimelineHandle,
   TimelineWriter,
@@ -260,7 +260,13 @@ export class Timeline {
         `timeline.start: capacity must be an integer in 1..${TL_MAX_RECORDS}, got ${String(capacity)}`,
       );
     const bytes = TL_HEADER_BYTES + capacity * TL_RECORD_BYTES;
-    if (this.buffer.byteLength < bytes) this.buffer.grow(bytes);
+    if (this.buffer.byteLength < bytes) {
+      try {
+        this.buffer.grow(bytes);
+      } catch (e) {
+        throw hostNoMem(e, `timeline.start: a buffer of ${capacity} records`);
+      }
+    }
     const i = this.i32;
     Atomics.store(i, TL_CURSOR, 0);
     Atomics.store(i, TL_DROPPED, 0);

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { EAGAIN, EINVAL, ENOMEM, kernelError, PagemigError } from './errno.js';
+import { EAGAIN, EINVAL, ENOMEM, hostNoMem, kernelError, PagemigError } from './errno.js';
 import type { Kernel } from './kernel.js';
 import {
   accessStatsSlots,
@@ -43,7 +43,7 @@ import { MmTlb } from './tlbflush.js';
 import type { TraceTask } from './trace.js';
 import type { UserThreadData, UserThreadMessage } from './user_thread.js';
 import type { Workload } from './workload.js';
-import { prepareAccessWorkload } from './workload_access.js';
+import { accessPages, checkAccessWorkload, prepareAccessWorkload } from './workload_access.js';
 
 /** What a user thread runs: a built-in workload, or a function exported by a module. */
 export interface ThreadSpec {
@@ -281,10 +281,16 @@ export class ThreadGroup {
     let workload = spec.workload;
     if (workload && workload.kind !== 'pattern') {
       try {
-        workload = prepareAccessWorkload(workload);
+        checkAccessWorkload(workload);
       } catch (e) {
         if (e instanceof RangeError) throw kernelError(EINVAL, e.message);
         throw e;
+      }
+      try {
+        workload = prepareAccessWorkload(workload);
+      } catch (e) {
+        // A Zipf table (16 bytes per page of the region) the host cannot give: not bad input.
+        throw hostNoMem(e, `thread workload: the Zipf table of ${accessPages(workload)} pages`);
       }
     }
     const ctl = this.tlb.ctl;

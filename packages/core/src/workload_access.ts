@@ -226,7 +226,8 @@ export function prepareAccessWorkload<W extends AccessWorkload | ReplayWorkload>
   return { ...w, zipf: zipfTable(pages, s, seed) };
 }
 
-function checkAccessWorkload(w: AccessWorkload | ReplayWorkload): void {
+/** The checks of an access or replay workload: a RangeError naming the bad field. */
+export function checkAccessWorkload(w: AccessWorkload | ReplayWorkload): void {
   const fail = (why: string): never => {
     throw new RangeError(`${w?.kind} workload: ${why}`);
   };

@@ -2,9 +2,11 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ENOMEM } from '../src/errno.js';
 import { hostTasks } from '../src/kernel.js';
 import type { Machine } from '../src/machine.js';
+import { CTL_NR_SLOTS } from '../src/mmu.js';
 import { PAGE_SIZE } from '../src/mmzone.js';
 import { NR_PMDS, USER_BASE } from '../src/pagetable.js';
 import type { Process } from '../src/process.js';
+import type { AccessWorkload } from '../src/workload_access.js';
 import { expectErrno, machinesCheckedAfterEach, pattern, sameBytes } from './helpers.js';
 
 /**
@@ -150,5 +152,31 @@ describe('host limits are ENOMEM, never a bare RangeError', () => {
     p.munmap(a + 7 * PG, PG);
     expect(p.pageInfo(a + 7 * PG)).toBeNull();
     expect(p.pageInfo(a + 8 * PG)).toMatchObject({ huge: false, headPfn: before.headPfn });
+  });
+
+  it('timeline.start: a capacity the host cannot commit is ENOMEM and nothing records', async () => {
+    const m = await machine();
+    refuseNextGrow();
+    const e = expectErrno(() => m.timeline.start({ capacity: 100_000 }), ENOMEM, 'ENOMEM');
+    expect(e.message).toMatch(/^ENOMEM: timeline\.start: a buffer of 100000 records/);
+    expect(m.timeline.recording).toBe(false);
+    m.timeline.start({ capacity: 100_000 });
+    expect(m.timeline.recording).toBe(true);
+    m.timeline.stop();
+  });
+
+  it('spawnThread: a Zipf table the host cannot give is ENOMEM (not EINVAL) and starts no thread', async () => {
+    const m = await machine();
+    const p = m.spawn();
+    const pages = 64;
+    const a = p.mmap(pages * PG);
+    const w: AccessWorkload = { kind: 'access', pattern: 'zipf', addr: a, bytes: pages * PG, ops: 10 };
+    const e = withSabRefused(
+      (len) => len === pages * 8,
+      () => expectErrno(() => p.spawnThread({ workload: w }), ENOMEM, 'ENOMEM'),
+    );
+    expect(e.message).toMatch(/^ENOMEM: thread workload: the Zipf table of 64 pages/);
+    expect(p.threads).toEqual([]);
+    expect(Atomics.load(p.mm.pt.tlb!.ctl, CTL_NR_SLOTS)).toBe(0);
   });
 });
