@@ -132,9 +132,13 @@ const benches = {
         return { p, pg, close: () => m.close() };
       },
       {
-        'get_mempolicy(MPOL_F_ADDR)': [(c) => (i) => c.p.getMempolicy({ addr: c.pg(i), flags: MPOL_F_ADDR }), 150],
+        'get_mempolicy(MPOL_F_ADDR)': [
+          (c) => (i) => c.p.getMempolicy({ addr: c.pg(i), flags: MPOL_F_ADDR }),
+          150,
+        ],
         'mbind of one page': [
-          (c) => (i) => c.p.mbind(c.pg(i >> 1), PAGE_SIZE, i & 1 ? MPOL_BIND : MPOL_PREFERRED, [(i >> 1) & 1], 0),
+          (c) => (i) =>
+            c.p.mbind(c.pg(i >> 1), PAGE_SIZE, i & 1 ? MPOL_BIND : MPOL_PREFERRED, [(i >> 1) & 1], 0),
           150,
         ],
       },
@@ -183,7 +187,9 @@ const benches = {
       },
     );
     const raw = rawCopier(64 << 20);
-    const rawUs = median(Array.from({ length: REPS }, () => raw.pass(PAGE_SIZE) * 1e6 / (raw.bytes / PAGE_SIZE)));
+    const rawUs = median(
+      Array.from({ length: REPS }, () => (raw.pass(PAGE_SIZE) * 1e6) / (raw.bytes / PAGE_SIZE)),
+    );
     for (const r of rows) r.rawCopy4KiBMicroseconds = rawUs;
     return rows;
   },
