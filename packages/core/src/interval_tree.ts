@@ -91,6 +91,13 @@ export class VmaIntervalTree {
     if (!vma.migratable) this.unmigratable--;
   }
 
+  /** Whether the tree holds `vma` (at its current extent): O(log n). */
+  has(vma: Vma): boolean {
+    let n = this.root;
+    while (n && n.vma !== vma) n = before(n.vma, vma) ? n.r : n.l;
+    return n !== null;
+  }
+
   /**
    * vma_interval_tree_foreach: calls `visit` for every VMA mapping a page offset in [lo, hi), in
    * offset order, until it returns true.

@@ -43,13 +43,20 @@ function broken(k: Kernel, pfn: number, rule: string): never {
   throw new PagemigError('ERR_INVARIANT', `invariant broken at ${what}: ${rule}`);
 }
 
+/** Whether rmap owner `id` is in `vma`'s chain. */
+function linkedTo(vma: Vma, id: number): boolean {
+  for (const o of vma.owners) if (o.id === id) return true;
+  return false;
+}
+
 /**
  * Verifies the whole model: every frame is free in exactly one buddy block or part of one
  * allocated folio; free lists, counts and buddyinfo agree; every page-table entry is present,
- * PROT_NONE or a migration entry and points at an allocated frame of the folio its VMA's rmap
- * owner says; mapcounts equal the mappings found; references cover mappings and page cache; each
- * address space's rss counter equals the pages its entries map; the nodes' vmstat counters equal
- * what the folios add up to. Throws naming the pfn and rule.
+ * PROT_NONE or a migration entry and points at an allocated frame of a folio whose rmap owner
+ * is in its VMA's chain; every VMA is in each chain owner's tree; mapcounts equal the mappings
+ * found; references cover mappings and page cache; each address space's rss counter equals the
+ * pages its entries map; the nodes' vmstat counters equal what the folios add up to. Throws
+ * naming the pfn and rule.
  */
 export function checkInvariants(k: Kernel): void {
   const p = k.pages;
@@ -124,25 +131,26 @@ export function checkInvariants(k: Kernel): void {
 
   // Page tables against folios and rmap.
   const mapped = new Int32Array(n);
-  const check = (
-    pfn: number,
-    vpn: number,
-    owner: number,
-    index: number,
-    huge: boolean,
-    migration: boolean,
-  ) => {
+  const check = (pfn: number, vpn: number, vma: Vma, index: number, huge: boolean, migration: boolean) => {
     if (pfn === ZERO_PFN) return;
     if (pfn >= n || free[pfn])
       broken(k, pfn < n ? pfn : -1, `page table maps page ${vpn} to a free or missing frame ${pfn}`);
     const head = p.head(pfn);
     if (huge && (head !== pfn || k.folioOrder(head) !== HPAGE_PMD_ORDER))
       broken(k, pfn, 'PMD maps something that is not a PMD-size folio');
-    if (p.mapping[head] !== owner)
+    // The folio's owner is one the area is linked into: its own or an ancestor's (fork).
+    if (!linkedTo(vma, p.mapping[head]!))
       broken(
         k,
         head,
-        `mapped at page ${vpn} of a VMA whose rmap owner is ${owner}, folio says ${p.mapping[head]}`,
+        `mapped at page ${vpn} of a VMA whose rmap owner is ${vma.mapping.id}${
+          vma.owners.length > 1
+            ? ` (linked into ${vma.owners
+                .slice(0, -1)
+                .map((o) => o.id)
+                .join(', ')})`
+            : ''
+        }, folio says ${p.mapping[head]}`,
       );
     if (p.index[head]! + (pfn - head) !== index)
       broken(k, pfn, `rmap index ${p.index[head]! + (pfn - head)} but mapped at index ${index}`);
@@ -165,7 +173,7 @@ export function checkInvariants(k: Kernel): void {
     if (pteIsProtnone(e) && e >>> PTE_PFN_SHIFT === ZERO_PFN)
       broken(k, -1, `page ${vpn} of pid ${pid} maps the zero page PROT_NONE`);
     if (e >>> PTE_PFN_SHIFT !== ZERO_PFN) rss += huge ? PTRS_PER_PTE : 1;
-    check(e >>> PTE_PFN_SHIFT, vpn, vma.mapping.id, vma.index(vpn), huge, migration);
+    check(e >>> PTE_PFN_SHIFT, vpn, vma, vma.index(vpn), huge, migration);
   };
   const tableOps: MmWalkOps = {
     pmdEntry(_pt, _pmdIdx, e, vpn) {
@@ -182,6 +190,7 @@ export function checkInvariants(k: Kernel): void {
     if (proc.mm.rss !== rss)
       broken(k, -1, `pid ${pid}: its rss counter is ${proc.mm.rss} but its page tables map ${rss} pages`);
   }
+  checkOwnerTrees(k);
   if (k.hstate.nrHugePages) checkHugetlbMappings(k);
   for (const m of k.mappings) {
     if (!m?.pageCache) continue;
@@ -334,6 +343,34 @@ function checkHugetlbPool(k: Kernel, free: Uint8Array): Set<number> {
     if (!(p.flags[head]! & PG_hugetlb) || poolFree.has(head))
       broken(k, head, 'temporary hugetlb folio that is not a hugetlb folio in use');
   return poolFree;
+}
+
+/**
+ * The rmap owners' trees against the areas: every area is in the tree of each live owner of its
+ * chain (its own last), the trees hold nothing else, and an owner no area is linked into is gone.
+ */
+function checkOwnerTrees(k: Kernel): void {
+  let links = 0;
+  for (const proc of k.processes.values()) {
+    for (const vma of proc.mm.vmas) {
+      const where = `pid ${proc.pid} area at page ${vma.startVpn}`;
+      if (vma.owners[vma.owners.length - 1] !== vma.mapping)
+        broken(k, -1, `${where}: its own rmap owner ${vma.mapping.id} does not end its chain`);
+      for (const o of vma.owners) {
+        if (k.mappings[o.id] !== o) broken(k, -1, `${where}: rmap owner ${o.id} of its chain was released`);
+        if (!o.vmas.has(vma)) broken(k, -1, `${where}: not in the tree of rmap owner ${o.id} of its chain`);
+      }
+      links += vma.owners.length;
+    }
+  }
+  let held = 0;
+  for (const m of k.mappings) {
+    if (!m) continue;
+    if (m.vmas.size === 0)
+      broken(k, -1, `rmap owner ${m.id} has no area linked into it but was not released`);
+    held += m.vmas.size;
+  }
+  if (held !== links) broken(k, -1, `rmap owners' trees hold ${held} areas, the areas' chains link ${links}`);
 }
 
 /** Hugetlb areas map only hugetlb folios, by PMD; other areas never map one. */

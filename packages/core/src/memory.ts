@@ -24,7 +24,7 @@ import {
   pteIsProtnone,
   ZERO_PFN,
 } from './pagetable.js';
-import { folioModMapcount } from './rmap.js';
+import { folioModMapcount, folioMoveAnonRmap } from './rmap.js';
 import { flushTlbMm } from './tlbflush.js';
 import { folioModStat } from './vmstat.js';
 
@@ -149,6 +149,7 @@ export function handleMmFault(
       splitHugePmd(k, mm, pmdIdx);
     } else if (k.pages.mapcount[pfn] === 1 && k.pages.refcount[pfn] === 1) {
       // do_huge_pmd_wp_page: an exclusive THP is reused in place.
+      if (!vma.shared) folioMoveAnonRmap(k, pfn, vma);
       Atomics.store(pt.pmd, pmdIdx, pmd | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED);
       k.count('pgreuse');
       return;
@@ -309,10 +310,14 @@ function doWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, idx: number, e: numb
   const p = k.pages;
   if (pfn !== ZERO_PFN) {
     const head = p.head(pfn);
-    if (
-      vma.shared ||
-      (head === pfn && !(p.flags[head]! & PG_head) && p.mapcount[head] === 1 && p.refcount[head] === 1)
-    ) {
+    if (vma.shared) {
+      Atomics.store(ptes, idx, e | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED);
+      k.count('pgreuse');
+      return;
+    }
+    if (head === pfn && !(p.flags[head]! & PG_head) && p.mapcount[head] === 1 && p.refcount[head] === 1) {
+      // wp_page_reuse of an exclusive anon folio.
+      folioMoveAnonRmap(k, head, vma);
       Atomics.store(ptes, idx, e | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED);
       k.count('pgreuse');
       return;
@@ -403,7 +408,8 @@ export function zapRange(k: Kernel, mm: Mm, vpn: number, n: number): void {
  * migration entry (a folio under migration) is copied as copy_nonpresent_pte and copy_huge_pmd
  * do: both sides get a read-only migration entry (make_readable_migration_entry) and no reference
  * is taken; when the engine ends the migration, remove_migration_pte finds the child's entry
- * through rmap (the child's VMA shares the anon_vma) and maps the folio there too, counting it.
+ * through rmap (the child's VMA is linked into the folio's anon_vma) and maps the folio there too,
+ * counting it.
  */
 export function copyPageRange(k: Kernel, dst: Mm, src: Mm, vma: Vma): void {
   const p = k.pages;

@@ -245,7 +245,9 @@ function interleaveBase(k: Kernel, vmas: readonly Vma[], head: number): number {
   const mapping = k.mappingOf(head);
   const index = k.pages.index[head]!;
   for (const vma of vmas) {
-    if (vma.mapping !== mapping || index < vma.pgoff || index >= vma.pgoff + vma.npages) continue;
+    // page_address_in_vma: the area may map the folio if its chain holds the folio's anon_vma.
+    if (!mapping || !vma.owners.includes(mapping) || index < vma.pgoff || index >= vma.pgoff + vma.npages)
+      continue;
     const { ilx } = getVmaPolicy(vma, vma.startVpn + (index - vma.pgoff), order);
     return ilx - Math.floor(kernelIndex(k, head) / 2 ** order);
   }

@@ -9,8 +9,8 @@ let nextVmaId = 1;
 
 /**
  * A virtual memory area (struct vm_area_struct), in pages. Its extent (`startVpn`, `npages`,
- * `pgoff`) keys two trees, the address space's and its rmap owner's: change it only through
- * `Mm.resize`.
+ * `pgoff`) keys the address space's tree and the tree of every rmap owner in its chain: change it
+ * only through `Mm.resize`.
  */
 export class Vma {
   /** Orders VMAs that map the same page offset in the rmap owner's interval tree. */
@@ -28,9 +28,16 @@ export class Vma {
     public locked: boolean,
     /** false models VM_IO/VM_PFNMAP-like areas that migration must not touch. */
     readonly migratable: boolean,
-    public mapping: Mapping,
-    /** Page offset of startVpn in `mapping`. */
+    /** The rmap owner new folios of this area go to (vma->anon_vma, or the shmem object). */
+    readonly mapping: Mapping,
+    /** Page offset of startVpn in `mapping` (and in every owner of `owners`: fork keeps it). */
     public pgoff: number,
+    /**
+     * anon_vma_chain: every rmap owner whose tree holds this area, the oldest first, `mapping`
+     * last. A forked private anonymous area is linked into its parent's owners, whose folios it
+     * may map, and its own (anon_vma_fork); any other area has only `mapping`.
+     */
+    readonly owners: readonly Mapping[] = [mapping],
   ) {}
 
   /** MAP_HUGETLB: the area's hugetlb state (vm_private_data); null for any other area. */
@@ -63,6 +70,8 @@ export class Vma {
       this.migratable,
       this.mapping,
       pgoff,
+      // anon_vma_clone: the new area is linked into the same owners.
+      this.owners,
     );
     // A hugetlb area's halves share its reservation map (hugetlb_vm_op_open) and copy its flags.
     if (this.hugetlb) v.hugetlb = { ...this.hugetlb };
@@ -129,12 +138,12 @@ export class Mm {
 
   insert(vma: Vma): void {
     this.vmas.insert(vma);
-    vma.mapping.vmas.insert(vma);
+    linkOwners(vma);
   }
 
   remove(vma: Vma): void {
     this.vmas.remove(vma);
-    vma.mapping.vmas.remove(vma);
+    unlinkOwners(vma);
     if (this.cache === vma) this.cache = undefined;
   }
 
@@ -158,7 +167,8 @@ export class Mm {
   /**
    * is_mergeable_vma for two areas of this address space: `next` starts where `prev` ends, maps
    * the same object at the next page offset, with the same flags and policy (`prevPolicy` and
-   * `nextPolicy` ask as if the areas had those).
+   * `nextPolicy` ask as if the areas had those). Two areas with one own owner were split from
+   * one area, so they share its chain too (is_mergeable_anon_vma compares the anon_vmas only).
    */
   canMerge(prev: Vma, next: Vma, prevPolicy = prev.policy, nextPolicy = next.policy): boolean {
     return (
@@ -182,12 +192,25 @@ export class Mm {
     this.resize(prev, prev.startVpn, prev.npages + next.npages, prev.pgoff);
   }
 
-  /** dup_mmap: the child's tree, copied in one pass with `map(vma)` for each VMA. */
+  /**
+   * dup_mmap: the child's tree, copied in one pass with `map(vma)` for each VMA; each copy is
+   * linked into the owners of its chain.
+   */
   dupVmas(child: Mm, map: (vma: Vma) => Vma): void {
     child.vmas = this.vmas.cloneMapped((v) => {
       const c = map(v);
-      c.mapping.vmas.insert(c);
+      linkOwners(c);
       return c;
     });
   }
+}
+
+/** anon_vma_chain_link for each owner of `vma`'s chain: its tree holds the area. */
+function linkOwners(vma: Vma): void {
+  for (const o of vma.owners) o.vmas.insert(vma);
+}
+
+/** unlink_anon_vmas: `vma` leaves the tree of every owner of its chain. */
+export function unlinkOwners(vma: Vma): void {
+  for (const o of vma.owners) o.vmas.remove(vma);
 }

@@ -34,7 +34,7 @@ import {
 } from './mempolicy_struct.js';
 import { type GetMempolicyResult, kernelGetMempolicy, kernelSetMempolicy } from './mempolicy_syscalls.js';
 
-import { addrToVpn, Mm, Vma, vpnToAddr } from './mm.js';
+import { addrToVpn, Mm, unlinkOwners, Vma, vpnToAddr } from './mm.js';
 import { FAULT_KILLED, FAULT_RETRY, FAULT_SIGBUS } from './mmu.js';
 import { HPAGE_PMD_ORDER, PAGE_SIZE } from './mmzone.js';
 import { type MovePagesResult, movePages } from './move_pages.js';
@@ -390,11 +390,10 @@ export class Process implements MempolicyTask {
   }
 
   private trimVma(vma: Vma, lo: number, hi: number): void {
-    const mapping = vma.mapping;
     const mm = this.mm;
     if (lo === vma.startVpn && hi === vma.endVpn) {
       mm.remove(vma);
-      if (mapping.vmas.size === 0) releaseMapping(this.k, mapping);
+      releaseUnlinkedOwners(this.k, vma);
       return;
     }
     if (lo === vma.startVpn) {
@@ -666,7 +665,10 @@ export class Process implements MempolicyTask {
     try {
       // dup_mmap: the child's VMA tree is copied in one pass (mlock is not inherited: VM_LOCKED is
       // cleared in the child); then the private areas' page tables are shared copy-on-write.
+      // anon_vma_fork: a private anonymous area of the child gets its own rmap owner, where its
+      // new folios go, and stays linked into its parent's owners, whose folios it inherits.
       this.mm.dupVmas(child.mm, (vma) => {
+        const own = vma.shared || vma.hugetlb ? vma.mapping : this.k.newMapping('anon', 0);
         const cv = new Vma(
           child.mm,
           vma.startVpn,
@@ -676,8 +678,9 @@ export class Process implements MempolicyTask {
           vma.policy,
           false,
           vma.migratable,
-          vma.mapping,
+          own,
           vma.pgoff,
+          own === vma.mapping ? vma.owners : [...vma.owners, own],
         );
         cv.hugetlb = hugetlbDupVmaPrivate(vma);
         made.push(cv);
@@ -686,10 +689,12 @@ export class Process implements MempolicyTask {
       for (const vma of this.mm.vmas) if (!vma.shared) copyPageRange(this.k, child.mm, this.mm, vma);
     } catch (e) {
       // copy_process's bad_fork_cleanup_mm: the half-built child goes, with what it mapped, and
-      // its areas leave the rmap owners' trees; it was never registered.
+      // its areas leave the rmap owners' trees (their own owners go with them); it was never
+      // registered.
       for (const cv of made) {
         dropForkedRange(this.k, child.mm, cv);
-        cv.mapping.vmas.remove(cv);
+        unlinkOwners(cv);
+        releaseUnlinkedOwners(this.k, cv);
       }
       child.exited = true;
       throw hostNoMem(e, "fork: the child's page tables");
@@ -762,11 +767,16 @@ export class Process implements MempolicyTask {
       if (vma.hugetlb) unmapHugetlbArea(this.k, vma, vma.startVpn, vma.endVpn);
       else zapRange(this.k, this.mm, vma.startVpn, vma.npages);
       this.mm.remove(vma);
-      if (vma.mapping.vmas.size === 0) releaseMapping(this.k, vma.mapping);
+      releaseUnlinkedOwners(this.k, vma);
     }
     this.exited = true;
     this.k.processes.delete(this.pid);
   }
+}
+
+/** unlink_anon_vmas: each owner of `vma`'s chain that no area is linked into any more is released. */
+function releaseUnlinkedOwners(k: Kernel, vma: Vma): void {
+  for (const o of vma.owners) if (o.vmas.size === 0) releaseMapping(k, o);
 }
 
 /** Drops an rmap owner once nothing maps it: shmem's page cache lets go of its folios. */

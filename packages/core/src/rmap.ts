@@ -9,8 +9,9 @@ import { folioModMapped } from './vmstat.js';
 /**
  * An rmap owner: the anon_vma of private anonymous memory, or the shmem object behind shared
  * anonymous memory (with its page cache). A folio records its owner (`page.mapping`) and its page
- * offset in it (`page.index`); every VMA that maps the owner is listed here, so a folio's mappings
- * are found from the folio alone (mm/rmap.c).
+ * offset in it (`page.index`); every VMA that may map the owner's folios is listed here (an anon
+ * owner's area and the areas forked from it, which link it in their chains: `Vma.owners`), so a
+ * folio's mappings are found from the folio alone (mm/rmap.c).
  */
 export class Mapping {
   /** The VMAs mapping this owner, by the page offsets they map. */
@@ -110,6 +111,16 @@ export function rmapWalk(
   if (only) {
     if (only.pgoff < index + nr && only.pgoff + only.npages > index) walkVma(only);
   } else mapping.vmas.overlapping(index, index + nr, walkVma);
+}
+
+/**
+ * folio_move_anon_rmap: an anon folio that a write fault reuses as `vma`'s alone joins the area's
+ * own anon_vma, whose tree holds only this area and its descendants, so later rmap walks of the
+ * folio skip the areas of its former owner (e.g. a fork's siblings). Its index stays: a chain
+ * shares page offsets.
+ */
+export function folioMoveAnonRmap(k: Kernel, head: number, vma: Vma): void {
+  k.pages.mapping[head] = vma.mapping.id;
 }
 
 /** folio_maybe_mapped_shared: whether more than one address space maps the folio. */
