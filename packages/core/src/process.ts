@@ -668,7 +668,7 @@ export class Process implements MempolicyTask {
       // anon_vma_fork: a private anonymous area of the child gets its own rmap owner, where its
       // new folios go, and stays linked into its parent's owners, whose folios it inherits.
       this.mm.dupVmas(child.mm, (vma) => {
-        const own = vma.shared || vma.hugetlb ? vma.mapping : this.k.newMapping('anon', 0);
+        const own = vma.shared || vma.hugetlb ? vma.mapping : this.k.newMapping('anon');
         const cv = new Vma(
           child.mm,
           vma.startVpn,

@@ -1,9 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createMachine, type Machine } from '../src/machine.js';
+import { addrToVpn } from '../src/mm.js';
 import { MIGRATE_MOVABLE, MIGRATE_TYPES, MIGRATE_UNMOVABLE, PAGE_SIZE } from '../src/mmzone.js';
 import { PG_buddy, PG_tail } from '../src/page.js';
 import { mkPte, PTE_PFN_SHIFT, PTE_PRESENT, PTE_WRITE, USER_BASE } from '../src/pagetable.js';
 import type { Process } from '../src/process.js';
+import type { Mapping } from '../src/rmap.js';
 import { NR_FILE_MAPPED, NR_SHMEM } from '../src/vmstat.js';
 import { catchPagemig } from './helpers.js';
 
@@ -186,6 +188,57 @@ describe('checkInvariants', () => {
       () => s[NR_FILE_MAPPED]!--,
       () => s[NR_FILE_MAPPED]!++,
       new RegExp(`^invariant broken: node ${nid}: the folios add up to nr_mapped 3, the node counts 2$`),
+    );
+  });
+
+  it("accepts a folio of a forked area's ancestor owner, rejects a sibling's", () => {
+    const a = p.mmap(2 * PG);
+    p.touch(a, 2 * PG);
+    const [x, y] = [p.fork(), p.fork()];
+    // x's copy of page 0 goes to x's own owner; page 1 stays the parent's, mapped by all three.
+    x.touch(a, PG);
+    y.touch(a, PG);
+    m.checkInvariants();
+    const k = m.kernel;
+    const pfn = x.pageInfo(a)!.pfn;
+    const vpn = addrToVpn(a);
+    const [xVma, yVma] = [x.mm.findVma(vpn)!, y.mm.findVma(vpn)!];
+    const parent = p.mm.findVma(vpn)!.mapping.id;
+    expect(k.pages.mapping[pfn]).toBe(xVma.mapping.id);
+    expect(k.pages.mapping[x.pageInfo(a + PG)!.pfn]).toBe(parent);
+    detects(
+      () => (k.pages.mapping[pfn] = yVma.mapping.id),
+      () => (k.pages.mapping[pfn] = xVma.mapping.id),
+      new RegExp(
+        `mapped at page \\d+ of a VMA whose rmap owner is ${xVma.mapping.id} \\(linked into ${parent}\\), folio says ${yVma.mapping.id}$`,
+      ),
+      pfn,
+    );
+  });
+
+  it('detects a forked area missing from the tree of an owner of its chain, and an owner nothing links', () => {
+    const a = p.mmap(PG);
+    p.touch(a, PG);
+    const child = p.fork();
+    const vma = child.mm.findVma(addrToVpn(a))!;
+    const [parent, own] = vma.owners as [Mapping, Mapping];
+    detects(
+      () => parent.vmas.remove(vma),
+      () => parent.vmas.insert(vma),
+      new RegExp(
+        `pid ${child.pid} area at page \\d+: not in the tree of rmap owner ${parent.id} of its chain$`,
+      ),
+    );
+    detects(
+      () => own.vmas.insert(p.mm.findVma(addrToVpn(a))!),
+      () => own.vmas.remove(p.mm.findVma(addrToVpn(a))!),
+      /rmap owners' trees hold 4 areas, the areas' chains link 3$/,
+    );
+    let leaked: Mapping | undefined;
+    detects(
+      () => (leaked = m.kernel.newMapping('anon')),
+      () => m.kernel.releaseMapping(leaked!),
+      /rmap owner \d+ has no area linked into it but was not released$/,
     );
   });
 
