@@ -49,6 +49,12 @@ function linkedTo(vma: Vma, id: number): boolean {
   return false;
 }
 
+/** `vma`'s own rmap owner, and the ancestors' it is linked into if any. */
+function ownersOf(vma: Vma): string {
+  const up = vma.owners.slice(0, -1).map((o) => o.id);
+  return up.length ? `${vma.mapping.id} (linked into ${up.join(', ')})` : `${vma.mapping.id}`;
+}
+
 /**
  * Verifies the whole model: every frame is free in exactly one buddy block or part of one
  * allocated folio; free lists, counts and buddyinfo agree; every page-table entry is present,
@@ -143,14 +149,7 @@ export function checkInvariants(k: Kernel): void {
       broken(
         k,
         head,
-        `mapped at page ${vpn} of a VMA whose rmap owner is ${vma.mapping.id}${
-          vma.owners.length > 1
-            ? ` (linked into ${vma.owners
-                .slice(0, -1)
-                .map((o) => o.id)
-                .join(', ')})`
-            : ''
-        }, folio says ${p.mapping[head]}`,
+        `mapped at page ${vpn} of a VMA whose rmap owner is ${ownersOf(vma)}, folio says ${p.mapping[head]}`,
       );
     if (p.index[head]! + (pfn - head) !== index)
       broken(k, pfn, `rmap index ${p.index[head]! + (pfn - head)} but mapped at index ${index}`);
