@@ -24,7 +24,7 @@ import {
   pteIsProtnone,
   ZERO_PFN,
 } from './pagetable.js';
-import { folioModMapcount, folioMoveAnonRmap } from './rmap.js';
+import { anonVmaPrepare, folioModMapcount, folioMoveAnonRmap } from './rmap.js';
 import { flushTlbMm } from './tlbflush.js';
 import { folioModStat } from './vmstat.js';
 
@@ -45,7 +45,8 @@ function allocVmaFolio(k: Kernel, _mm: Mm, vma: Vma, vpn: number, order: number,
 /** Sets up a freshly allocated folio as anon or shmem memory of `vma` at page offset `index`. */
 function initFolio(k: Kernel, vma: Vma, head: number, order: number, index: number): void {
   const p = k.pages;
-  const pc = vma.mapping.pageCache;
+  const mapping = anonVmaPrepare(k, vma);
+  const pc = mapping.pageCache;
   if (pc) {
     try {
       pc.store(index, head, 1 << order);
@@ -59,7 +60,7 @@ function initFolio(k: Kernel, vma: Vma, head: number, order: number, index: numb
   let f = p.flags[head]! | PG_swapbacked | (vma.shared ? 0 : PG_anon);
   if (vma.locked) f |= PG_mlocked | PG_unevictable;
   p.flags[head] = f;
-  p.mapping[head] = vma.mapping.id;
+  p.mapping[head] = mapping.id;
   p.index[head] = index;
   // The page cache holds one reference per page.
   p.refcount[head] = pc ? 1 << order : 0;

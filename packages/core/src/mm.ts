@@ -28,8 +28,11 @@ export class Vma {
     public locked: boolean,
     /** false models VM_IO/VM_PFNMAP-like areas that migration must not touch. */
     readonly migratable: boolean,
-    /** The rmap owner new folios of this area go to (vma->anon_vma, or the shmem object). */
-    readonly mapping: Mapping,
+    /**
+     * The rmap owner new folios of this area go to (vma->anon_vma, or the shmem object); a forked
+     * area's own is made when it first needs one (`anonVmaPrepare`), until then its parent's.
+     */
+    public mapping: Mapping,
     /** Page offset of startVpn in `mapping` (and in every owner of `owners`: fork keeps it). */
     public pgoff: number,
     /**
@@ -37,8 +40,15 @@ export class Vma {
      * last. A forked private anonymous area is linked into its parent's owners, whose folios it
      * may map, and its own (anon_vma_fork); any other area has only `mapping`.
      */
-    readonly owners: readonly Mapping[] = [mapping],
+    public owners: readonly Mapping[] = [mapping],
   ) {}
+
+  /**
+   * A forked private anonymous area whose own anon_vma is not made yet: anon_vma_fork's is made at
+   * the area's first new folio, so a fork (and its exit) costs nothing per area that never needs
+   * one, as fork + exec does not.
+   */
+  ownPending = false;
 
   /** MAP_HUGETLB: the area's hugetlb state (vm_private_data); null for any other area. */
   hugetlb: HugetlbVma | null = null;
@@ -73,6 +83,7 @@ export class Vma {
       // anon_vma_clone: the new area is linked into the same owners.
       this.owners,
     );
+    v.ownPending = this.ownPending;
     // A hugetlb area's halves share its reservation map (hugetlb_vm_op_open) and copy its flags.
     if (this.hugetlb) v.hugetlb = { ...this.hugetlb };
     return v;

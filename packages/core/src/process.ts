@@ -665,10 +665,10 @@ export class Process implements MempolicyTask {
     try {
       // dup_mmap: the child's VMA tree is copied in one pass (mlock is not inherited: VM_LOCKED is
       // cleared in the child); then the private areas' page tables are shared copy-on-write.
-      // anon_vma_fork: a private anonymous area of the child gets its own rmap owner, where its
-      // new folios go, and stays linked into its parent's owners, whose folios it inherits.
+      // anon_vma_fork: a private anonymous area of the child is linked into its parent's owners,
+      // whose folios it inherits, and gets its own for its new folios (anonVmaPrepare, at the
+      // first one).
       this.mm.dupVmas(child.mm, (vma) => {
-        const own = vma.shared || vma.hugetlb ? vma.mapping : this.k.newMapping('anon');
         const cv = new Vma(
           child.mm,
           vma.startVpn,
@@ -678,10 +678,11 @@ export class Process implements MempolicyTask {
           vma.policy,
           false,
           vma.migratable,
-          own,
+          vma.mapping,
           vma.pgoff,
-          own === vma.mapping ? vma.owners : [...vma.owners, own],
+          vma.owners,
         );
+        cv.ownPending = !vma.shared && !vma.hugetlb;
         cv.hugetlb = hugetlbDupVmaPrivate(vma);
         made.push(cv);
         return cv;

@@ -120,7 +120,21 @@ export function rmapWalk(
  * shares page offsets.
  */
 export function folioMoveAnonRmap(k: Kernel, head: number, vma: Vma): void {
-  k.pages.mapping[head] = vma.mapping.id;
+  k.pages.mapping[head] = anonVmaPrepare(k, vma).id;
+}
+
+/**
+ * anon_vma_prepare: the owner `vma`'s new folios go to. A forked area gets its own here, at its
+ * first new folio, linked last into its chain; the areas split from it before then make their own.
+ */
+export function anonVmaPrepare(k: Kernel, vma: Vma): Mapping {
+  if (!vma.ownPending) return vma.mapping;
+  const own = k.newMapping('anon');
+  vma.ownPending = false;
+  vma.mapping = own;
+  vma.owners = [...vma.owners, own];
+  own.vmas.insert(vma);
+  return own;
 }
 
 /** folio_maybe_mapped_shared: whether more than one address space maps the folio. */

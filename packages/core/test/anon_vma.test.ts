@@ -140,13 +140,50 @@ describe('anon_vma per forked area (anon_vma_fork)', () => {
     b.exit();
     const head = a.pageInfo(addr)!.headPfn;
     expect(a.pageInfo(addr)!.huge).toBe(true);
-    const ownOfA = a.mm.findVma(addrToVpn(addr))!.mapping.id;
-    expect(m.kernel.pages.mapping[head]).not.toBe(ownOfA);
+    const vma = a.mm.findVma(addrToVpn(addr))!;
+    // Nothing new in a's area yet: its own anon_vma is not made, the folio is its parent's.
+    expect(vma.ownPending).toBe(true);
+    const parentOwner = vma.mapping.id;
+    expect(m.kernel.pages.mapping[head]).toBe(parentOwner);
     a.write(addr + PG, new Uint8Array([2]));
     expect(a.pageInfo(addr)!.headPfn).toBe(head);
     expect(a.pageInfo(addr)!.huge).toBe(true);
-    expect(m.kernel.pages.mapping[head]).toBe(ownOfA);
+    expect(vma.ownPending).toBe(false);
+    expect(vma.mapping.id).not.toBe(parentOwner);
+    expect(m.kernel.pages.mapping[head]).toBe(vma.mapping.id);
+    m.checkInvariants();
     expect([...a.read(addr, 1), ...a.read(addr + PG, 1)]).toEqual([1, 2]);
+  });
+
+  it("a fork makes no anon_vma until a child's area gets its first new folio; a split half makes its own", async () => {
+    const m = await machine();
+    const parent = m.spawn();
+    const areas = Array.from({ length: 64 }, () => {
+      const a = parent.mmap(4 * PG, { thp: 'never' });
+      parent.write(a, pattern(4, a % 97));
+      return a;
+    });
+    const owners = () => m.kernel.mappings.filter((x) => x !== undefined).length;
+    const before = owners();
+    const child = parent.fork();
+    // Reads and a fork of the child make none either.
+    expect(sameBytes(child.read(areas[0]!, 4 * PG), pattern(4, areas[0]! % 97))).toBe(true);
+    child.fork().exit();
+    expect(owners()).toBe(before);
+    child.write(areas[3]!, new Uint8Array([7]));
+    expect(owners()).toBe(before + 1);
+    // Splitting a pending area (munmap of its middle) leaves two pending halves; each writes into its own.
+    child.munmap(areas[5]! + PG, PG);
+    child.write(areas[5]!, new Uint8Array([1]));
+    child.write(areas[5]! + 2 * PG, new Uint8Array([2]));
+    expect(owners()).toBe(before + 3);
+    const [lo, hi] = [areas[5]!, areas[5]! + 2 * PG].map((x) => child.mm.findVma(addrToVpn(x))!);
+    expect(lo!.mapping).not.toBe(hi!.mapping);
+    expect(m.kernel.pages.mapping[child.pageInfo(areas[5]!)!.pfn]).toBe(lo!.mapping.id);
+    m.checkInvariants();
+    child.exit();
+    expect(owners()).toBe(before);
+    expect(sameBytes(parent.read(areas[5]!, 4 * PG), pattern(4, areas[5]! % 97))).toBe(true);
   });
 
   it('random fork, write, partial munmap, exit and move_pages keep bytes and invariants after each step', async () => {

@@ -220,6 +220,8 @@ describe('checkInvariants', () => {
     const a = p.mmap(PG);
     p.touch(a, PG);
     const child = p.fork();
+    // The child's write makes its own anon_vma (anon_vma_prepare at its first new folio).
+    child.touch(a, PG, 'write');
     const vma = child.mm.findVma(addrToVpn(a))!;
     const [parent, own] = vma.owners as [Mapping, Mapping];
     detects(
