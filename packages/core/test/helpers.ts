@@ -2,6 +2,7 @@ import { afterEach, expect } from 'vitest';
 import type { MachineConfig } from '../src/config.js';
 import { PagemigError } from '../src/errno.js';
 import { createMachine, type Machine } from '../src/machine.js';
+import { defineMigrator, type Migrator } from '../src/migrator.js';
 import { PAGE_SIZE } from '../src/mmzone.js';
 
 /** Runs `fn`, expects a PagemigError and returns it. */
@@ -78,4 +79,34 @@ export function machinesCheckedAfterEach(): (config?: Partial<MachineConfig>) =>
     machines.push(m);
     return m;
   };
+}
+
+/**
+ * A migrator whose batch copy waits until the test releases it (copying nothing: the CPU copies
+ * the batch afterwards), so a test can act while a migration is in flight.
+ */
+export function gateMigrator(name = 'gate', extra: Partial<Migrator> = {}) {
+  let release!: () => void;
+  let started!: () => void;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const running = new Promise<void>((r) => {
+    started = r;
+  });
+  const migrator = defineMigrator({
+    apiVersion: 'pagemig.migrator/v1' as const,
+    name,
+    version: '1.0.0',
+    engines: { core: '^0.1.0' },
+    capabilities: { offloadsCpu: true, channels: 1, maxInFlightBatches: 1, needsSharedMemory: false },
+    init() {},
+    copyBatch() {
+      started();
+      return gate;
+    },
+    dispose() {},
+    ...extra,
+  });
+  return { migrator, running, release: () => release() };
 }

@@ -6,7 +6,7 @@ import { hostTasks, setHostTaskLimit } from '../src/kernel.js';
 import { createMachine, type Machine } from '../src/machine.js';
 import { MPOL_MF_MOVE, MPOL_MF_MOVE_ALL } from '../src/mempolicy.js';
 import { isolateFolios, migratePages } from '../src/migrate.js';
-import { defineMigrator, type Migrator } from '../src/migrator.js';
+import { defineMigrator } from '../src/migrator.js';
 import { MIGRATE_MOVABLE, PAGE_SIZE } from '../src/mmzone.js';
 import { PG_isolated } from '../src/page.js';
 import {
@@ -19,7 +19,14 @@ import {
 } from '../src/pagetable.js';
 import { type MmWalkOps, pageEntry, walkPageRange } from '../src/pagewalk.js';
 import type { Process } from '../src/process.js';
-import { catchPagemig, expectErrno, machinesCheckedAfterEach, pattern, sameBytes } from './helpers.js';
+import {
+  catchPagemig,
+  expectErrno,
+  gateMigrator,
+  machinesCheckedAfterEach,
+  pattern,
+  sameBytes,
+} from './helpers.js';
 
 /** Issue 15, the "unbreakable machine": bad input, throws mid-way, fork mid-migration, close, limits. */
 
@@ -65,36 +72,6 @@ function region(p: Process, pages: number, opts: { thp?: 'never' | 'always' | '6
   const data = pattern(pages, pages);
   p.write(a, data);
   return { a, bytes, data, addrs: Array.from({ length: pages }, (_, i) => a + i * PG) };
-}
-
-/**
- * A migrator whose batch copy waits until the test releases it (copying nothing: the CPU copies
- * the batch afterwards), so a test can act while a migration is in flight.
- */
-function gateMigrator(name = 'gate', extra: Partial<Migrator> = {}) {
-  let release!: () => void;
-  let started!: () => void;
-  const gate = new Promise<void>((r) => {
-    release = r;
-  });
-  const running = new Promise<void>((r) => {
-    started = r;
-  });
-  const migrator = defineMigrator({
-    apiVersion: 'pagemig.migrator/v1' as const,
-    name,
-    version: '1.0.0',
-    engines: { core: '^0.1.0' },
-    capabilities: { offloadsCpu: true, channels: 1, maxInFlightBatches: 1, needsSharedMemory: false },
-    init() {},
-    copyBatch() {
-      started();
-      return gate;
-    },
-    dispose() {},
-    ...extra,
-  });
-  return { migrator, running, release: () => release() };
 }
 
 /** A migrator that never settles and ignores its abort signal. */

@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import { PagemigError } from '../src/errno.js';
 import { createMachine, type Machine } from '../src/machine.js';
 import { MPOL_MF_MOVE_ALL } from '../src/mempolicy.js';
-import { defineMigrator } from '../src/migrator.js';
 import { PAGE_SIZE } from '../src/mmzone.js';
 import { changeProtNuma } from '../src/mprotect.js';
 import {
@@ -17,6 +16,7 @@ import {
 } from '../src/pagetable.js';
 import { walkPageRange } from '../src/pagewalk.js';
 import type { Process } from '../src/process.js';
+import { gateMigrator } from './helpers.js';
 
 /** The mm's rss counter (get_mm_rss) against its page tables, under random address-space changes. */
 
@@ -115,32 +115,6 @@ const MMAP_OPTIONS = {
   sharedHuge: { shared: true, thp: 'always' },
   hugetlb: { hugetlb: true },
 } as const;
-
-/** A migrator whose batch copy waits until released (the CPU copies afterwards). */
-function gateMigrator() {
-  let release!: () => void;
-  let started!: () => void;
-  const gate = new Promise<void>((r) => {
-    release = r;
-  });
-  const running = new Promise<void>((r) => {
-    started = r;
-  });
-  const migrator = defineMigrator({
-    apiVersion: 'pagemig.migrator/v1' as const,
-    name: 'gate',
-    version: '1.0.0',
-    engines: { core: '^0.1.0' },
-    capabilities: { offloadsCpu: true, channels: 1, maxInFlightBatches: 1, needsSharedMemory: false },
-    init() {},
-    copyBatch() {
-      started();
-      return gate;
-    },
-    dispose() {},
-  });
-  return { migrator, running, release: () => release() };
-}
 
 /** Runs `fn`; a PagemigError (ENOMEM, EBUSY, SIGBUS, EAGAIN...) is a refusal that changes nothing. */
 async function refused(fn: () => unknown): Promise<void> {
