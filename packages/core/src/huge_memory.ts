@@ -202,6 +202,11 @@ export function splitHugePmd(k: Kernel, mm: Mm, pmdIdx: number): void {
   k.pages.refcount[pfn]! += PTRS_PER_PTE - 1;
 }
 
+/** split_huge_pmd_if_needed: a cut of an area at `vpn` inside a huge PMD splits the PMD first. */
+export function splitHugePmdIfNeeded(k: Kernel, mm: Mm, vpn: number): void {
+  if (vpn % PTRS_PER_PTE) splitHugePmd(k, mm, Math.floor(vpn / PTRS_PER_PTE));
+}
+
 /** folio_test_partially_mapped: an anon large folio on the deferred split list with unmapped pages. */
 export function folioTestPartiallyMapped(k: Kernel, head: number): boolean {
   const p = k.pages;

@@ -1,4 +1,5 @@
 import { EFAULT, EINVAL, EIO, ENOMEM, EPERM, type SyscallResult } from './errno.js';
+import { splitHugePmdIfNeeded } from './huge_memory.js';
 import { HUGETLB_NR } from './hugetlb.js';
 import type { Kernel } from './kernel.js';
 import { allocPagesMpol, getVmaPolicy, isShmem } from './mempolicy_alloc.js';
@@ -208,13 +209,21 @@ function checkSplits(
  * (__split_vma), given the policy (vma_replace_policy; shmem's object gets it too), and joined with
  * a neighbour it now matches (vma_merge).
  */
-function mbindRange(mm: Mm, vmas: readonly Vma[], lo: number, hi: number, pol: Mpol | null): void {
+function mbindRange(k: Kernel, mm: Mm, vmas: readonly Vma[], lo: number, hi: number, pol: Mpol | null): void {
   const gone = new Set<Vma>();
   for (const vma of vmas) {
     if (gone.has(vma) || mpolEqual(vma.policy, pol)) continue;
     let target = vma;
-    if (lo > target.startVpn) target = mm.splitVma(target, lo);
-    if (hi < target.endVpn) mm.splitVma(target, hi);
+    // __split_vma -> vma_adjust_trans_huge: a huge PMD across a cut is split first, or one entry
+    // would map pages of two areas.
+    if (lo > target.startVpn) {
+      splitHugePmdIfNeeded(k, mm, lo);
+      target = mm.splitVma(target, lo);
+    }
+    if (hi < target.endVpn) {
+      splitHugePmdIfNeeded(k, mm, hi);
+      mm.splitVma(target, hi);
+    }
     target.policy = pol;
     const prev = prevAdjacent(mm, target);
     if (prev && mm.canMerge(prev, target)) {
@@ -313,7 +322,7 @@ export async function kernelMbind(
     putbackFolios(k, q.heads);
     return fail(-split);
   }
-  mbindRange(mm, vmas, lo, hi, pol);
+  mbindRange(k, mm, vmas, lo, hi, pol);
 
   let nrFailed = q.nrFailed;
   if (q.heads.length) {

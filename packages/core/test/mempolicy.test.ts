@@ -767,3 +767,30 @@ describe('counters', () => {
     expect(m.vmstat().numa_interleave - before).toBe(64);
   });
 });
+
+describe('mbind inside a PMD-mapped THP (vma_adjust_trans_huge)', () => {
+  for (const [what, flags] of [
+    ['policy only', 0],
+    ['with MPOL_MF_MOVE', MPOL_MF_MOVE],
+  ] as const) {
+    it(`${what}: the huge PMD is split at the cuts, so no entry maps pages of two areas`, async () => {
+      const m = await machine(2, '32MiB');
+      const p = m.spawn();
+      const len = 2 * 2 ** 20;
+      const a = p.mmap(len, { thp: 'always', node: 0 });
+      const data = pattern(len / PG, 5);
+      p.write(a, data);
+      expect(p.pageInfo(a)).toMatchObject({ huge: true, order: 9 });
+      expect(await p.mbind(a + 100 * PG, 4 * PG, MPOL_BIND, [1], flags)).toEqual({ ret: 0 });
+      // Before, the one PMD went on mapping all 512 pages across three areas (invariants broke).
+      m.checkInvariants();
+      expect(p.maps().map((v) => (v.end - v.start) / PG)).toEqual([100, 4, 408]);
+      expect(p.pageInfo(a)!.huge).toBe(false);
+      expect(sameBytes(p.read(a, len), data)).toBe(true);
+      // queue_folios_pmd queues the whole THP, which moves by the new policy (one folio, now
+      // mapped by PTEs).
+      expect(count(nodesOf(p, a, 512), flags ? 1 : 0)).toBe(512);
+      expect(p.pageInfo(a + 511 * PG)).toMatchObject({ order: 9, huge: false });
+    });
+  }
+});
