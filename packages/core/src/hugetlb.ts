@@ -341,7 +341,10 @@ function removePoolHugetlbFolio(k: Kernel, mask: readonly number[], acctSurplus:
   const h = k.hstate;
   for (const nid of nodesRoundRobin(h, 'nextNidToFree', mask)) {
     const list = h.freelists[nid]!;
-    if ((acctSurplus && !h.surplusHugePagesNode[nid]) || !list.length) continue;
+    // A persistent page may only come from a node that has one: taking a node's last pages when
+    // they are all surplus would leave it counting surplus pages it does not have.
+    const surplus = h.surplusHugePagesNode[nid]!;
+    if ((acctSurplus ? !surplus : h.nrHugePagesNode[nid]! <= surplus) || !list.length) continue;
     const head = list[list.length - 1]!;
     removeHugetlbFolio(k, head, acctSurplus, true);
     return head;

@@ -184,6 +184,27 @@ describe('the hugetlb pool: vm.nr_hugepages and /sys/.../hugepages-2048kB', () =
     expect(pool(m)).toEqual({ total: 1, free: 1, rsvd: 0, surp: 0 });
     expect(m.vmstat().htlb_buddy_alloc_success).toBe(2);
   });
+
+  it("shrinking the pool takes persistent pages, never a node's last page that is all surplus", async () => {
+    const m = await machine();
+    const p = m.spawn({ privileged: true });
+    expect(m.sysctl.write('vm.nr_overcommit_hugepages', 1)).toBe(0);
+    // A reservation makes a surplus page on node 0; node 1 then gets two persistent pages.
+    p.mmap(HP, { hugetlb: true, node: 0 });
+    expect(m.sysfs.write(`${NODE(1)}/nr_hugepages`, 2)).toBe(0);
+    expect([nodePool(m, 0), nodePool(m, 1)]).toEqual([
+      [1, 1, 1],
+      [2, 2, 0],
+    ]);
+    // Down to the one page the reservation needs: it comes from node 1, whose other page turns
+    // surplus. Taking node 0's page left node 0 counting a surplus page it did not have.
+    setPool(m, 0);
+    expect(pool(m)).toEqual({ total: 2, free: 2, rsvd: 1, surp: 2 });
+    expect([nodePool(m, 0), nodePool(m, 1)]).toEqual([
+      [1, 1, 1],
+      [1, 1, 1],
+    ]);
+  });
 });
 
 describe('/proc/meminfo', () => {
