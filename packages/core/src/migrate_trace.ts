@@ -5,10 +5,15 @@ import { vpnToAddr } from './mm.js';
  * The events core emits, by system: include/trace/events/migrate.h's, and pagemig's own
  * `migrate_phases` (a batch's phase times). The daemons define theirs when they are attached.
  */
-export const CORE_TRACE_EVENTS = {
-  migrate: ['mm_migrate_pages_start', 'mm_migrate_pages', 'set_migration_pte', 'remove_migration_pte'],
-  pagemig: ['migrate_phases'],
-} as const satisfies Record<string, readonly string[]>;
+export const CORE_TRACE_EVENTS = Object.freeze({
+  migrate: Object.freeze([
+    'mm_migrate_pages_start',
+    'mm_migrate_pages',
+    'set_migration_pte',
+    'remove_migration_pte',
+  ] as const),
+  pagemig: Object.freeze(['migrate_phases'] as const),
+});
 
 /**
  * The migration_pte event class of include/trace/events/migrate.h: `addr=%lx, pte=%lx order=%d`,

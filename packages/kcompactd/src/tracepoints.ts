@@ -46,7 +46,7 @@ const hex = (n: number) => `0x${n.toString(16)}`;
 const SYS = 'compaction';
 
 /** The compaction events kcompactd and direct compaction emit (include/trace/events/compaction.h), defined at attach. */
-export const COMPACTION_TRACE_EVENTS = [
+export const COMPACTION_TRACE_EVENTS = Object.freeze([
   'mm_compaction_isolate_migratepages',
   'mm_compaction_isolate_freepages',
   'mm_compaction_migratepages',
@@ -61,7 +61,7 @@ export const COMPACTION_TRACE_EVENTS = [
   'mm_compaction_kcompactd_sleep',
   'mm_compaction_wakeup_kcompactd',
   'mm_compaction_kcompactd_wake',
-] as const;
+] as const);
 
 /** Makes the compaction events exist on `k`'s machine, as loading compaction's code would. */
 export function defineCompactionEvents(k: Kernel): void {

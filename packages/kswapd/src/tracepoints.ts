@@ -8,7 +8,7 @@ import type { Kernel } from '@pagemig/core/internal';
 const SYS = 'vmscan';
 
 /** The vmscan events kswapd and direct reclaim emit (include/trace/events/vmscan.h), defined at attach. */
-export const VMSCAN_TRACE_EVENTS = [
+export const VMSCAN_TRACE_EVENTS = Object.freeze([
   'mm_vmscan_kswapd_sleep',
   'mm_vmscan_kswapd_wake',
   'mm_vmscan_wakeup_kswapd',
@@ -16,7 +16,7 @@ export const VMSCAN_TRACE_EVENTS = [
   'mm_vmscan_direct_reclaim_end',
   'mm_vmscan_lru_shrink_inactive',
   'mm_vmscan_lru_shrink_active',
-] as const;
+] as const);
 
 /** Makes the vmscan events exist on `k`'s machine, as loading vmscan's code would. */
 export function defineVmscanEvents(k: Kernel): void {
