@@ -86,13 +86,17 @@ export class Tracer {
    * `on` refuse names that are not defined, so a misspelt event is an error, not silence.
    */
   define(system: string, events: readonly string[]): void {
-    const bad = [system, ...(Array.isArray(events) ? events : [undefined])].find(
-      (x) => typeof x !== 'string' || !IDENTIFIER.test(x),
-    );
-    if (bad !== undefined || !Array.isArray(events))
+    const what = `trace.define(${show(system)}, ${show(events)})`;
+    if (!Array.isArray(events))
+      throw new PagemigError('ERR_INVALID_ARGUMENT', `${what}: the events must be an array of names`, {
+        errno: EINVAL,
+      });
+    const names: unknown[] = [system, ...events];
+    const bad = names.findIndex((x) => typeof x !== 'string' || !IDENTIFIER.test(x));
+    if (bad >= 0)
       throw new PagemigError(
         'ERR_INVALID_ARGUMENT',
-        `trace.define(${show(system)}, ${show(events)}): ${show(bad)} is not a system or event name (letters, digits and _)`,
+        `${what}: ${show(names[bad])} is not a system or event name (letters, digits and _)`,
         { errno: EINVAL },
       );
     for (const e of events) this.add(system, e);

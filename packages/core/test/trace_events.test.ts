@@ -64,8 +64,14 @@ describe('available events', () => {
     ] as const) {
       const e = catchPagemig(() => m.trace.define(system as never, events as never));
       expect(e).toMatchObject({ code: 'ERR_INVALID_ARGUMENT', errno: EINVAL });
-      expect(e.message).toMatch(/^trace\.define\(.*is not a system or event name/);
+      expect(e.message).toMatch(/^trace\.define\(.*(is not a system or event name|must be an array)/);
     }
+    expect(catchPagemig(() => m.trace.define('sys', null as never)).message).toBe(
+      'trace.define("sys", null): the events must be an array of names',
+    );
+    expect(catchPagemig(() => m.trace.define('sys', ['ok', undefined] as never)).message).toBe(
+      'trace.define("sys", ["ok",null]): undefined is not a system or event name (letters, digits and _)',
+    );
     // Nothing of a refused definition stays.
     expect(m.trace.availableEvents().some((e) => e.startsWith('sys:'))).toBe(false);
   });
