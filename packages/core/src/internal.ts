@@ -23,6 +23,7 @@ export {
   THREADS_MAX_DEFAULT,
   type VmTunables,
 } from './kernel.js';
+export { listenerThrew } from './listener_errors.js';
 export {
   folioAddLru,
   folioIsolateLru,

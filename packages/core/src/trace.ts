@@ -4,6 +4,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { EINVAL, PagemigError } from './errno.js';
+import { listenerThrew } from './listener_errors.js';
 import { suggestKey } from './migrator_options.js';
 import { show } from './show.js';
 
@@ -39,6 +40,11 @@ export const TRACE_EVENTS_OFF_BY_DEFAULT = [
   'migrate:set_migration_pte',
   'migrate:remove_migration_pte',
 ] as const;
+
+const TRACE_WARNING = (name: string) => ({
+  code: 'PAGEMIG_TRACE_LISTENER',
+  text: (why: string) => `a listener of ${name} threw (${why}); the event went on`,
+});
 
 /** What trace names look like: `*`, a system or bare event (`migrate`), or `system:event`. */
 const TRACE_NAME = /^(\*|\w+|\w+:\w+)$/;
@@ -260,19 +266,15 @@ export class Tracer {
     try {
       cb(rec);
     } catch (error) {
-      if (this.listenerErrors.push({ event: rec.name, error }) > 100) this.listenerErrors.shift();
-      // One warning per event name: a listener that always throws would otherwise flood stderr.
-      if (this.warned.has(rec.name)) return;
-      this.warned.add(rec.name);
-      let why = 'a non-Error value';
-      try {
-        why = error instanceof Error ? error.message : String(error);
-      } catch {
-        // An object that cannot even be printed.
-      }
-      process.emitWarning(`a listener of ${rec.name} threw (${why}); the event went on`, {
-        code: 'PAGEMIG_TRACE_LISTENER',
-      });
+      // One warning per event name.
+      listenerThrew(
+        this.listenerErrors,
+        { event: rec.name, error },
+        this.warned,
+        rec.name,
+        TRACE_WARNING(rec.name),
+        error,
+      );
     }
   }
 

@@ -14,7 +14,14 @@ import {
   TL_KCOMPACTD,
   zoneNames,
 } from '@pagemig/core';
-import { bitmapList, MAX_TIMER_MS, MachineDaemon, type PgData, show } from '@pagemig/core/internal';
+import {
+  bitmapList,
+  listenerThrew,
+  MAX_TIMER_MS,
+  MachineDaemon,
+  type PgData,
+  show,
+} from '@pagemig/core/internal';
 import {
   type CompactZoneOptions,
   type CompactZoneResult,
@@ -456,19 +463,18 @@ export class Kcompactd extends MachineDaemon {
     try {
       cb(run);
     } catch (error) {
-      if (this.listenerErrors.push({ trigger: run.trigger, error }) > 100) this.listenerErrors.shift();
-      // One warning per listener: a listener that always throws would otherwise flood stderr.
-      if (this.warnedListeners.has(cb)) return;
-      this.warnedListeners.add(cb);
-      let why = 'a non-Error value';
-      try {
-        why = error instanceof Error ? error.message : String(error);
-      } catch {
-        // An object that cannot even be printed.
-      }
-      process.emitWarning(
-        `a kd.onRun listener threw (${why}) after a ${run.trigger} compaction of node ${run.nid}; the compaction went on (kd.listenerErrors)`,
-        { code: 'PAGEMIG_KCOMPACTD_LISTENER' },
+      // One warning per listener.
+      listenerThrew(
+        this.listenerErrors,
+        { trigger: run.trigger, error },
+        this.warnedListeners,
+        cb,
+        {
+          code: 'PAGEMIG_KCOMPACTD_LISTENER',
+          text: (why) =>
+            `a kd.onRun listener threw (${why}) after a ${run.trigger} compaction of node ${run.nid}; the compaction went on (kd.listenerErrors)`,
+        },
+        error,
       );
     }
   }
