@@ -1,4 +1,4 @@
-import { ENOMEM, PagemigError } from './errno.js';
+import { hostNoMem } from './errno.js';
 
 /** Page offsets per block of the page cache: a PMD-size folio fills one. */
 const BLOCK_SHIFT = 9;
@@ -68,13 +68,7 @@ export class PageCache {
         b = new Int32Array(BLOCK).fill(-1);
       } catch (e) {
         // The xarray's node allocation failing: the add is ENOMEM.
-        if (e instanceof RangeError)
-          throw new PagemigError(
-            'ENOMEM',
-            `ENOMEM: page cache: the host could not allocate the block of page offsets ${n * BLOCK}..${(n + 1) * BLOCK - 1} (${e.message})`,
-            { errno: ENOMEM, cause: e },
-          );
-        throw e;
+        throw hostNoMem(e, `page cache: the block of page offsets ${n * BLOCK}..${(n + 1) * BLOCK - 1}`);
       }
       this.blocks.set(n, b);
     }

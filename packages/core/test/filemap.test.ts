@@ -118,7 +118,9 @@ describe('shmem page cache', () => {
       const before = counters(m);
       const e = withoutHostMemory(() => catchPagemig(() => p.touch(a, 1, 'write')));
       expect([e.code, e.errno]).toEqual(['ENOMEM', ENOMEM]);
-      expect(e.message).toMatch(/page cache: the host could not allocate the block of page offsets 0\.\.511/);
+      expect(e.message).toMatch(
+        /^ENOMEM: page cache: the block of page offsets 0\.\.511: the host cannot allocate it/,
+      );
       expect(counters(m)).toEqual(before);
       expect(p.pageInfo(a)).toBeNull();
       m.checkInvariants();
