@@ -195,6 +195,13 @@ const benches = {
   },
 };
 
+const unknown = only?.filter((x) => !(x in benches));
+if (unknown?.length) {
+  console.error(
+    `PAGEMIG_PER_CALL: no bench ${unknown.join(', ')}; the benches: ${Object.keys(benches).join(', ')}`,
+  );
+  process.exit(2);
+}
 const rows = [];
 for (const [name, run] of Object.entries(benches)) {
   if (only && !only.includes(name)) continue;
