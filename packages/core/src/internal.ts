@@ -75,6 +75,7 @@ export {
 } from './migrate_misplaced.js';
 export { resolveMode, resolveReason } from './migrate_mode.js';
 export type { MigratorEntry } from './migrate_offload.js';
+export { unknownOption } from './migrator_options.js';
 export { addrToVpn, Mm, Vma, vpnToAddr } from './mm.js';
 export { changeProtNuma, flushProtNuma, vmaPolicyMof } from './mprotect.js';
 export { PgData } from './node.js';
@@ -92,6 +93,7 @@ export {
   nodesInState,
 } from './nodemask.js';
 export { type PromotionState, promotionState } from './numa_promotion.js';
+export { checkOptionKeys } from './option_keys.js';
 export * as pageFlags from './page.js';
 export { PageArray } from './page.js';
 export {

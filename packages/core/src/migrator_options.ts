@@ -85,24 +85,24 @@ export function suggestKey(key: string, known: Iterable<string>): string | undef
   return best;
 }
 
-/** "known options: a, b", or "it takes no options". */
-export function describeKnownKeys(known: readonly string[]): string {
-  return known.length ? `known options: ${known.join(', ')}` : 'it takes no options';
+/** "known options: a, b", or "it takes no options" (`noun`: what the keys are, default "option"). */
+export function describeKnownKeys(known: readonly string[], noun = 'option'): string {
+  return known.length ? `known ${noun}s: ${known.join(', ')}` : `it takes no ${noun}s`;
 }
 
 /**
  * The message for the first key of `given` that is not one of `known`, with the closest known key
  * and the list of them (`unknown option "shard"; did you mean "shared"? (known options: ...)`), or
- * undefined when every key is known.
+ * undefined when every key is known. `noun` names the keys ("option", "field").
  */
-export function unknownOption(given: object, known: readonly string[]): string | undefined {
+export function unknownOption(given: object, known: readonly string[], noun = 'option'): string | undefined {
   for (const key of Object.keys(given)) {
     if (known.includes(key)) continue;
     const hint = suggestKey(key, known);
     const tail = hint
-      ? `did you mean ${JSON.stringify(hint)}? (${describeKnownKeys(known)})`
-      : describeKnownKeys(known);
-    return `unknown option ${JSON.stringify(key)}; ${tail}`;
+      ? `did you mean ${JSON.stringify(hint)}? (${describeKnownKeys(known, noun)})`
+      : describeKnownKeys(known, noun);
+    return `unknown ${noun} ${JSON.stringify(key)}; ${tail}`;
   }
   return undefined;
 }

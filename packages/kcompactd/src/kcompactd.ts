@@ -1,6 +1,5 @@
 import {
   checkMachine,
-  describeKnownKeys,
   EINVAL,
   ESRCH,
   kernelError,
@@ -10,17 +9,18 @@ import {
   MigrateMode,
   PagemigError,
   type Process,
-  suggestKey,
   TL_KCOMPACTD,
   zoneNames,
 } from '@pagemig/core';
 import {
   bitmapList,
+  checkOptionKeys,
   listenerThrew,
   MAX_TIMER_MS,
   MachineDaemon,
   type PgData,
   show,
+  unknownOption,
 } from '@pagemig/core/internal';
 import {
   type CompactZoneOptions,
@@ -99,26 +99,11 @@ const ALLOC_REQUEST_KEYS = Object.keys({
   gfp: true,
 } satisfies Record<keyof CompactAllocRequest, true>);
 
-/**
- * EINVAL for the first key of `given` that is not one of `known`, with the closest known one: a
- * misspelt key would otherwise be ignored and the call would do something else than asked.
- */
-function checkKeys(what: string, noun: string, given: object, known: readonly string[]): void {
-  for (const key of Object.keys(given)) {
-    if (known.includes(key)) continue;
-    const hint = suggestKey(key, known);
-    throw kernelError(
-      EINVAL,
-      `${what}: unknown ${noun} ${JSON.stringify(key)}; ${hint ? `did you mean ${JSON.stringify(hint)}?` : `known ${noun}s: ${known.join(', ')}`}`,
-    );
-  }
-}
-
 /** The allocating process of kd.allocFolio's options: EINVAL for what is none, ESRCH once it exited. */
 function checkTask(opts: AllocFolioOptions, what: string): Process | undefined {
   if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
     throw kernelError(EINVAL, `kd.${what}: options must be an object like { task }, got ${show(opts)}`);
-  checkKeys(`kd.${what}`, 'option', opts, ['task']);
+  checkOptionKeys(`kd.${what}`, opts, ['task']);
   const { task } = opts;
   if (task === undefined) return undefined;
   if (typeof task !== 'object' || task === null || !Number.isInteger(task.pid))
@@ -379,13 +364,8 @@ export class Kcompactd extends MachineDaemon {
     super(machine, 'kcompactd');
     if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
       throw optionError(`options must be an object like { proactiveness: 20 }, got ${show(opts)}`);
-    for (const key of Object.keys(opts)) {
-      if (KNOWN_OPTIONS.includes(key)) continue;
-      const hint = suggestKey(key, KNOWN_OPTIONS);
-      throw optionError(
-        `unknown option ${JSON.stringify(key)}; ${hint ? `did you mean ${JSON.stringify(hint)}?` : describeKnownKeys(KNOWN_OPTIONS)}`,
-      );
-    }
+    const unknown = unknownOption(opts, KNOWN_OPTIONS);
+    if (unknown) throw optionError(unknown);
     // Each option is read once: a getter read again after the checks could differ or throw.
     const { proactiveness: p, clusterMax, copyTimeoutMs } = opts;
     const checkIntervalMs = opts.checkIntervalMs ?? HPAGE_FRAG_CHECK_INTERVAL_MSEC;
@@ -602,7 +582,7 @@ export class Kcompactd extends MachineDaemon {
     if (this.stopping) throw stoppedError(what);
     // The rest of the request is core's to check (EINVAL naming the field).
     if (typeof req === 'object' && req !== null)
-      checkKeys(`kd.${what}: allocation request`, 'field', req, ALLOC_REQUEST_KEYS);
+      checkOptionKeys(`kd.${what}: allocation request`, req, ALLOC_REQUEST_KEYS, 'field');
     const task = checkTask(opts, what);
     const alloc = () => this.kernel.allocFolioSlowpath<DirectCompactAttempt>(req);
     return this.track(task ? this.kernel.trace.during(task, alloc) : alloc());

@@ -44,13 +44,17 @@ describe('kcompactd argument errors', () => {
     const gone = m.spawn();
     gone.exit();
     const cases: [unknown, unknown, string][] = [
-      [{ order: 0, nid: 0, ordr: 1 }, {}, 'allocation request: unknown field "ordr"; did you mean "order"?'],
+      [
+        { order: 0, nid: 0, ordr: 1 },
+        {},
+        'allocation request: unknown field "ordr"; did you mean "order"? (known fields: order, nid, mt, thisNode, allowed, kswapdReclaim, localNid, interleave, gfp)',
+      ],
       [
         { order: 0, nid: 0, foo: 1 },
         {},
         'allocation request: unknown field "foo"; known fields: order, nid, mt, thisNode, allowed, kswapdReclaim, localNid, interleave, gfp',
       ],
-      [{ order: 0, nid: 0 }, { tsk: p }, 'unknown option "tsk"; did you mean "task"?'],
+      [{ order: 0, nid: 0 }, { tsk: p }, 'unknown option "tsk"; did you mean "task"? (known options: task)'],
       [{ order: 0, nid: 0 }, { task: {} }, 'task must be a process (m.spawn()), got {}'],
       [{ order: 0, nid: 0 }, { task: 'p' }, 'task must be a process (m.spawn()), got "p"'],
       [{ order: 0, nid: 0 }, null, 'options must be an object like { task }, got null'],

@@ -244,7 +244,8 @@ describe('kcompactd', () => {
       expect.objectContaining({
         code: 'ERR_KCOMPACTD_OPTION',
         errno: EINVAL,
-        message: 'attachKcompactd: unknown option "clustrMax"; did you mean "clusterMax"?',
+        message:
+          'attachKcompactd: unknown option "clustrMax"; did you mean "clusterMax"? (known options: proactiveness, checkIntervalMs, clusterMax, copyTimeoutMs)',
       }),
     );
     for (const copyTimeoutMs of [Number.NaN, -1, 0])

@@ -1,19 +1,11 @@
-import {
-  checkMachine,
-  describeKnownKeys,
-  EINVAL,
-  kernelError,
-  MAX_PAGE_ORDER,
-  type Machine,
-  PagemigError,
-  suggestKey,
-} from '@pagemig/core';
+import { checkMachine, EINVAL, kernelError, MAX_PAGE_ORDER, type Machine, PagemigError } from '@pagemig/core';
 import {
   type AllocRequest,
   DEMOTION_ENABLED_PATH,
   MAX_TIMER_MS,
   MachineDaemon,
   show,
+  unknownOption,
 } from '@pagemig/core/internal';
 import { balancePgdat, pgdatBalanced } from './balance.js';
 import { tryToFreePages } from './direct_reclaim.js';
@@ -238,13 +230,8 @@ export class Kswapd extends MachineDaemon implements ReclaimEnv {
     super(machine, 'kswapd');
     if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
       throw optionError(`options must be an object like { demotion: true }, got ${show(opts)}`);
-    for (const key of Object.keys(opts)) {
-      if (KNOWN_OPTIONS.includes(key)) continue;
-      const hint = suggestKey(key, KNOWN_OPTIONS);
-      throw optionError(
-        `unknown option ${JSON.stringify(key)}; ${hint ? `did you mean ${JSON.stringify(hint)}?` : describeKnownKeys(KNOWN_OPTIONS)}`,
-      );
-    }
+    const unknown = unknownOption(opts, KNOWN_OPTIONS);
+    if (unknown) throw optionError(unknown);
     // Each option is read once: a getter read again after the checks could differ or throw.
     const { demotion, directReclaim = true, copyTimeoutMs: ct } = opts;
     const napMs = opts.napMs ?? KSWAPD_NAP_MS;

@@ -31,7 +31,10 @@ describe('attachKswapd options', () => {
   it('refuses unknown, misspelt and invalid options, naming them, and changes nothing', async () => {
     m = await tierMachine();
     const bad: [unknown, string][] = [
-      [{ napMS: 1 }, 'unknown option "napMS"; did you mean "napMs"?'],
+      [
+        { napMS: 1 },
+        'unknown option "napMS"; did you mean "napMs"? (known options: demotion, directReclaim, napMs, copyTimeoutMs)',
+      ],
       [{ bogus: 1 }, 'unknown option "bogus"; known options: demotion, directReclaim, napMs, copyTimeoutMs'],
       [null, 'options must be an object like { demotion: true }, got null'],
       [[], 'options must be an object like { demotion: true }, got []'],

@@ -1,12 +1,10 @@
 import {
   checkMachine,
-  describeKnownKeys,
   EINVAL,
   type Machine,
   type MigrationPhases,
   PagemigError,
   type Process,
-  suggestKey,
 } from '@pagemig/core';
 import {
   flushProtNuma,
@@ -20,6 +18,7 @@ import {
   pagetable,
   promotionState,
   show,
+  unknownOption,
   walkPageRange,
 } from '@pagemig/core/internal';
 import {
@@ -121,13 +120,8 @@ function checkOptions(opts: unknown): NumaBalancingOptions {
   if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
     throw optionError(`options must be an object like { scanDelayMs: 10 }, got ${show(opts)}`);
   const o = opts as Record<string, unknown>;
-  for (const key of Object.keys(o)) {
-    if (KNOWN.includes(key)) continue;
-    const hint = suggestKey(key, KNOWN);
-    throw optionError(
-      `unknown option ${JSON.stringify(key)}; ${hint ? `did you mean ${JSON.stringify(hint)}?` : describeKnownKeys(KNOWN)}`,
-    );
-  }
+  const unknown = unknownOption(o, KNOWN);
+  if (unknown) throw optionError(unknown);
   const int = (key: string, min: number, what: string) => {
     const v = o[key];
     if (v !== undefined && !(Number.isInteger(v) && (v as number) >= min && (v as number) <= INT_MAX))

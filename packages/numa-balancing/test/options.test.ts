@@ -30,7 +30,9 @@ describe('attachNumaBalancing options', () => {
   it('refuses unknown and misspelt options, naming the closest one', async () => {
     m = await smallMachine();
     expect(() => attachNumaBalancing(m!, { scanDelay: 10 } as NumaBalancingOptions)).toThrow(
-      optionError('attachNumaBalancing: unknown option "scanDelay"; did you mean "scanDelayMs"?'),
+      optionError(
+        'attachNumaBalancing: unknown option "scanDelay"; did you mean "scanDelayMs"? (known options: scanDelayMs, scanPeriodMs, scanPeriodMinMs, scanPeriodMaxMs, scanSizeMb)',
+      ),
     );
     expect(() => attachNumaBalancing(m!, { bogus: 1 } as NumaBalancingOptions)).toThrow(
       optionError(
